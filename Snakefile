@@ -1,0 +1,24 @@
+# sagea-workflow: dataset -> ELSA -> SAE grid -> groups -> evaluation -> tables, figures, report.
+# Thin on purpose: configuration, validation and target functions live in workflow/rules/common.smk.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/elsa.smk"
+include: "workflow/rules/sae.smk"
+include: "workflow/rules/groups.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/compare.smk"
+
+
+rule all:
+    input:
+        all_targets,
+    default_target: True

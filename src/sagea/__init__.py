@@ -1,0 +1,3 @@
+"""sagea: sparse-autoencoder group recommendation (SAGEA), as a library behind the workflow."""
+
+__version__ = "0.1.0"

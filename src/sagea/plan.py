@@ -1,0 +1,192 @@
+"""What a validated config asks for: run identifiers, grids and output paths.
+
+The workflow (``workflow/rules/common.smk``) and the tests call these pure functions on the
+validated config dict; nothing here reads files or global state. Identifiers are readable:
+ELSA runs are ``f256-s42`` (plus ``-<key><value>`` for every hyperparameter that differs from
+the dataset's main run), SAE variants ``topk-h2048-k64-l2`` (plus suffixes for non-default
+coefficients), group sets ``similar_3`` / ``opposing_2-1``, SAGEA options ``ti1-nu0``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+# Short names used in ELSA run ids for hyperparameters that differ from the main run.
+_ELSA_SHORT = {"lr": "lr", "beta1": "b1", "beta2": "b2", "batch_size": "b", "epochs": "e", "patience": "p"}
+ELSA_KEYS = ("factors", "lr", "beta1", "beta2", "batch_size", "epochs", "patience", "seed")
+
+# SAE hyperparameters whose non-default values appear in the variant id (REFERENCE.md §3 defaults).
+_SAE_SUFFIX_DEFAULTS = {
+    "l1_coef": ("l1_", 3e-4),
+    "aux_coef": ("aux", 1 / 32),
+    "contrastive_coef": ("con", 0.0),
+    "seed": ("s", 42),
+}
+
+GROUP_KINDS = ("similar", "divergent", "random", "opposing")
+#: The paper's table names of group kinds ("outlier" is opposing (2, 1)).
+PAPER_GROUP_NAMES = {"similar_3": "sim", "random_3": "random", "opposing_2-1": "outlier"}
+
+BASELINES = ("ELSA", "ELSA_INT", "ADD", "MUL", "LMS", "MPL", "GFAR", "EPFuzzDA", "POPULAR")
+FUSIONS = (
+    "average",
+    "square_average",
+    "topk",
+    "max",
+    "min",
+    "common_features",
+    "at_least_2_common_features",
+    "wcom",
+)
+
+WILDCARD_CONSTRAINTS = {
+    "dataset": r"[A-Za-z0-9_.-]+",
+    "elsa": r"f\d+-s-?\d+(-[A-Za-z0-9_.]+)*",
+    "sae": r"(topk|batchtopk|basic)-h\d+-k\d+-(l2|cosine)(-[A-Za-z0-9_.]+)*",
+    "pool": r"test|valid|train|full",
+    "groupset": r"(similar|divergent|random)_\d+|opposing_\d+-\d+",
+    "option": r"ti[01]-nu[01]",
+    "strategy": "|".join(BASELINES),
+    "fusion": "|".join(FUSIONS),
+    "study": r"[A-Za-z0-9_.-]+",
+}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- datasets
+def datasets(config: dict) -> list[str]:
+    """Dataset names in config order."""
+    return list(config["datasets"])
+
+
+def dataset_spec(config: dict, dataset: str) -> dict:
+    return config["datasets"][dataset]
+
+
+# ----------------------------------------------------------------------------- ELSA
+def elsa_base_hp(config: dict, dataset: str) -> dict:
+    """The dataset's main ELSA hyperparameters: the ``elsa`` section with its overrides."""
+    hp = {key: config["elsa"][key] for key in ELSA_KEYS}
+    hp.update(dataset_spec(config, dataset).get("elsa") or {})
+    return hp
+
+
+def elsa_id(hp: dict, base: dict) -> str:
+    """``f{factors}-s{seed}`` plus ``-<short><value>`` for each key differing from ``base``."""
+    ident = f"f{hp['factors']}-s{hp['seed']}"
+    for key, short in _ELSA_SHORT.items():
+        if hp[key] != base[key]:
+            ident += f"-{short}{_fmt(hp[key])}"
+    return ident
+
+
+def elsa_runs(config: dict, dataset: str) -> dict[str, dict]:
+    """All ELSA runs of a dataset, id -> hyperparameters; the main run comes first."""
+    base = elsa_base_hp(config, dataset)
+    runs = {elsa_id(base, base): base}
+    for extra in config["elsa"].get("extra_runs", []):
+        hp = {**base, **extra}
+        runs.setdefault(elsa_id(hp, base), hp)
+    return runs
+
+
+def main_elsa(config: dict, dataset: str) -> str:
+    return next(iter(elsa_runs(config, dataset)))
+
+
+def elsa_hp(config: dict, dataset: str, run: str) -> dict:
+    runs = elsa_runs(config, dataset)
+    if run not in runs:
+        raise KeyError(f"ELSA run {run!r} is not declared for dataset {dataset!r}; known: {list(runs)}")
+    return runs[run]
+
+
+# ----------------------------------------------------------------------------- SAE
+def sae_id(hp: dict) -> str:
+    """Readable SAE variant id, e.g. ``topk-h2048-k64-l2`` or ``topk-h1024-k32-cosine-con0.3-norm``."""
+    ident = f"{hp['variant']}-h{hp['width']}-k{hp['k']}-{hp['reconstruction_loss']}"
+    for key, (short, default) in _SAE_SUFFIX_DEFAULTS.items():
+        if hp[key] != default:
+            ident += f"-{short}{_fmt(hp[key])}"
+    if hp["normalize"]:
+        ident += "-norm"
+    return ident
+
+
+def sae_runs(config: dict) -> dict[str, dict]:
+    """Every combination of ``sae.grid`` over ``sae.base``, id -> hyperparameters (config order)."""
+    base = dict(config["sae"]["base"])
+    grid = config["sae"].get("grid") or {}
+    keys = list(grid)
+    runs: dict[str, dict] = {}
+    for values in itertools.product(*(grid[k] for k in keys)):
+        hp = {**base, **dict(zip(keys, values))}
+        runs.setdefault(sae_id(hp), hp)
+    return runs
+
+
+def sae_hp(config: dict, sae: str) -> dict:
+    runs = sae_runs(config)
+    if sae not in runs:
+        raise KeyError(f"SAE variant {sae!r} is not in the sae grid; known: {list(runs)}")
+    return runs[sae]
+
+
+# ----------------------------------------------------------------------------- groups
+def group_set_name(kind: str, size: int | list[int]) -> str:
+    if kind == "opposing":
+        a, b = size
+        return f"opposing_{a}-{b}"
+    return f"{kind}_{size}"
+
+
+def parse_group_set(name: str) -> tuple[str, list[int]]:
+    """``similar_3`` -> ("similar", [3]); ``opposing_2-1`` -> ("opposing", [2, 1])."""
+    kind, _, size = name.partition("_")
+    if kind not in GROUP_KINDS or not size:
+        raise ValueError(f"not a group set name: {name!r} (expected e.g. similar_3 or opposing_2-1)")
+    return kind, [int(s) for s in size.split("-")]
+
+
+def group_sets(config: dict) -> list[str]:
+    kinds = config["groups"]["kinds"]
+    return [group_set_name(kind, size) for kind in GROUP_KINDS for size in kinds.get(kind, [])]
+
+
+def group_pools(config: dict) -> list[str]:
+    return list(config["groups"]["pools"])
+
+
+# ----------------------------------------------------------------------------- evaluation
+def option_id(topk_inference: bool, normalize_users_embeddings: bool) -> str:
+    return f"ti{int(topk_inference)}-nu{int(normalize_users_embeddings)}"
+
+
+def parse_option(option: str) -> dict:
+    ti, nu = option.split("-")
+    return {"topk_inference": ti == "ti1", "normalize_users_embeddings": nu == "nu1"}
+
+
+def sagea_options(config: dict) -> list[str]:
+    s = config["evaluation"]["sagea"]
+    return [
+        option_id(ti, nu)
+        for ti in s["topk_inference"]
+        for nu in s["normalize_users_embeddings"]
+    ]
+
+
+def fusions(config: dict) -> list[str]:
+    return list(config["evaluation"]["sagea"]["fusions"])
+
+
+def baselines(config: dict) -> list[str]:
+    return list(config["evaluation"]["baselines"])

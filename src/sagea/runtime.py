@@ -1,0 +1,68 @@
+"""Device choice, seeding and logging shared by the workflow scripts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+
+import numpy as np
+
+log = logging.getLogger("sagea")
+
+
+def select_device(preference: str = "auto") -> "torch.device":  # noqa: F821
+    """``auto``: CUDA, then Apple MPS, then CPU; otherwise the named device (error if absent)."""
+    import torch
+
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("config key 'device' is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+    if preference == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RuntimeError("config key 'device' is 'mps' but Apple MPS is not available; use 'auto' or 'cpu'")
+    return torch.device(preference)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def setup_logging(logfile: str | None = None, level: int = logging.INFO) -> logging.Logger:
+    """Log to ``logfile`` (a rule's ``log:``) and stderr, with timestamps."""
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.setLevel(level)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if logfile:
+        os.makedirs(os.path.dirname(os.path.abspath(logfile)), exist_ok=True)
+        handlers.append(logging.FileHandler(logfile, mode="w"))
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return log
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm progress bar that stays quiet when stderr is not a terminal unless forced by env."""
+    from tqdm.auto import tqdm
+
+    disable = kwargs.pop("disable", None)
+    if disable is None:
+        disable = os.environ.get("SAGEA_PROGRESS", "auto") == "0"
+    return tqdm(iterable, disable=disable, mininterval=1.0, **kwargs)

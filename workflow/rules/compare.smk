@@ -1,0 +1,1 @@
+# compare rules (see docs/ARCHITECTURE.md)

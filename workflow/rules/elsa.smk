@@ -1,0 +1,1 @@
+# elsa rules (see docs/ARCHITECTURE.md)

@@ -1,0 +1,1 @@
+# evaluate rules (see docs/ARCHITECTURE.md)

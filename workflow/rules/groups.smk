@@ -1,0 +1,1 @@
+# groups rules (see docs/ARCHITECTURE.md)

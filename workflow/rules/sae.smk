@@ -1,0 +1,1 @@
+# sae rules (see docs/ARCHITECTURE.md)
