@@ -1,0 +1,93 @@
+"""Run ids, grids and group-set names derived from the config (sagea.plan)."""
+
+import copy
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from sagea import plan
+
+SCHEMA = "workflow/schemas/config.schema.yaml"
+
+
+@pytest.fixture()
+def config(repo):
+    cfg = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    validate(cfg, str(repo / SCHEMA))
+    return cfg
+
+
+def test_schema_fills_defaults(config):
+    assert config["elsa"]["lr"] == 1e-4
+    assert config["sae"]["base"]["aux_coef"] == 0.03125
+    assert config["groups"]["split"]["target_ratio"] == 0.5
+    assert config["evaluation"]["k"] == 20
+    assert config["datasets"]["synthetic"]["split"]["seed"] == 42
+
+
+def test_schema_rejects_unknown_key_and_bad_value(repo, config):
+    bad = copy.deepcopy(config)
+    bad["elsa"]["factorz"] = 3
+    with pytest.raises(Exception, match="factorz"):
+        validate(bad, str(repo / SCHEMA))
+    bad = copy.deepcopy(config)
+    bad["sae"]["base"]["variant"] = "dense"
+    with pytest.raises(Exception, match="dense"):
+        validate(bad, str(repo / SCHEMA))
+
+
+def test_elsa_runs_main_first_and_readable(config):
+    runs = plan.elsa_runs(config, "synthetic")
+    assert list(runs) == ["f64-s42", "f32-s42"]
+    assert runs["f32-s42"]["batch_size"] == runs["f64-s42"]["batch_size"]
+    config["elsa"]["extra_runs"] = [{"factors": 64, "lr": 0.001}]
+    assert list(plan.elsa_runs(config, "synthetic")) == ["f64-s42", "f64-s42-lr0.001"]
+
+
+def test_dataset_override_changes_main_run_not_its_id(config):
+    config["datasets"]["synthetic"]["elsa"] = {"batch_size": 64}
+    runs = plan.elsa_runs(config, "synthetic")
+    assert list(runs)[0] == "f64-s42"
+    assert runs["f64-s42"]["batch_size"] == 64
+
+
+def test_sae_grid_ids(config):
+    runs = plan.sae_runs(config)
+    assert list(runs) == ["topk-h128-k8-l2", "topk-h128-k16-l2", "topk-h256-k8-l2", "topk-h256-k16-l2"]
+    hp = {**config["sae"]["base"], "width": 1024, "k": 32}
+    hp.update(contrastive_coef=0.3, normalize=True, reconstruction_loss="cosine")
+    assert plan.sae_id(hp) == "topk-h1024-k32-cosine-con0.3-norm"
+    hp.update(seed=7, l1_coef=3e-4)
+    assert plan.sae_id(hp) == "topk-h1024-k32-cosine-con0.3-s7-norm"
+
+
+def test_group_sets_and_options(config):
+    assert plan.group_sets(config) == ["similar_3", "divergent_3", "random_3", "opposing_2-1"]
+    assert plan.parse_group_set("opposing_2-1") == ("opposing", [2, 1])
+    assert plan.parse_group_set("similar_5") == ("similar", [5])
+    with pytest.raises(ValueError, match="group set"):
+        plan.parse_group_set("clique_3")
+    assert plan.sagea_options(config) == ["ti1-nu0", "ti0-nu0"]
+    assert plan.parse_option("ti0-nu1") == {"topk_inference": False, "normalize_users_embeddings": True}
+
+
+@pytest.mark.parametrize(
+    "name,value,ok",
+    [
+        ("elsa", "f256-s42", True),
+        ("elsa", "f64-s42-lr0.001", True),
+        ("elsa", "main", False),
+        ("sae", "topk-h2048-k64-l2", True),
+        ("sae", "batchtopk-h1024-k32-cosine-con0.3-norm", True),
+        ("sae", "topk-h2048-k64", False),
+        ("groupset", "opposing_2-1", True),
+        ("groupset", "similar_3", True),
+        ("groupset", "opposing_3", False),
+        ("option", "ti1-nu0", True),
+    ],
+)
+def test_wildcard_constraints(name, value, ok):
+    import re
+
+    assert bool(re.fullmatch(plan.WILDCARD_CONSTRAINTS[name], value)) is ok
