@@ -1,1 +1,71 @@
-# groups rules (see docs/ARCHITECTURE.md)
+# Group stage (docs/ARCHITECTURE.md, REFERENCE.md §4): one job per (dataset, pool) samples every
+# group set of plan.group_sets(config) from the main ELSA run's user embeddings. Logic lives in
+# sagea.groups.sampling (via sagea.stages.groups).
+
+
+GROUP_DIAGNOSTICS = ("groups_summary.json", "similarity_histograms.png", "opposing_subgroups.png")
+
+
+# What `rule all` needs from this stage: every group set, summary and figure of every (dataset, pool).
+groups_targets = lambda: [
+    f"results/{dataset}/groups/{pool}/{name}"
+    for dataset in plan.datasets(config)
+    for pool in plan.group_pools(config)
+    for name in [f"{s}.parquet" for s in plan.group_sets(config)] + list(GROUP_DIAGNOSTICS)
+]
+
+# Keyword arguments of sagea.groups.sampling.sample_group_sets from the groups section.
+groups_sampling_params = lambda: dict(
+    max_pool_users=config["groups"]["max_pool_users"],
+    similar_quantile=config["groups"]["similar_quantile"],
+    divergent_quantile=config["groups"]["divergent_quantile"],
+    n_pairs=config["groups"]["n_pairs"],
+    seed=config["groups"]["seed"],
+    final_group_count=config["groups"]["final_group_count"],
+    common_interactions=config["groups"]["common_interactions"],
+    max_draws=config["groups"]["max_draws"],
+    max_restarts=config["groups"]["max_restarts"],
+    max_overlap=config["groups"]["max_overlap"],
+    target_ratio=config["groups"]["split"]["target_ratio"],
+    split_seed=config["groups"]["split"]["seed"],
+    shared_mask=config["groups"]["split"]["shared_mask"],
+)
+
+
+rule sample_groups:
+    input:
+        embeddings=lambda wc: f"results/{wc.dataset}/elsa/{main_elsa(wc.dataset)}/user_embeddings.parquet",
+        interactions="results/{dataset}/data/interactions.parquet",
+        user_table="results/{dataset}/data/users.parquet",
+        item_table="results/{dataset}/data/items.parquet",
+        split="results/{dataset}/data/split.parquet",
+    output:
+        groups=expand(
+            "results/{{dataset}}/groups/{{pool}}/{groupset}.parquet",
+            groupset=plan.group_sets(config),
+        ),
+        summary="results/{dataset}/groups/{pool}/groups_summary.json",
+        histograms=report(
+            "results/{dataset}/groups/{pool}/similarity_histograms.png",
+            caption="../report/groups_diagnostics.rst",
+            category="Groups",
+            subcategory="{dataset} {pool}",
+        ),
+        subgroups=report(
+            "results/{dataset}/groups/{pool}/opposing_subgroups.png",
+            caption="../report/groups_diagnostics.rst",
+            category="Groups",
+            subcategory="{dataset} {pool}",
+        ),
+    params:
+        group_sets=plan.group_sets(config),
+        sampling=groups_sampling_params(),
+    threads: 1
+    resources:
+        **heavy_resources(),
+    log:
+        "logs/{dataset}/groups/{pool}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/groups/{pool}.tsv"
+    script:
+        "../scripts/sample_groups.py"

@@ -1,1 +1,170 @@
-# report rules (see docs/ARCHITECTURE.md)
+# Report stage (docs/ARCHITECTURE.md): the paper's and thesis' tables and figures of a study,
+# built from the evaluations' per_group.parquet (never from MLflow), collected once into
+# results/<study>/collected/. Logic lives in sagea.reports (tables, stats, figures) and
+# sagea.stages.report; every table/figure is marked for `snakemake --report`.
+from sagea.reports import figures as report_figures  # noqa: E402
+from sagea.reports import inputs as report_inputs  # noqa: E402
+from sagea.reports import tables as report_tables  # noqa: E402
+
+REPORT_ENTRIES = report_inputs.report_entries(config, RESULTS)
+REPORT_OPTIONS = report_inputs.options_from_config(config)
+REPORT_DIR = f"{RESULTS}/{{study}}"
+COLLECTED = {
+    kind: f"{REPORT_DIR}/collected/{kind}.parquet"
+    for kind in ("per_group", "single_user", "sae", "history", "groups")
+}
+
+# Tables: rule suffix -> (file stem pattern, collected inputs); caption ../report/table_<suffix>.rst. Stems are the names of
+# sagea.reports.tables.build_table; {dataset} / {comparison} are wildcards.
+REPORT_TABLES = {
+    "single_user": ("single_user", ["single_user"]),
+    "sae_reconstruction": ("sae_reconstruction", ["sae"]),
+    "sagea_grid": ("sagea_grid-{dataset}", ["per_group"]),
+    "overall": ("overall-{dataset}", ["per_group"]),
+    "comparison": ("comparison-{comparison}", ["per_group"]),
+    "common_features": ("common_features", ["per_group"]),
+    "fusions": ("fusions", ["per_group"]),
+    "timing": ("timing", ["per_group"]),
+    "fairness": ("fairness-{dataset}", ["per_group"]),
+}
+REPORT_FIGURES = {
+    "heatmap": ("heatmap-{dataset}", ["per_group"]),
+    "bars": ("bars-{dataset}", ["per_group"]),
+    "group_similarity": ("group_similarity-{dataset}", ["groups"]),
+    "training": ("training-{dataset}", ["history"]),
+}
+
+
+wildcard_constraints:
+    comparison=r"[A-Za-z0-9_.]+",
+
+
+def report_targets():
+    """Every table (csv, tex, md) and figure (png, svg) of the study."""
+    study = config["study"]
+    datasets = plan.datasets(config)
+    names = report_tables.table_names(datasets, config["reports"]["comparisons"])
+    out = [
+        f"{RESULTS}/{study}/tables/{name}.{ext}"
+        for name in names
+        for ext in ("csv", "tex", "md")
+    ]
+    out += [
+        f"{RESULTS}/{study}/figures/{name}.{ext}"
+        for name in report_figures.figure_names(datasets)
+        for ext in ("png", "svg")
+    ]
+    return out
+
+
+def report_name(pattern):
+    """params: the table/figure name with the job's wildcards filled in."""
+    return lambda wc: pattern.format(**dict(wc.items()))
+
+
+# Light jobs: reading Parquet/JSON and plotting (the per-kind rules are defined in the loops below).
+localrules:
+    report_collect,
+    report_table_single_user,
+    report_table_sae_reconstruction,
+    report_table_sagea_grid,
+    report_table_overall,
+    report_table_comparison,
+    report_table_common_features,
+    report_table_fusions,
+    report_table_timing,
+    report_table_fairness,
+    report_figure_heatmap,
+    report_figure_bars,
+    report_figure_group_similarity,
+    report_figure_training,
+
+
+rule report_collect:
+    input:
+        per_group=report_inputs.entry_paths(REPORT_ENTRIES["per_group"]),
+        single_user=report_inputs.entry_paths(REPORT_ENTRIES["single_user"]),
+        sae=report_inputs.entry_paths(REPORT_ENTRIES["sae"]),
+        history=report_inputs.entry_paths(REPORT_ENTRIES["history"]),
+        groups=report_inputs.entry_paths(REPORT_ENTRIES["groups"]),
+    output:
+        **COLLECTED,
+    params:
+        entries=REPORT_ENTRIES,
+    log:
+        f"{LOGS}/{{study}}/report/collect.log",
+    benchmark:
+        f"{BENCH}/{{study}}/report/collect.tsv"
+    script:
+        "../scripts/report_collect.py"
+
+
+for _kind, (_stem, _needs) in REPORT_TABLES.items():
+    rule:
+        name:
+            f"report_table_{_kind}"
+        input:
+            **{need: COLLECTED[need] for need in _needs},
+        output:
+            csv=report(
+                f"{REPORT_DIR}/tables/{_stem}.csv",
+                caption=f"../report/table_{_kind}.rst",
+                category="Tables",
+                subcategory=_kind,
+                labels={"table": _stem, "format": "csv"},
+            ),
+            tex=report(
+                f"{REPORT_DIR}/tables/{_stem}.tex",
+                caption=f"../report/table_{_kind}.rst",
+                category="Tables",
+                subcategory=_kind,
+                labels={"table": _stem, "format": "LaTeX"},
+            ),
+            md=report(
+                f"{REPORT_DIR}/tables/{_stem}.md",
+                caption=f"../report/table_{_kind}.rst",
+                category="Tables",
+                subcategory=_kind,
+                labels={"table": _stem, "format": "Markdown"},
+            ),
+        params:
+            name=report_name(_stem),
+            options=REPORT_OPTIONS,
+        log:
+            f"{LOGS}/{{study}}/report/table_{_stem}.log",
+        benchmark:
+            f"{BENCH}/{{study}}/report/table_{_stem}.tsv"
+        script:
+            "../scripts/report_table.py"
+
+
+for _kind, (_stem, _needs) in REPORT_FIGURES.items():
+    rule:
+        name:
+            f"report_figure_{_kind}"
+        input:
+            **{need: COLLECTED[need] for need in _needs},
+        output:
+            png=report(
+                f"{REPORT_DIR}/figures/{_stem}.png",
+                caption=f"../report/figure_{_kind}.rst",
+                category="Figures",
+                subcategory=_kind,
+                labels={"figure": _stem, "format": "PNG"},
+            ),
+            svg=report(
+                f"{REPORT_DIR}/figures/{_stem}.svg",
+                caption=f"../report/figure_{_kind}.rst",
+                category="Figures",
+                subcategory=_kind,
+                labels={"figure": _stem, "format": "SVG"},
+            ),
+        params:
+            name=report_name(_stem),
+            options=REPORT_OPTIONS,
+        log:
+            f"{LOGS}/{{study}}/report/figure_{_stem}.log",
+        benchmark:
+            f"{BENCH}/{{study}}/report/figure_{_stem}.tsv"
+        script:
+            "../scripts/report_figure.py"

@@ -1,1 +1,84 @@
-# sae rules (see docs/ARCHITECTURE.md)
+# SAE stage (docs/ARCHITECTURE.md): one sparse autoencoder per (dataset, main ELSA run, SAE id of
+# plan.sae_runs), its reconstruction metrics, and the extracted sparse codes and feature table.
+# Logic lives in sagea.stages.sae.
+
+
+def sae_split_params(wc):
+    """The single-user evaluation split of the dataset (datasets.<name>.split)."""
+    split = plan.dataset_spec(config, wc.dataset).get("split") or {}
+    return {
+        "target_fraction": split.get("target_fraction", 0.2),
+        "split_seed": split.get("seed", 42),
+    }
+
+
+def sae_targets():
+    targets = []
+    for dataset in plan.datasets(config):
+        elsa = main_elsa(dataset)
+        for sae in plan.sae_runs(config):
+            folder = f"results/{dataset}/sae/{elsa}/{sae}"
+            targets += [
+                f"{folder}/{name}"
+                for name in (
+                    "model.pt",
+                    "metrics.json",
+                    "history.parquet",
+                    "codes_topk.parquet",
+                    "codes_all.parquet",
+                    "features.parquet",
+                )
+            ]
+    return targets
+
+
+rule train_sae:
+    input:
+        embeddings="results/{dataset}/elsa/{elsa}/user_embeddings.parquet",
+        elsa="results/{dataset}/elsa/{elsa}/model.pt",
+        interactions="results/{dataset}/data/interactions.parquet",
+        users_table="results/{dataset}/data/users.parquet",
+        items_table="results/{dataset}/data/items.parquet",
+        split="results/{dataset}/data/split.parquet",
+    output:
+        model="results/{dataset}/sae/{elsa}/{sae}/model.pt",
+        metrics="results/{dataset}/sae/{elsa}/{sae}/metrics.json",
+        history="results/{dataset}/sae/{elsa}/{sae}/history.parquet",
+    params:
+        hp=sae_hp,
+        split=sae_split_params,
+        device=config["device"],
+        mlflow_uri=mlflow_uri(),
+    threads: 2
+    resources:
+        **heavy_resources(),
+    log:
+        "logs/{dataset}/sae/{elsa}/{sae}/train.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/sae/{elsa}/{sae}/train.tsv"
+    script:
+        "../scripts/train_sae.py"
+
+
+rule extract_sae:
+    input:
+        sae="results/{dataset}/sae/{elsa}/{sae}/model.pt",
+        elsa="results/{dataset}/elsa/{elsa}/model.pt",
+        embeddings="results/{dataset}/elsa/{elsa}/user_embeddings.parquet",
+        items_table="results/{dataset}/data/items.parquet",
+    output:
+        codes_topk="results/{dataset}/sae/{elsa}/{sae}/codes_topk.parquet",
+        codes_all="results/{dataset}/sae/{elsa}/{sae}/codes_all.parquet",
+        features="results/{dataset}/sae/{elsa}/{sae}/features.parquet",
+    params:
+        top_items=config["sae"]["extract"]["top_items"],
+        device=config["device"],
+    threads: 2
+    resources:
+        **heavy_resources(),
+    log:
+        "logs/{dataset}/sae/{elsa}/{sae}/extract.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/sae/{elsa}/{sae}/extract.tsv"
+    script:
+        "../scripts/extract_sae.py"

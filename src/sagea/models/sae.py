@@ -1,0 +1,513 @@
+"""Sparse autoencoders over ELSA user embeddings (REFERENCE.md §3).
+
+One model class, :class:`SAE`, with three activations (``variant``):
+
+- ``topk``: keep the ``k`` largest pre-activations of each vector (``TopKSAE`` in the research);
+- ``batchtopk``: while training keep the ``k·B`` largest over a batch of ``B`` vectors and track
+  the running mean of the smallest kept value as ``threshold``; at inference keep ``pre > threshold``;
+- ``basic``: plain ReLU, kept sparse by the L1 penalty.
+
+Forward pass for an input ``x`` (a user's ELSA embedding, dimension ``d``)::
+
+    x̂ = (x - mean(x)) / (std(x) + 1e-7)                      per-vector standardisation
+    pre = relu((x̂ - decoder_b) @ encoder_w + encoder_b)       [B, h]
+    code = activation(pre)  (optionally L2-normalised)
+    out = (code @ decoder_w + decoder_b) · (std + 1e-7) + mean  de-standardisation
+
+Loss = rec_coef·rec + l1_coef·L1 + aux_coef·aux + con_coef·con, rec_coef = 1 − (l1 + aux + con).
+Decoder rows stay on the unit sphere: gradients are projected on the tangent space
+(``g -= (g·w) w``) before the Adam step and rows are re-normalised after it.
+
+Parameter names match the research code (``encoder_w [d, h]``, ``encoder_b [h]``,
+``decoder_w [h, d]``, ``decoder_b [d]``, and ``threshold`` for BatchTopK), so checkpoints
+are interchangeable. :func:`fit` trains with validation-based early stopping, restores the best
+weights and can resume from a periodic checkpoint (:mod:`sagea.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sagea.data.batches import DeviceCSR
+
+log = logging.getLogger(__name__)
+
+#: Research class names of the variants (MLflow param ``model``).
+MODEL_NAMES = {"topk": "TopKSAE", "batchtopk": "BatchTopKSAE", "basic": "BasicSAE"}
+#: Names of the reconstruction losses in the loss dict (research spelling).
+RECONSTRUCTION_LOSSES = {"l2": "L2", "cosine": "Cosine"}
+STD_EPS = 1e-7
+LOSS_TERMS = ("Loss", "L2", "Cosine", "L1", "L0", "Auxiliary", "Contrastive")
+
+
+class SAE(nn.Module):
+    """Sparse autoencoder with per-vector standardisation and a unit-norm decoder."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        width: int,
+        k: int = 32,
+        variant: str = "topk",
+        reconstruction_loss: str = "l2",
+        l1_coef: float = 3e-4,
+        aux_coef: float = 1 / 32,
+        contrastive_coef: float = 0.0,
+        normalize: bool = False,
+        dead_after: int = 5,
+        aux_k: int = 512,
+        seed: int | None = 42,
+    ) -> None:
+        super().__init__()
+        if variant not in MODEL_NAMES:
+            raise ValueError(f"sae variant {variant!r} unknown; expected one of {list(MODEL_NAMES)}")
+        if reconstruction_loss not in RECONSTRUCTION_LOSSES:
+            raise ValueError(f"sae reconstruction_loss {reconstruction_loss!r} unknown; expected l2 or cosine")
+        if variant != "basic" and not 1 <= k <= width:
+            raise ValueError(f"sae k={k} must lie in 1..width={width}")
+        self.rec_coef = 1.0 - (l1_coef + aux_coef + contrastive_coef)
+        if self.rec_coef <= 0:
+            raise ValueError(
+                "sae l1_coef + aux_coef + contrastive_coef must stay below 1 "
+                f"(the reconstruction coefficient is 1 - their sum = {self.rec_coef:g})"
+            )
+        self.hparams = dict(
+            input_dim=int(input_dim), width=int(width), k=int(k), variant=variant,
+            reconstruction_loss=reconstruction_loss, l1_coef=float(l1_coef), aux_coef=float(aux_coef),
+            contrastive_coef=float(contrastive_coef), normalize=bool(normalize),
+            dead_after=int(dead_after), aux_k=int(aux_k),
+        )  # fmt: skip
+        self.variant, self.k, self.normalize = variant, int(k), bool(normalize)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        encoder_w = nn.init.kaiming_uniform_(torch.empty(input_dim, width), generator=generator)
+        self.encoder_w = nn.Parameter(encoder_w)
+        self.encoder_b = nn.Parameter(torch.zeros(width))
+        # decoder = transpose of the encoder, so every latent starts with a live direction
+        self.decoder_w = nn.Parameter(F.normalize(encoder_w.t().clone(), dim=-1))
+        self.decoder_b = nn.Parameter(torch.zeros(input_dim))
+        # consecutive training batches without activation, per latent (training state, not weights)
+        self.register_buffer("inactive_batches", torch.zeros(width, dtype=torch.long), persistent=False)
+        if variant == "batchtopk":
+            self.register_buffer("threshold", torch.zeros(()))
+            self.register_buffer("threshold_batches", torch.zeros((), dtype=torch.long), persistent=False)
+
+    # ------------------------------------------------------------------ standardisation
+    @staticmethod
+    def standardize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x - mean) / std`` per row, with ``std`` the (unbiased) row std + 1e-7."""
+        mean = x.mean(dim=-1, keepdim=True)
+        centred = x - mean
+        std = centred.std(dim=-1, keepdim=True) + STD_EPS
+        return centred / std, mean, std
+
+    @staticmethod
+    def destandardize(out: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        return out * std + mean
+
+    # ------------------------------------------------------------------ encode / decode
+    def pre_activation(self, xs: torch.Tensor) -> torch.Tensor:
+        """``relu((x̂ - decoder_b) @ encoder_w + encoder_b)`` on standardised input."""
+        return F.relu((xs - self.decoder_b) @ self.encoder_w + self.encoder_b)
+
+    def activate(self, pre: torch.Tensor, topk_inference: bool = True, track: bool = False) -> torch.Tensor:
+        """The variant's sparsifying activation (in training mode always sparse).
+
+        ``track`` (training only) updates the BatchTopK threshold with this batch.
+        """
+        sparse = self.training or topk_inference
+        if self.variant == "topk" and sparse:
+            top = torch.topk(pre, self.k, dim=-1)
+            code = torch.zeros_like(pre).scatter(-1, top.indices, top.values)
+        elif self.variant == "batchtopk" and self.training:
+            flat = pre.reshape(-1)
+            top = torch.topk(flat, min(self.k * pre.shape[0], flat.numel()))
+            code = torch.zeros_like(flat).scatter(-1, top.indices, top.values).reshape(pre.shape)
+            if track:
+                kept = top.values.detach()
+                kept = kept[kept > 0]
+                if kept.numel():  # running mean of the smallest kept activation
+                    self.threshold_batches += 1
+                    self.threshold += (kept.min() - self.threshold) / self.threshold_batches
+        elif self.variant == "batchtopk" and sparse:
+            code = torch.where(pre > self.threshold, pre, torch.zeros_like(pre))
+        else:
+            code = pre
+        if self.normalize:
+            code = F.normalize(code, dim=-1)
+        return code
+
+    def encode(
+        self, x: torch.Tensor, topk_inference: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sparse code ``[B, h]`` and the per-row ``mean``, ``std`` ``[B, 1]`` needed by :meth:`decode`.
+
+        ``topk_inference=False`` keeps every positive activation (TopK / BatchTopK off).
+        """
+        xs, mean, std = self.standardize(x)
+        return self.activate(self.pre_activation(xs), topk_inference), mean, std
+
+    def decode(self, code: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """``(code @ decoder_w + decoder_b) · std + mean``."""
+        return self.destandardize(code @ self.decoder_w + self.decoder_b, mean, std)
+
+    def forward(self, x: torch.Tensor, topk_inference: bool = True) -> torch.Tensor:
+        """Reconstruction of ``x``."""
+        return self.decode(*self.encode(x, topk_inference))
+
+    # ------------------------------------------------------------------ losses
+    def dead_latents(self) -> torch.Tensor:
+        """Bool ``[h]``: latents inactive for at least ``dead_after`` consecutive training batches."""
+        return self.inactive_batches >= self.hparams["dead_after"]
+
+    def _track_activity(self, code: torch.Tensor) -> None:
+        active = (code != 0).any(dim=0)
+        self.inactive_batches.add_(1).masked_fill_(active, 0)
+
+    def auxiliary_loss(self, xs: torch.Tensor, pre: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """MSE of standardised ``x`` vs ``(code + aux) @ decoder_w + decoder_b``.
+
+        ``aux`` keeps the ``aux_k`` largest pre-activations of the dead latents (0 if none dead).
+        """
+        dead = self.dead_latents()
+        n_dead = int(dead.sum())
+        if n_dead == 0:
+            return pre.new_zeros(())
+        pre_dead = pre[:, dead]
+        top = torch.topk(pre_dead, min(self.hparams["aux_k"], n_dead), dim=-1)
+        aux = torch.zeros_like(pre_dead).scatter(-1, top.indices, top.values)
+        recon = code @ self.decoder_w + aux @ self.decoder_w[dead] + self.decoder_b
+        return (xs - recon).pow(2).mean()
+
+    @staticmethod
+    def contrastive_loss(code: torch.Tensor, code_positive: torch.Tensor) -> torch.Tensor:
+        """Symmetric InfoNCE without temperature: logits = cosine similarities, targets = diagonal."""
+        a, b = F.normalize(code, dim=-1), F.normalize(code_positive, dim=-1)
+        logits = a @ b.t()
+        targets = torch.arange(len(a), device=a.device)
+        return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)) / 2
+
+    def losses(self, x: torch.Tensor, x_positive: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Every loss term (research names) and their weighted total ``Loss``.
+
+        In training mode the batch also updates the dead-latent counters and the BatchTopK
+        threshold. ``L2`` = mean squared error and ``Cosine`` = mean(1 − cos) are measured in the
+        input space (after de-standardisation); the auxiliary loss in the standardised space.
+        """
+        xs, mean, std = self.standardize(x)
+        pre = self.pre_activation(xs)
+        code = self.activate(pre, topk_inference=True, track=self.training)
+        if self.training:
+            self._track_activity(code)
+        out = self.destandardize(code @ self.decoder_w + self.decoder_b, mean, std)
+        terms = {
+            "L2": (out - x).pow(2).mean(),
+            "Cosine": (1 - F.cosine_similarity(x, out, dim=-1)).mean(),
+            "L1": code.abs().sum(-1).mean(),
+            "L0": (code != 0).float().sum(-1).mean().detach(),
+            "Auxiliary": self.auxiliary_loss(xs, pre, code),
+            "Contrastive": x.new_zeros(()),
+        }
+        if x_positive is not None and self.hparams["contrastive_coef"] > 0:
+            terms["Contrastive"] = self.contrastive_loss(code, self.encode(x_positive)[0])
+        hp = self.hparams
+        terms["Loss"] = (
+            self.rec_coef * terms[RECONSTRUCTION_LOSSES[hp["reconstruction_loss"]]]
+            + hp["l1_coef"] * terms["L1"]
+            + hp["aux_coef"] * terms["Auxiliary"]
+            + hp["contrastive_coef"] * terms["Contrastive"]
+        )
+        return terms
+
+    # ------------------------------------------------------------------ decoder constraint
+    @torch.no_grad()
+    def project_decoder_grad(self) -> None:
+        """Remove the radial part of each decoder row's gradient: ``g -= (g·w) w`` (rows unit-norm)."""
+        g, w = self.decoder_w.grad, self.decoder_w
+        if g is not None:
+            g -= (g * w).sum(-1, keepdim=True) * w
+
+    @torch.no_grad()
+    def normalize_decoder(self) -> None:
+        self.decoder_w.copy_(F.normalize(self.decoder_w, dim=-1))
+
+    def train_step(
+        self, optimizer: torch.optim.Optimizer, x: torch.Tensor, x_positive: torch.Tensor | None = None
+    ) -> dict[str, float]:
+        """One Adam step on a batch; returns the loss terms as floats."""
+        self.train()
+        terms = self.losses(x, x_positive)
+        optimizer.zero_grad(set_to_none=True)
+        terms["Loss"].backward()
+        self.project_decoder_grad()
+        optimizer.step()
+        self.normalize_decoder()
+        return {name: float(value.detach()) for name, value in terms.items()}
+
+    # ------------------------------------------------------------------ persistence
+    @property
+    def model_name(self) -> str:
+        return MODEL_NAMES[self.variant]
+
+    def checkpoint(self, **extra: Any) -> dict:
+        """The ``model.pt`` dict of docs/ARCHITECTURE.md."""
+        import sagea
+
+        return {
+            "model_state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "hyperparameters": dict(self.hparams),
+            "model": self.model_name,
+            "version": sagea.__version__,
+            **extra,
+        }
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict, device: str | torch.device = "cpu") -> "SAE":
+        state = checkpoint["model_state_dict"]
+        hp = dict(checkpoint.get("hyperparameters") or {})
+        d, h = state["encoder_w"].shape
+        hp.update(input_dim=d, width=h)
+        if "variant" not in hp:  # a research checkpoint: infer from its class name or threshold
+            name = checkpoint.get("model", "BatchTopKSAE" if "threshold" in state else "TopKSAE")
+            hp["variant"] = {v: k for k, v in MODEL_NAMES.items()}[name]
+        known = ("input_dim", "width", "k", "variant", "reconstruction_loss", "l1_coef", "aux_coef",
+                 "contrastive_coef", "normalize", "dead_after", "aux_k")  # fmt: skip
+        model = cls(**{key: hp[key] for key in known if key in hp}, seed=None)
+        state = dict(state)
+        if "threshold" in state:
+            state["threshold"] = state["threshold"].reshape(())
+        model.load_state_dict(state)
+        return model.to(device).eval()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "SAE":
+        """Load a ``model.pt`` written by :meth:`checkpoint` (in eval mode)."""
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        return cls.from_checkpoint(checkpoint, device)
+
+
+# ====================================================================== training data
+class Encoder(Protocol):
+    """What the SAE needs from ELSA: ``encode(x [B, items]) -> [B, d]``."""
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+def positive_view(
+    rows: sp.csr_matrix, rng: np.random.Generator, keep: float = 0.5, noise: float = 0.1
+) -> sp.csr_matrix:
+    """Augmented view of each row: ``ceil(keep·n_u)`` of its items plus ``ceil(noise·n_u)`` random items.
+
+    Vectorised over rows: one uniform key per stored item, the smallest keys of a row are kept.
+    """
+    rows = sp.csr_matrix(rows)
+    counts = np.diff(rows.indptr)
+    row_of = np.repeat(np.arange(rows.shape[0]), counts)
+    order = np.lexsort((rng.random(rows.nnz), row_of))
+    rank = np.empty(rows.nnz, dtype=np.int64)
+    rank[order] = np.arange(rows.nnz) - np.repeat(rows.indptr[:-1], counts)
+    kept = rank < np.repeat(np.ceil(keep * counts - 1e-9).astype(np.int64), counts)
+    n_noise = np.ceil(noise * counts - 1e-9).astype(np.int64)
+    noise_rows = np.repeat(np.arange(rows.shape[0]), n_noise)
+    noise_items = rng.integers(0, rows.shape[1], size=int(n_noise.sum()))
+    view = sp.csr_matrix(
+        (
+            np.ones(int(kept.sum()) + len(noise_items), dtype=np.float32),
+            (np.concatenate([row_of[kept], noise_rows]), np.concatenate([rows.indices[kept], noise_items])),
+        ),
+        shape=rows.shape,
+    )
+    view.data[:] = 1.0  # duplicates (noise hitting a kept item) collapse to 1
+    view.sum_duplicates()
+    view.data[:] = 1.0
+    return view
+
+
+@dataclass
+class EmbeddingData:
+    """Fast path: precomputed ELSA user embeddings ``[n, d]``."""
+
+    embeddings: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    def batch(self, index: np.ndarray, rng: np.random.Generator | None, device) -> tuple[torch.Tensor, None]:
+        return self.embeddings[torch.from_numpy(index)].to(device), None
+
+
+class InteractionData:
+    """Interaction path: user rows encoded through ELSA on the fly, with a positive view when
+    ``contrastive`` (50 % of the row + 10 % noise items, :func:`positive_view`)."""
+
+    def __init__(self, rows: sp.csr_matrix, elsa: Encoder, contrastive: bool = False, device="cpu") -> None:
+        self.rows = sp.csr_matrix(rows, dtype=np.float32)
+        self.elsa, self.contrastive = elsa, contrastive
+        self.device_rows = DeviceCSR(self.rows, device)
+
+    def __len__(self) -> int:
+        return self.rows.shape[0]
+
+    @torch.no_grad()
+    def batch(
+        self, index: np.ndarray, rng: np.random.Generator | None, device
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = self.elsa.encode(self.device_rows.dense(index)).to(device)
+        if not self.contrastive or rng is None:
+            return x, None
+        view = positive_view(self.rows[index], rng)
+        return x, self.elsa.encode(DeviceCSR(view, self.device_rows.device).dense(np.arange(len(index)))).to(device)
+
+
+TrainData = EmbeddingData | InteractionData
+
+
+# ====================================================================== fit
+@dataclass
+class FitResult:
+    history: list[dict]  # one row per validation
+    best_epoch: int
+    best_valid_loss: float
+    epochs_run: int
+    stopped_early: bool
+
+
+def _evaluate_loss(
+    model: SAE, data: TrainData, batch_size: int, seed: int, device
+) -> dict[str, float]:
+    """Loss terms over ``data`` in eval mode (positive views from a fixed seed), size-weighted."""
+    model.eval()
+    rng = np.random.default_rng([seed, 2**31 - 1])
+    totals: dict[str, float] = {}
+    n = len(data)
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            index = np.arange(start, min(n, start + batch_size))
+            x, x_pos = data.batch(index, rng, device)
+            for name, value in model.losses(x, x_pos).items():
+                totals[name] = totals.get(name, 0.0) + float(value) * len(index)
+    return {name: value / max(n, 1) for name, value in totals.items()}
+
+
+def fit(
+    model: SAE,
+    train: TrainData,
+    valid: TrainData,
+    *,
+    lr: float = 1e-5,
+    beta1: float = 0.9,
+    beta2: float = 0.99,
+    batch_size: int = 1024,
+    epochs: int = 4000,
+    validate_every: int = 10,
+    patience: int = 250,
+    early_stop_unit: str = "validations",
+    seed: int = 42,
+    device: str | torch.device = "cpu",
+    checkpoint_path: str | os.PathLike | None = None,
+    fingerprint: dict | None = None,
+    on_validation: Callable[[SAE, int], dict[str, float]] | None = None,
+    stop_after_epochs: int | None = None,
+) -> FitResult:
+    """Train ``model`` with Adam; validate every ``validate_every`` epochs; keep the best weights.
+
+    Early stopping: stop when the validation loss has not improved for ``patience`` validations
+    (``early_stop_unit="validations"``, our default) or ``patience`` epochs (``"epochs"``: the
+    research behaviour, defect 9). Batches follow a permutation drawn from ``(seed, epoch)``, so a
+    run resumed from ``checkpoint_path`` (saved after every validation) is identical to an
+    uninterrupted one. ``on_validation(model, epoch)`` may add metrics to each history row.
+    ``stop_after_epochs`` ends the loop early without finishing (tests of resumption).
+    """
+    from sagea.checkpoint import clear_training_state, load_training_state, save_training_state
+    from sagea.runtime import progress
+
+    if early_stop_unit not in ("validations", "epochs"):
+        raise ValueError(f"sae early_stop_unit {early_stop_unit!r}: expected 'validations' or 'epochs'")
+    device = torch.device(device)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, beta2))
+    state = dict(epoch=0, best_loss=math.inf, best_epoch=0, best_state=None, bad=0, history=[], stopped=False)
+    fingerprint = {**(fingerprint or {}), **model.hparams, "n_train": len(train), "lr": lr,
+                   "batch_size": batch_size, "seed": seed}  # fmt: skip
+    if checkpoint_path is not None:
+        saved = load_training_state(checkpoint_path, fingerprint)
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            model.inactive_batches.copy_(saved["inactive_batches"])
+            if model.variant == "batchtopk":
+                model.threshold_batches.copy_(saved["threshold_batches"])
+            optimizer.load_state_dict(saved["optimizer"])
+            state = saved["loop"]
+    n = len(train)
+    if n == 0:
+        raise ValueError("no training users for the SAE (empty train split)")
+    bar = progress(range(state["epoch"] + 1, epochs + 1), desc="SAE epochs", unit="epoch", initial=state["epoch"],
+                   total=epochs)  # fmt: skip
+    epoch_terms: dict[str, float] = {}
+    started = time.perf_counter()
+    for epoch in bar:
+        if state["stopped"] or (stop_after_epochs is not None and epoch > stop_after_epochs):
+            break
+        rng = np.random.default_rng([seed, epoch])
+        perm = rng.permutation(n)
+        sums: dict[str, float] = {}
+        for start in range(0, n, batch_size):
+            index = np.sort(perm[start : start + batch_size])
+            x, x_pos = train.batch(index, rng, device)
+            for name, value in model.train_step(optimizer, x, x_pos).items():
+                sums[name] = sums.get(name, 0.0) + value * len(index)
+        epoch_terms = {name: value / n for name, value in sums.items()}
+        state["epoch"] = epoch
+        bar.set_postfix(loss=f"{epoch_terms['Loss']:.4g}")
+        if epoch % validate_every and epoch != epochs:
+            continue
+        valid_terms = _evaluate_loss(model, valid, batch_size, seed, device)
+        row = {"epoch": epoch, **{f"{k}_train": epoch_terms[k] for k in LOSS_TERMS},
+               **{f"{k}_valid": valid_terms[k] for k in LOSS_TERMS},
+               "DeadLatents_train": float(model.dead_latents().float().mean()),
+               "seconds": time.perf_counter() - started}  # fmt: skip
+        if on_validation is not None:
+            row.update(on_validation(model, epoch))
+        state["history"].append(row)
+        if valid_terms["Loss"] < state["best_loss"]:
+            state.update(best_loss=valid_terms["Loss"], best_epoch=epoch, bad=0,
+                         best_state=copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()}))  # fmt: skip
+        else:
+            state["bad"] += 1
+        waited = state["bad"] if early_stop_unit == "validations" else epoch - state["best_epoch"]
+        log.info("SAE epoch %d: train loss %.5g, valid loss %.5g (best %.5g at %d)", epoch,
+                 epoch_terms["Loss"], valid_terms["Loss"], state["best_loss"], state["best_epoch"])  # fmt: skip
+        if waited >= patience:
+            log.info("SAE early stop at epoch %d: no better validation loss for %d %s", epoch, waited,
+                     early_stop_unit)  # fmt: skip
+            state["stopped"] = True
+        if checkpoint_path is not None:
+            save_training_state(
+                {"fingerprint": fingerprint, "epoch": epoch, "loop": state,
+                 "model": {k: v.cpu() for k, v in model.state_dict().items()},
+                 "inactive_batches": model.inactive_batches.cpu(),
+                 "threshold_batches": getattr(model, "threshold_batches", torch.zeros(())).cpu(),
+                 "optimizer": optimizer.state_dict()},
+                checkpoint_path,
+            )  # fmt: skip
+    bar.close()
+    finished = state["stopped"] or state["epoch"] >= epochs
+    if stop_after_epochs is not None and not finished:
+        return FitResult(state["history"], state["best_epoch"], state["best_loss"], state["epoch"], False)
+    if state["best_state"] is not None:
+        model.load_state_dict(state["best_state"])
+    model.eval()
+    if checkpoint_path is not None:
+        clear_training_state(checkpoint_path)
+    return FitResult(state["history"], state["best_epoch"], state["best_loss"], state["epoch"], state["stopped"])

@@ -1,0 +1,182 @@
+"""The report's figures (matplotlib, Agg backend); each function returns a Figure to save as PNG + SVG.
+
+- ``heatmap-<dataset>``: SAGEA-Avg NDCG com/min/mean and popularity over width × k per group kind.
+- ``bars-<dataset>``: mean NDCG per approach and kind with seeded 95% bootstrap CIs.
+- ``group_similarity-<dataset>``: histograms of the groups' mean pairwise similarity per set
+  (and subgroup / between similarities of opposing groups), per pool.
+- ``training-<dataset>``: ELSA and SAE training curves from ``history.parquet``.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from sagea.reports import stats  # noqa: E402
+from sagea.reports.tables import (  # noqa: E402
+    ReportOptions,
+    _approach_index,
+    _chosen_rows,
+    _kinds,
+    _option,
+    _pool,
+    grid_fusion,
+)
+
+FIGURE_KINDS = ("heatmap", "bars", "group_similarity", "training")
+
+
+def figure_names(datasets: list[str]) -> list[str]:
+    return [f"{kind}-{d}" for kind in FIGURE_KINDS for d in datasets]
+
+
+def _empty(message: str) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(5, 1.5))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    return fig
+
+
+def sagea_heatmap(pg: pd.DataFrame, dataset: str, opts: ReportOptions, fusion: str | None = None) -> plt.Figure:
+    """Grid of heatmaps: rows = metric, columns = group kind; cells = SAE width (× loss) by k."""
+    fusion = fusion or grid_fusion(pg)
+    df = pg[(pg["dataset"] == dataset) & (pg["family"] == "sagea") & (pg["strategy"] == fusion)]
+    if df.empty:
+        return _empty(f"no SAGEA {fusion} results for {dataset}")
+    pool = _pool(df, opts.selection_pool, f"heatmap-{dataset}")
+    option = _option(df, opts.main_option)
+    df = df[(df["pool"] == pool) & (df["option"] == option)]
+    metrics = {**{v: f"NDCG_{n}" for n, v in opts.ndcg.items()}, "Popularity": "Pop"}
+    kinds = _kinds(df)
+    df = df.assign(row=df["width"].astype(str) + "/" + df["loss"].astype(str))
+    fig, axes = plt.subplots(len(metrics), len(kinds), figsize=(3.2 * len(kinds), 2.6 * len(metrics)), squeeze=False)
+    for i, (col, label) in enumerate(metrics.items()):
+        for j, kind in enumerate(kinds):
+            ax = axes[i, j]
+            grid = df[df["kind"] == kind].pivot_table(index="row", columns="k", values=col, aggfunc="mean")
+            grid = grid.reindex(sorted(grid.index, key=lambda r: (int(r.split("/")[0]), r)))
+            cmap = "viridis_r" if label == "Pop" else "viridis"
+            values = grid.to_numpy(dtype=float)
+            im = ax.imshow(values, cmap=cmap, aspect="auto")
+            lo, hi = (np.nanmin(values), np.nanmax(values)) if np.isfinite(values).any() else (0.0, 1.0)
+            ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
+            ax.set_yticks(range(grid.shape[0]), list(grid.index))
+            for (r, c), v in np.ndenumerate(values):
+                if np.isfinite(v):
+                    # Dark text on the bright end of the colormap, white on the dark end.
+                    bright = (v - lo) / (hi - lo + 1e-12) > 0.5
+                    color = "k" if bright != (label == "Pop") else "w"
+                    ax.text(c, r, f"{v:.3f}", ha="center", va="center", color=color, fontsize=8)
+            ax.set_title(f"{kind}: {label}", fontsize=9)
+            ax.set_xlabel("k")
+            ax.set_ylabel("width / loss")
+            fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(f"{dataset}: SAGEA-{fusion} ({pool} groups, {option})")
+    fig.tight_layout()
+    return fig
+
+
+def approach_bars(pg: pd.DataFrame, dataset: str, opts: ReportOptions) -> plt.Figure:
+    """Mean NDCG com/min/mean per approach, one bar per group kind, with bootstrap 95% CIs."""
+    rows, _, pool = _chosen_rows(pg, dataset, opts)
+    if rows.empty:
+        return _empty(f"no evaluation results for {dataset}")
+    approaches = _approach_index(rows)
+    kinds = _kinds(rows)
+    fig, axes = plt.subplots(len(opts.ndcg), 1, figsize=(max(6, 0.3 * len(approaches) * max(len(kinds), 2)), 4 * len(opts.ndcg)),
+                             squeeze=False)
+    width = 0.8 / max(len(kinds), 1)
+    x = np.arange(len(approaches))
+    for i, (label, col) in enumerate(opts.ndcg.items()):
+        ax = axes[i, 0]
+        for j, kind in enumerate(kinds):
+            sub = rows[rows["kind"] == kind]
+            means, lows, highs = [], [], []
+            for a in approaches:
+                v = sub.loc[sub["approach"] == a, col].to_numpy(dtype=float)
+                m = np.nanmean(v) if np.isfinite(v).any() else np.nan
+                lo, hi = stats.bootstrap_ci(v, opts.bootstrap, opts.seed)
+                means.append(m)
+                lows.append(m - lo if np.isfinite(lo) else 0.0)
+                highs.append(hi - m if np.isfinite(hi) else 0.0)
+            ax.bar(x + (j - (len(kinds) - 1) / 2) * width, means, width, yerr=[lows, highs], capsize=2, label=kind)
+        ax.set_xticks(x, approaches, rotation=45, ha="right")
+        ax.set_ylabel(f"NDCG@{opts.k} {label}")
+        ax.legend(fontsize=8, ncols=len(kinds))
+    fig.suptitle(f"{dataset}: approaches ({pool} groups), 95% bootstrap CI")
+    fig.tight_layout()
+    return fig
+
+
+def group_similarity_hist(groups: pd.DataFrame, dataset: str) -> plt.Figure:
+    """Per pool: histogram of mean pairwise similarity per group set; opposing subgroups separately."""
+    df = groups[groups["dataset"] == dataset]
+    if df.empty or "group_similarity" not in df.columns:
+        return _empty(f"no groups for {dataset}")
+    pools = list(dict.fromkeys(df["pool"]))
+    opp_cols = [c for c in ("subgroup_similarity_0", "subgroup_similarity_1", "between_similarity") if c in df.columns]
+    has_opp = bool(opp_cols) and df[opp_cols].notna().any().any()
+    ncols = 2 if has_opp else 1
+    fig, axes = plt.subplots(len(pools), ncols, figsize=(5.5 * ncols, 3 * len(pools)), squeeze=False)
+    bins = np.linspace(0.0, 1.0, 41)
+    for i, pool in enumerate(pools):
+        sub = df[df["pool"] == pool]
+        ax = axes[i, 0]
+        for gs, part in sub.groupby("groupset", sort=True):
+            ax.hist(part["group_similarity"].dropna(), bins=bins, alpha=0.5, label=f"{gs} ({part['kind'].iat[0]})")
+        ax.set_title(f"{pool}: mean pairwise similarity")
+        ax.set_xlabel("similarity (cos+1)/2")
+        ax.legend(fontsize=7)
+        if has_opp:
+            ax = axes[i, 1]
+            opp = sub.dropna(subset=["between_similarity"]) if "between_similarity" in sub else sub.iloc[:0]
+            for col in opp_cols:
+                ax.hist(opp[col].dropna(), bins=bins, alpha=0.5, label=col)
+            ax.set_title(f"{pool}: opposing groups")
+            ax.legend(fontsize=7)
+    fig.suptitle(f"{dataset}: synthetic group similarity")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history: pd.DataFrame, dataset: str) -> plt.Figure:
+    """One panel per (model, metric) with a line per run (ELSA runs, SAE variants)."""
+    df = history[history["dataset"] == dataset]
+    if df.empty:
+        return _empty(f"no training history for {dataset}")
+    panels = list(dict.fromkeys(zip(df["model"], df["metric"])))
+    ncols = min(3, len(panels))
+    nrows = int(np.ceil(len(panels) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.5 * ncols, 3 * nrows), squeeze=False)
+    for ax, (model, metric) in zip(axes.flat, panels):
+        part = df[(df["model"] == model) & (df["metric"] == metric)]
+        for run, line in part.groupby("run", sort=True):
+            ax.plot(line["epoch"], line["value"], label=run, lw=1)
+        ax.set_title(f"{model}: {metric}", fontsize=9)
+        ax.set_xlabel("epoch")
+        if part["run"].nunique() <= 12:
+            ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(f"{dataset}: training curves")
+    fig.tight_layout()
+    return fig
+
+
+def build_figure(name: str, collected: dict[str, pd.DataFrame], opts: ReportOptions) -> plt.Figure:
+    """Build the figure called ``name`` (see :func:`figure_names`) from the collected frames."""
+    kind, _, dataset = name.partition("-")
+    if kind == "heatmap":
+        return sagea_heatmap(collected["per_group"], dataset, opts)
+    if kind == "bars":
+        return approach_bars(collected["per_group"], dataset, opts)
+    if kind == "group_similarity":
+        return group_similarity_hist(collected["groups"], dataset)
+    if kind == "training":
+        return training_curves(collected["history"], dataset)
+    raise KeyError(f"unknown figure {name!r}; known kinds: {FIGURE_KINDS}")

@@ -1,0 +1,224 @@
+"""The ELSA stage's jobs: train + evaluate ELSA, extract embeddings, single-user baselines.
+
+Each function is what one workflow rule does, with every setting passed in (no ``config``):
+read the data stage's files (docs/ARCHITECTURE.md), call the library, write the outputs
+atomically and, when a tracking URI is given, log one MLflow run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from sagea.checkpoint import state_path
+from sagea.data.matrix import load_interactions, load_split
+from sagea.evaluation.single_user import evaluate_scorer, single_user_split
+from sagea.io import read_json, write_embeddings, write_json, write_parquet
+from sagea.models import elsa as elsa_model
+from sagea.recommenders.single_user import ease_scorer, pop_scorer
+from sagea.runtime import seed_everything, select_device
+
+log = logging.getLogger(__name__)
+
+#: Hyperparameters of one ELSA run (``plan.elsa_hp``).
+ELSA_HP_KEYS = ("factors", "lr", "beta1", "beta2", "batch_size", "epochs", "patience", "seed")
+
+
+def _find_key(obj: Any, key: str) -> Any:
+    """First value of ``key`` anywhere in a nested dict/list (the data card's layout is the data stage's)."""
+    if isinstance(obj, dict):
+        if key in obj:
+            return obj[key]
+        obj = list(obj.values())
+    if isinstance(obj, list):
+        for value in obj:
+            found = _find_key(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+def load_data(data_dir: str | os.PathLike, split_path: str | os.PathLike) -> tuple[sp.csr_matrix, dict[str, np.ndarray]]:
+    """The full 0/1 CSR and the user split, with a clear error when they disagree."""
+    matrix = load_interactions(data_dir)
+    split = load_split(split_path)
+    n_split = sum(len(v) for v in split.values())
+    if n_split != matrix.shape[0]:
+        raise ValueError(
+            f"{split_path} assigns {n_split} users but {data_dir}/users.parquet has {matrix.shape[0]}; "
+            "rebuild the data stage (delete results/<dataset>/data/ and rerun)"
+        )
+    return matrix, split
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def train_elsa(
+    data_dir: str | os.PathLike,
+    split_path: str | os.PathLike,
+    model_path: str | os.PathLike,
+    metrics_path: str | os.PathLike,
+    history_path: str | os.PathLike,
+    hp: dict[str, Any],
+    *,
+    k: int = 20,
+    target_fraction: float = 0.2,
+    split_seed: int = 42,
+    device: str = "auto",
+    threads: int | None = None,
+    eval_batch_size: int = 1024,
+    dataset: str = "",
+    run_name: str = "",
+    data_params: dict[str, Any] | None = None,
+    mlflow_uri: str | None = None,
+) -> dict:
+    """Train ELSA on the training users, early-stop on validation, evaluate on test, write outputs.
+
+    ``hp``: factors, lr, beta1, beta2, batch_size, epochs, patience, seed (config ``elsa``).
+    ``data_params``: min_user_interactions / min_item_interactions fallbacks for MLflow when the
+    data card does not state them. Returns the metrics dict written to ``metrics_path``.
+    """
+    missing = [key for key in ELSA_HP_KEYS if key not in hp]
+    if missing:
+        raise KeyError(f"ELSA hyperparameters {missing} missing (config section elsa)")
+    _set_threads(threads)
+    seed_everything(int(hp["seed"]))
+    dev = select_device(device)
+    matrix, split = load_data(data_dir, split_path)
+    train = matrix[split["train"]]
+    valid = single_user_split(matrix, split["valid"], target_fraction, split_seed)
+    test = single_user_split(matrix, split["test"], target_fraction, split_seed)
+    log.info(
+        "ELSA %s on %s: %d items, %d train / %d valid / %d test users, device %s",
+        run_name, dataset, matrix.shape[1], len(split["train"]), len(split["valid"]), len(split["test"]), dev,
+    )  # fmt: skip
+    model = elsa_model.ELSA(matrix.shape[1], int(hp["factors"]), seed=int(hp["seed"]))
+    state_file = state_path(Path(model_path).parent)
+    tic = time.perf_counter()
+    fit = elsa_model.fit(
+        model, train, valid if len(split["valid"]) else None,
+        lr=hp["lr"], beta1=hp["beta1"], beta2=hp["beta2"], batch_size=int(hp["batch_size"]),
+        epochs=int(hp["epochs"]), patience=int(hp["patience"]), seed=int(hp["seed"]), k=k,
+        device=dev, state_file=state_file, eval_batch_size=eval_batch_size,
+    )  # fmt: skip
+    seconds = time.perf_counter() - tic
+
+    def evaluate(pair):
+        return evaluate_scorer(model.scores, *pair, k=k, batch_size=eval_batch_size, device=dev)
+
+    metrics = {
+        "valid": evaluate(valid),
+        "test": evaluate(test),
+        "history": fit.history,
+        "best_epoch": fit.best_epoch,
+        "stopped_early": fit.stopped_early,
+        "train_seconds": seconds,
+        "hyperparameters": dict(hp),
+    }
+    log.info("best epoch %d: valid NDCG%d %.4f, test NDCG%d %.4f", fit.best_epoch, k, metrics["valid"][f"NDCG{k}"], k, metrics["test"][f"NDCG{k}"])
+    elsa_model.save(model, model_path, {**hp, "k": k}, best_epoch=fit.best_epoch, dataset=dataset)
+    history = pd.DataFrame(fit.history)
+    cols = ["epoch", "loss", f"NDCG{k}_valid", f"R{k}_valid", "seconds"]
+    for col in cols:
+        if col not in history:
+            history[col] = np.nan
+    history = history[cols].astype({"epoch": "int32"})
+    write_parquet(history, history_path)
+    write_json(metrics, metrics_path)
+    if mlflow_uri:
+        _log_mlflow(mlflow_uri, data_dir, dataset, run_name, hp, matrix, k, metrics, fit.history, model_path, data_params or {})
+    elsa_model.finish_training(state_file)
+    return metrics
+
+
+def _log_mlflow(uri, data_dir, dataset, run_name, hp, matrix, k, metrics, history, model_path, data_params) -> None:
+    from sagea.tracking import log_run
+
+    card_path = Path(data_dir) / "card.json"
+    card = read_json(card_path) if card_path.exists() else {}
+    filters = {key: _find_key(card, key) for key in ("min_user_interactions", "min_item_interactions")}
+    filters = {key: value if value is not None else data_params.get(key) for key, value in filters.items()}
+    params = {
+        "model": "ELSA", "dataset": dataset, "factors": hp["factors"], "items": matrix.shape[1],
+        "users": matrix.shape[0], "lr": hp["lr"], "beta1": hp["beta1"], "beta2": hp["beta2"],
+        "batch_size": hp["batch_size"], "epochs": hp["epochs"], "early_stop": hp["patience"],
+        "seed": hp["seed"], **filters, "elsa_run": run_name,
+    }  # fmt: skip
+    step_metrics = {
+        "loss/train": [(r["epoch"], r["loss"]) for r in history],
+        f"NDCG{k}/valid": [(r["epoch"], r.get(f"NDCG{k}_valid")) for r in history],
+        f"R{k}/valid": [(r["epoch"], r.get(f"R{k}_valid")) for r in history],
+    }
+    final = {f"{name}/{part}": metrics[part][name] for part in ("valid", "test") for name in metrics[part] if name != "users"}
+    final["best_epoch"] = metrics["best_epoch"]
+    log_run(uri, f"Dense_{dataset}", run_name or "ELSA", params, final, step_metrics, artifacts=[model_path])
+
+
+def extract_embeddings(
+    model_path: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    user_path: str | os.PathLike,
+    item_path: str | os.PathLike,
+    *,
+    device: str = "auto",
+    batch_size: int = 4096,
+    threads: int | None = None,
+) -> None:
+    """``user_embeddings.parquet`` = ``x A`` of every user's full row; ``item_embeddings.parquet`` = rows of ``A``."""
+    _set_threads(threads)
+    dev = select_device(device)
+    model = elsa_model.ELSA.load(model_path, dev)
+    matrix = load_interactions(data_dir)
+    if matrix.shape[1] != model.n_items:
+        raise ValueError(f"{model_path} has {model.n_items} items but {data_dir} has {matrix.shape[1]}; retrain ELSA")
+    users = elsa_model.user_embeddings(model, matrix, batch_size=batch_size, device=dev)
+    write_embeddings(users, "user", user_path)
+    write_embeddings(model.item_embeddings().cpu().numpy(), "item", item_path)
+    log.info("wrote %d user and %d item embeddings (d=%d)", users.shape[0], model.n_items, model.factors)
+
+
+def single_user_baselines(
+    data_dir: str | os.PathLike,
+    split_path: str | os.PathLike,
+    metrics_path: str | os.PathLike,
+    *,
+    ease_lambda: float = 500.0,
+    k: int = 20,
+    target_fraction: float = 0.2,
+    split_seed: int = 42,
+    device: str = "auto",
+    batch_size: int = 1024,
+    threads: int | None = None,
+) -> dict:
+    """POP and EASE fitted on the training users, evaluated on valid/test like ELSA."""
+    _set_threads(threads)
+    dev = select_device(device)
+    matrix, split = load_data(data_dir, split_path)
+    train = matrix[split["train"]]
+    parts = {name: single_user_split(matrix, split[name], target_fraction, split_seed) for name in ("valid", "test")}
+    scorers = {"POP": lambda: pop_scorer(train, dev), "EASE": lambda: ease_scorer(train, ease_lambda, dev)}
+    out: dict[str, dict] = {}
+    for name, make in scorers.items():
+        tic = time.perf_counter()
+        score_fn = make()
+        fit_seconds = time.perf_counter() - tic
+        out[name] = {
+            part: evaluate_scorer(score_fn, *pair, k=k, batch_size=batch_size, device=dev, desc=name)
+            for part, pair in parts.items()
+        }
+        out[name]["fit_seconds"] = fit_seconds
+        log.info("%s: valid NDCG%d %.4f, test NDCG%d %.4f", name, k, out[name]["valid"][f"NDCG{k}"], k, out[name]["test"][f"NDCG{k}"])
+    out["EASE"]["lambda"] = ease_lambda
+    write_json(out, metrics_path)
+    return out

@@ -1,0 +1,184 @@
+"""The evaluation stage's jobs: SAGEA fusions and baselines on one group set.
+
+Each function is what one workflow rule does, with every setting passed in (no ``config``):
+read the upstream files (docs/ARCHITECTURE.md), build the strategies, evaluate all groups in
+chunks (:func:`sagea.evaluation.group.evaluate_groups`), write one folder per strategy and,
+when a tracking URI is given, log one MLflow run per folder in ``GR_<dataset>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Mapping
+
+from sagea.data.matrix import load_interactions, load_split
+from sagea.evaluation.group import (
+    GroupEvalSettings,
+    evaluate_groups,
+    log_summary,
+    research_note,
+    run_params,
+    write_strategy_outputs,
+)
+from sagea.io import read_embeddings
+from sagea.recommenders.aggregation import SCORE_AGGREGATIONS, ElsaMean, ElsaUnion, ScoreAggregation
+from sagea.recommenders.epfuzzda import EPFuzzDA
+from sagea.recommenders.gfar import GFAR
+from sagea.recommenders.popular import Popular, item_popularity
+from sagea.recommenders.sagea import SageaRecommender
+
+log = logging.getLogger(__name__)
+
+
+def _settings(settings: Mapping[str, Any] | GroupEvalSettings, device: str) -> GroupEvalSettings:
+    if isinstance(settings, GroupEvalSettings):
+        return settings
+    from sagea.runtime import select_device
+
+    return GroupEvalSettings(**{**dict(settings), "device": str(select_device(device))})
+
+
+def _load_common(data_dir, split_path, groups_path, popularity_with_targets: bool):
+    from sagea.groups.io import load_groups
+
+    rows = load_interactions(data_dir)
+    split = load_split(split_path)
+    groups = load_groups(groups_path)
+    if groups.size and groups.max() >= rows.shape[0]:
+        raise ValueError(f"{groups_path}: user index {groups.max()} beyond the {rows.shape[0]} users of {data_dir}")
+    popularity = item_popularity(rows, split["train"], with_targets=popularity_with_targets)
+    return rows, groups, popularity
+
+
+def _write_all(results, out_dirs, params_of, k, tracking_uri, dataset, run_name_of) -> dict[str, dict]:
+    summaries = {}
+    for name, out_dir in out_dirs.items():
+        summary = write_strategy_outputs(results[name], out_dir, params_of(name), k)
+        summaries[name] = summary
+        log.info("%s: %s", name, {m: round(v, 4) for m, v in summary["metrics"].items() if "NDCG" in m and "/" in m})
+        if tracking_uri:
+            log_summary(tracking_uri, dataset, run_name_of(name), summary)
+    return summaries
+
+
+def evaluate_sagea_job(
+    data_dir: str | os.PathLike,
+    split_path: str | os.PathLike,
+    groups_path: str | os.PathLike,
+    elsa_path: str | os.PathLike,
+    item_embeddings_path: str | os.PathLike,
+    sae_path: str | os.PathLike,
+    out_dirs: Mapping[str, str | os.PathLike],
+    *,
+    dataset: str,
+    pool: str,
+    groupset: str,
+    elsa_run: str,
+    sae_run: str,
+    sae_hp: Mapping[str, Any],
+    topk_inference: bool,
+    normalize_users_embeddings: bool,
+    zero_fallback: str,
+    settings: Mapping[str, Any] | GroupEvalSettings,
+    popularity_with_targets: bool = False,
+    device: str = "auto",
+    tracking_uri: str | None = None,
+    note: str | None = None,
+) -> dict[str, dict]:
+    """Evaluate every fusion in ``out_dirs`` (fusion -> output folder); returns the summaries."""
+    from sagea.models.elsa import ELSA
+    from sagea.models.sae import SAE
+
+    settings = _settings(settings, device)
+    rows, groups, popularity = _load_common(data_dir, split_path, groups_path, popularity_with_targets)
+    elsa = ELSA.load(elsa_path, settings.device)
+    sae = SAE.load(sae_path, settings.device)
+    k_sae = int(getattr(sae, "k", sae_hp.get("k", 0)))
+    strategies = [
+        SageaRecommender(elsa, sae, fusion, k_sae, topk_inference, normalize_users_embeddings, zero_fallback)
+        for fusion in out_dirs
+    ]
+    results = evaluate_groups(
+        strategies, rows, groups, settings, popularity, read_embeddings(item_embeddings_path), elsa
+    )
+    note = note or research_note(sae_hp.get("reconstruction_loss", "l2"), topk_inference, normalize_users_embeddings)
+    option = f"ti{int(topk_inference)}-nu{int(normalize_users_embeddings)}"
+
+    def params_of(fusion: str) -> dict:
+        return run_params(
+            dataset, "SAGEA", fusion, pool, groupset, groups.shape[1], int(sae_hp["width"]), k_sae, note,
+            topk_inference, normalize_users_embeddings,
+            extra={"elsa_run": elsa_run, "sae_run": sae_run, "option": option, "eval_k": settings.k,
+                   "zero_fallback": zero_fallback, "shared_mask": settings.shared_mask},
+        )  # fmt: skip
+
+    return _write_all(
+        results, out_dirs, params_of, settings.k, tracking_uri, dataset,
+        lambda f: f"SAGEA-{f}-{sae_run}-{option}-{pool}-{groupset}-{elsa_run}",
+    )  # fmt: skip
+
+
+def build_baselines(names, elsa, popularity) -> list:
+    """Baseline strategies by name (``plan.BASELINES``)."""
+    out = []
+    for name in names:
+        if name == "ELSA":
+            out.append(ElsaMean(elsa))
+        elif name == "ELSA_INT":
+            out.append(ElsaUnion(elsa))
+        elif name in SCORE_AGGREGATIONS:
+            out.append(ScoreAggregation(elsa, name))
+        elif name == "GFAR":
+            out.append(GFAR(elsa))
+        elif name == "EPFuzzDA":
+            out.append(EPFuzzDA(elsa))
+        elif name == "POPULAR":
+            out.append(Popular(popularity))
+        else:
+            raise ValueError(f"unknown baseline {name!r} (config evaluation.baselines)")
+    return out
+
+
+def evaluate_baselines_job(
+    data_dir: str | os.PathLike,
+    split_path: str | os.PathLike,
+    groups_path: str | os.PathLike,
+    elsa_path: str | os.PathLike,
+    item_embeddings_path: str | os.PathLike,
+    out_dirs: Mapping[str, str | os.PathLike],
+    *,
+    dataset: str,
+    pool: str,
+    groupset: str,
+    elsa_run: str,
+    settings: Mapping[str, Any] | GroupEvalSettings,
+    popularity_with_targets: bool = False,
+    device: str = "auto",
+    tracking_uri: str | None = None,
+    note: str | None = None,
+) -> dict[str, dict]:
+    """Evaluate every baseline in ``out_dirs`` (strategy -> output folder); returns the summaries."""
+    from sagea.models.elsa import ELSA
+
+    settings = _settings(settings, device)
+    rows, groups, popularity = _load_common(data_dir, split_path, groups_path, popularity_with_targets)
+    elsa = ELSA.load(elsa_path, settings.device)
+    strategies = build_baselines(list(out_dirs), elsa, popularity)
+    results = evaluate_groups(
+        strategies, rows, groups, settings, popularity, read_embeddings(item_embeddings_path), elsa
+    )
+    factors = int(elsa.encoder.shape[1])
+
+    def params_of(name: str) -> dict:
+        return run_params(
+            dataset, name, None, pool, groupset, groups.shape[1], factors, None, note or "baselines",
+            extra={"elsa_run": elsa_run, "eval_k": settings.k, "shared_mask": settings.shared_mask,
+                   "popularity_with_targets": popularity_with_targets},
+        )  # fmt: skip
+
+    return _write_all(
+        results, out_dirs, params_of, settings.k, tracking_uri, dataset,
+        lambda s: f"{s}-{pool}-{groupset}-{elsa_run}",
+    )  # fmt: skip
+

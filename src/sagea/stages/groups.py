@@ -1,0 +1,62 @@
+"""Group stage (docs/ARCHITECTURE.md): every group set of one (dataset, pool) from the files of
+the data and ELSA stages, plus ``groups_summary.json`` and the diagnostics figures."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import pandas as pd
+
+from sagea.data.matrix import load_interactions, load_split, pool_users
+from sagea.groups.diagnostics import opposing_subgroup_figure, similarity_histograms
+from sagea.groups.io import write_groups
+from sagea.groups.sampling import group_set_frame, sample_group_sets
+from sagea.io import read_embeddings, save_figure, write_json
+
+log = logging.getLogger(__name__)
+
+
+def sample_groups(
+    embeddings_path: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    split_path: str | os.PathLike,
+    pool: str,
+    group_sets: list[str],
+    group_paths: list[str | os.PathLike],
+    summary_path: str | os.PathLike,
+    histogram_path: str | os.PathLike,
+    subgroup_path: str | os.PathLike,
+    **params: Any,
+) -> dict[str, Any]:
+    """Sample ``group_sets`` from the users of ``pool`` and write one Parquet file per set
+    (``group_paths`` in the same order), the summary JSON and the two figures.
+
+    ``params`` go to :func:`sagea.groups.sampling.sample_group_sets` (seed, quantiles, filters).
+    """
+    import matplotlib.pyplot as plt
+
+    if len(group_paths) != len(group_sets):
+        raise ValueError(f"{len(group_sets)} group sets but {len(group_paths)} output paths")
+    embeddings = read_embeddings(embeddings_path)
+    rows = load_interactions(data_dir)
+    users = pool_users(load_split(split_path), pool)
+    original_ids = pd.read_parquet(os.path.join(data_dir, "users.parquet"), columns=["user", "original_id"])
+    original_ids = original_ids.sort_values("user")["original_id"].astype(str).to_numpy()
+    log.info("pool %s: %d users; embeddings %s from %s", pool, len(users), embeddings.shape, embeddings_path)
+    sets, summary = sample_group_sets(embeddings, users, rows, group_sets, **params)
+    summary["pool"]["name"] = pool
+    summary["embeddings"] = str(embeddings_path)
+    for (name, groups), path in zip(sets.items(), group_paths):
+        write_groups(group_set_frame(groups, original_ids), path)
+        s = groups.summary
+        log.info("%s: kept %d of %d generated (acceptance rate %.3f, %d restarts)",
+                 name, s["kept"], s["generated"], s["acceptance_rate"], s["restarts"])
+    write_json(summary, summary_path)
+    td, ts = summary["thresholds"]["Td"], summary["thresholds"]["Ts"]
+    for fig, path in ((similarity_histograms(sets, td, ts), histogram_path),
+                      (opposing_subgroup_figure(sets, td, ts), subgroup_path)):
+        save_figure(fig, path)
+        plt.close(fig)
+    return summary

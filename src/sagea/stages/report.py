@@ -1,0 +1,52 @@
+"""Report stage jobs: collect upstream outputs, build one table or one figure (one call per rule script)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pandas as pd
+
+from sagea.io import read_parquet, save_figure, write_parquet
+from sagea.reports import collect, figures, tables, writers
+
+log = logging.getLogger(__name__)
+
+_COLLECTORS = {
+    "per_group": collect.collect_per_group,
+    "single_user": collect.collect_single_user,
+    "sae": collect.collect_sae,
+    "history": collect.collect_history,
+    "groups": collect.collect_groups,
+}
+
+
+def collect_results(entries: dict[str, list[dict]], outputs: dict[str, str | os.PathLike]) -> None:
+    """Write one long Parquet table per kind of upstream output (see :mod:`sagea.reports.collect`)."""
+    for kind, path in outputs.items():
+        frame = _COLLECTORS[kind](entries.get(kind, []))
+        write_parquet(frame, path)
+        log.info("collected %s: %d rows -> %s", kind, len(frame), path)
+
+
+def _load(collected: dict[str, str | os.PathLike]) -> dict[str, pd.DataFrame]:
+    return {kind: read_parquet(path) for kind, path in collected.items()}
+
+
+def make_table(name: str, collected: dict[str, str | os.PathLike], options: dict,
+               csv: str | os.PathLike, tex: str | os.PathLike, md: str | os.PathLike) -> None:
+    """Build table ``name`` from the collected Parquet files and write CSV, LaTeX and Markdown."""
+    table = tables.build_table(name, _load(collected), tables.ReportOptions(**options))
+    writers.write_table(table, csv, tex, md)
+    log.info("table %s: %d rows x %d columns", name, *table.data.shape)
+
+
+def make_figure(name: str, collected: dict[str, str | os.PathLike], options: dict,
+                png: str | os.PathLike, svg: str | os.PathLike) -> None:
+    """Build figure ``name`` and save it as PNG and SVG."""
+    import matplotlib.pyplot as plt
+
+    fig = figures.build_figure(name, _load(collected), tables.ReportOptions(**options))
+    save_figure(fig, png, svg)
+    plt.close(fig)
+    log.info("figure %s written", name)

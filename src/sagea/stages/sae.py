@@ -1,0 +1,243 @@
+"""The SAE stage's jobs: train one SAE of the grid with its metrics, extract codes and features.
+
+Each function is what one workflow rule does, with every setting passed in (no ``config``):
+read the upstream files (docs/ARCHITECTURE.md), call the library, write the outputs atomically
+and, when a tracking URI is given, log one MLflow run in ``Sparse_<dataset>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sagea.analysis.sae_features import feature_table, sparse_codes
+from sagea.checkpoint import state_path
+from sagea.data.matrix import load_interactions, load_split
+from sagea.evaluation.sae_metrics import code_statistics, reconstruction_metrics
+from sagea.io import atomic_path, read_embeddings, write_json, write_parquet, write_torch
+from sagea.models.elsa import ELSA
+from sagea.models.sae import LOSS_TERMS, MODEL_NAMES, RECONSTRUCTION_LOSSES, SAE, EmbeddingData, InteractionData, fit
+from sagea.runtime import seed_everything, select_device
+
+log = logging.getLogger(__name__)
+
+#: Keys of one SAE run's hyperparameters (``plan.sae_hp``; config section ``sae.base``).
+SAE_HP_KEYS = (
+    "variant", "width", "k", "reconstruction_loss", "l1_coef", "aux_coef", "contrastive_coef", "normalize",
+    "lr", "beta1", "beta2", "batch_size", "epochs", "validate_every", "patience", "early_stop_unit",
+    "dead_after", "aux_k", "train_path", "max_train_users", "seed",
+)  # fmt: skip
+METRIC_KEY_K = 20
+
+
+def build_model(hp: dict[str, Any], input_dim: int) -> SAE:
+    """An untrained SAE from a run's hyperparameters."""
+    return SAE(
+        input_dim, int(hp["width"]), int(hp["k"]), hp["variant"], hp["reconstruction_loss"],
+        float(hp["l1_coef"]), float(hp["aux_coef"]), float(hp["contrastive_coef"]), bool(hp["normalize"]),
+        int(hp["dead_after"]), int(hp["aux_k"]), seed=int(hp["seed"]),
+    )  # fmt: skip
+
+
+def mlflow_params(hp: dict[str, Any], dataset: str, elsa_run: str, sae_run: str, base_factors: int) -> dict:
+    """The research code's MLflow parameter names for one SAE run."""
+    return {
+        "dataset": dataset, "model": MODEL_NAMES[hp["variant"]], "embedding_dim": hp["width"],
+        "top_k": hp["k"], "reconstruction_loss": RECONSTRUCTION_LOSSES[hp["reconstruction_loss"]],
+        "l1_coef": hp["l1_coef"], "auxiliary_coef": hp["aux_coef"], "contrastive_coef": hp["contrastive_coef"],
+        "reconstruction_coef": 1 - (hp["l1_coef"] + hp["aux_coef"] + hp["contrastive_coef"]),
+        "base_factors": base_factors, "normalize": hp["normalize"], "lr": hp["lr"], "beta1": hp["beta1"],
+        "beta2": hp["beta2"], "batch_size": hp["batch_size"], "epochs": hp["epochs"],
+        "evaluate_every": hp["validate_every"], "early_stop": hp["patience"],
+        "early_stop_unit": hp["early_stop_unit"], "n_batches_to_dead": hp["dead_after"], "topk_aux": hp["aux_k"],
+        "train_path": hp["train_path"], "max_train_users": hp["max_train_users"], "seed": hp["seed"],
+        "elsa_run": elsa_run, "sae_run": sae_run,
+    }  # fmt: skip
+
+
+def train_sae(
+    embeddings_path: str | os.PathLike,
+    elsa_path: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    split_path: str | os.PathLike,
+    model_path: str | os.PathLike,
+    metrics_path: str | os.PathLike,
+    history_path: str | os.PathLike,
+    hp: dict[str, Any],
+    *,
+    target_fraction: float = 0.2,
+    split_seed: int = 42,
+    device: str = "auto",
+    threads: int | None = None,
+    eval_batch_size: int = 1024,
+    dataset: str = "",
+    elsa_run: str = "",
+    sae_run: str = "",
+    mlflow_uri: str | None = None,
+) -> dict:
+    """Train one SAE on the training users' ELSA embeddings; metrics on valid/test; write outputs.
+
+    Fast path (``train_path: embeddings``) reads the precomputed ``user_embeddings.parquet``;
+    the interaction path encodes batches through the ELSA checkpoint on the fly and is taken
+    whenever ``contrastive_coef > 0`` (the positive views need the interactions).
+    ``max_train_users`` subsamples the training users (seeded). Returns the metrics dict.
+    """
+    missing = [key for key in SAE_HP_KEYS if key not in hp]
+    if missing:
+        raise KeyError(f"SAE hyperparameters {missing} missing (config section sae.base)")
+    if threads:
+        torch.set_num_threads(int(threads))
+    seed = int(hp["seed"])
+    seed_everything(seed)
+    dev = select_device(device)
+    embeddings = read_embeddings(embeddings_path)
+    matrix = load_interactions(data_dir)
+    split = load_split(split_path)
+    if len(embeddings) != matrix.shape[0]:
+        raise ValueError(
+            f"{embeddings_path} has {len(embeddings)} users but {data_dir}/users.parquet {matrix.shape[0]}; "
+            "rerun the ELSA stage for this dataset"
+        )
+    elsa = ELSA.load(elsa_path, dev)
+    if elsa.factors != embeddings.shape[1]:
+        raise ValueError(f"{elsa_path} has {elsa.factors} factors but {embeddings_path} {embeddings.shape[1]}")
+    train_users = split["train"]
+    if hp["max_train_users"] and len(train_users) > hp["max_train_users"]:
+        train_users = np.sort(np.random.default_rng(seed).choice(train_users, int(hp["max_train_users"]), replace=False))
+    contrastive = float(hp["contrastive_coef"]) > 0
+    path = "interactions" if contrastive else hp["train_path"]
+    if path != hp["train_path"]:
+        log.info("contrastive_coef > 0: training on the interaction path (positive views need interactions)")
+    if path == "interactions":
+        train = InteractionData(matrix[train_users], elsa, contrastive, dev)
+        valid = InteractionData(matrix[split["valid"]], elsa, contrastive, dev)
+    else:
+        train = EmbeddingData(torch.from_numpy(embeddings[train_users]))
+        valid = EmbeddingData(torch.from_numpy(embeddings[split["valid"]]))
+    model = build_model(hp, embeddings.shape[1])
+    log.info(
+        "SAE %s on %s/%s: d=%d, %d train users (%s path), %d valid, %d test, device %s",
+        sae_run, dataset, elsa_run, embeddings.shape[1], len(train_users), path,
+        len(split["valid"]), len(split["test"]), dev,
+    )  # fmt: skip
+    valid_embeddings = embeddings[split["valid"]]
+
+    def on_validation(sae: SAE, epoch: int) -> dict[str, float]:
+        stats = code_statistics(sae, valid_embeddings, eval_batch_size, True, dev)
+        return {f"{name}_valid": stats[name] for name in ("CosineSim", "DeadNeurons")}  # L0_valid: a loss term
+
+    tic = time.perf_counter()
+    result = fit(
+        model, train, valid, lr=float(hp["lr"]), beta1=float(hp["beta1"]), beta2=float(hp["beta2"]),
+        batch_size=int(hp["batch_size"]), epochs=int(hp["epochs"]), validate_every=int(hp["validate_every"]),
+        patience=int(hp["patience"]), early_stop_unit=hp["early_stop_unit"], seed=seed, device=dev,
+        checkpoint_path=state_path(Path(model_path).parent), fingerprint={"path": path, "n_users": len(embeddings)},
+        on_validation=on_validation if len(split["valid"]) else None,
+    )  # fmt: skip
+    seconds = time.perf_counter() - tic
+    metrics: dict[str, Any] = {}
+    for part in ("valid", "test"):
+        users = split[part]
+        metrics[part] = reconstruction_metrics(
+            model, elsa, matrix[users], embeddings[users], target_fraction=target_fraction, seed=split_seed,
+            k=METRIC_KEY_K, batch_size=eval_batch_size, device=dev,
+        )  # fmt: skip
+        log.info("%s: %s", part, ", ".join(f"{k}={v:.4f}" for k, v in metrics[part].items()))
+    metrics.update(
+        history=result.history, best_epoch=result.best_epoch, best_valid_loss=result.best_valid_loss,
+        epochs_run=result.epochs_run, stopped_early=result.stopped_early, train_seconds=seconds,
+        train_users=len(train_users), train_path=path, hyperparameters=dict(hp),
+    )  # fmt: skip
+    write_torch(
+        model.checkpoint(training=dict(hp), best_epoch=result.best_epoch, dataset=dataset, elsa_run=elsa_run),
+        model_path,
+    )
+    write_parquet(history_frame(result.history), history_path)
+    write_json(metrics, metrics_path)
+    if mlflow_uri:
+        _log_mlflow(mlflow_uri, dataset, elsa_run, sae_run, hp, embeddings.shape[1], metrics, model_path)
+    return metrics
+
+
+def history_frame(history: list[dict]) -> pd.DataFrame:
+    """One row per validation: epoch, train/valid loss terms (incl. L0), valid CosineSim/DeadNeurons, seconds."""
+    cols = (["epoch"] + [f"{t}_{p}" for p in ("train", "valid") for t in LOSS_TERMS]
+            + ["DeadLatents_train", "CosineSim_valid", "DeadNeurons_valid", "seconds"])  # fmt: skip
+    frame = pd.DataFrame(history)
+    for col in cols:
+        if col not in frame:
+            frame[col] = np.nan
+    return frame[cols].astype({"epoch": "int32", **{c: "float64" for c in cols[1:]}})
+
+
+def _log_mlflow(uri, dataset, elsa_run, sae_run, hp, base_factors, metrics, model_path) -> None:
+    from sagea.tracking import log_run
+
+    params = mlflow_params(hp, dataset, elsa_run, sae_run, base_factors)
+    final = {f"{name}/{part}": value for part in ("valid", "test") for name, value in metrics[part].items()}
+    final["best_epoch"] = metrics["best_epoch"]
+    history = metrics["history"]
+    step_metrics = {f"loss/{t}/{p}": [(r["epoch"], r[f"{t}_{p}"]) for r in history]
+                    for t in LOSS_TERMS for p in ("train", "valid")}  # fmt: skip
+    for name in ("CosineSim", "L0", "DeadNeurons"):
+        step_metrics[f"{name}/valid"] = [(r["epoch"], r.get(f"{name}_valid")) for r in history]
+    log_run(uri, f"Sparse_{dataset}", f"{elsa_run}/{sae_run}", params, final, step_metrics, artifacts=[model_path])
+
+
+def extract_sae(
+    sae_path: str | os.PathLike,
+    elsa_path: str | os.PathLike,
+    embeddings_path: str | os.PathLike,
+    items_path: str | os.PathLike,
+    codes_topk_path: str | os.PathLike,
+    codes_all_path: str | os.PathLike,
+    features_path: str | os.PathLike,
+    *,
+    top_items: int = 10,
+    batch_size: int = 4096,
+    device: str = "auto",
+    threads: int | None = None,
+) -> None:
+    """Sparse codes of every user (TopK at inference on / off) and the per-feature table."""
+    if threads:
+        torch.set_num_threads(int(threads))
+    dev = select_device(device)
+    sae = SAE.load(sae_path, dev)
+    elsa = ELSA.load(elsa_path, dev)
+    embeddings = read_embeddings(embeddings_path)
+    items = pd.read_parquet(items_path)
+    if len(items) != elsa.n_items:
+        raise ValueError(f"{items_path} lists {len(items)} items but {elsa_path} has {elsa.n_items}; rerun ELSA")
+    codes_topk = sparse_codes(sae, embeddings, True, batch_size, dev)
+    codes_all = sparse_codes(sae, embeddings, False, batch_size, dev)
+    titles = None
+    if "title" in items:
+        titles = items.sort_values("item")["title"].fillna("").astype(str).to_numpy()
+    features = feature_table(sae, elsa, codes_topk, len(embeddings), top_items, titles, batch_size, dev)
+    write_parquet(codes_topk, codes_topk_path)
+    write_parquet(codes_all, codes_all_path)
+    write_features(features, features_path)
+    log.info(
+        "codes of %d users: L0 %.2f with TopK, %.2f without; %d of %d features ever active",
+        len(embeddings), len(codes_topk) / max(len(embeddings), 1), len(codes_all) / max(len(embeddings), 1),
+        int((features["frequency"] > 0).sum()), len(features),
+    )  # fmt: skip
+
+
+def write_features(features: pd.DataFrame, path: str | os.PathLike) -> None:
+    """``features.parquet`` with the contract's explicit types (list<int32>, list<string>)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("feature", pa.int32()), ("frequency", pa.float32()), ("mean_activation", pa.float32()),
+                        ("top_items", pa.list_(pa.int32())), ("top_titles", pa.list_(pa.string()))])  # fmt: skip
+    table = pa.Table.from_pandas(features, schema=schema, preserve_index=False)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)

@@ -1,0 +1,49 @@
+"""sagea.analysis.compare_plan: what the compare section of a config asks for."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from compare_fixtures import validated_config  # noqa: E402
+
+from sagea.analysis import compare_plan  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def default_config(repo):
+    return validated_config(repo / "config" / "config.yaml")
+
+
+def test_default_config_compares_three_elsa_runs_and_the_sae_grid(default_config):
+    runs = compare_plan.elsa_runs(default_config, "synthetic")
+    assert list(runs) == ["f64-s42", "f32-s42", "f64-s43"]  # reference first; f64-s43 = noise floor
+    members = compare_plan.sae_members(default_config, "synthetic")
+    assert list(members) == [
+        "f64-s42/topk-h128-k8-l2",
+        "f64-s42/topk-h128-k16-l2",
+        "f64-s42/topk-h256-k8-l2",
+        "f64-s42/topk-h256-k16-l2",
+    ]
+    elsa, sae, hp = members["f64-s42/topk-h256-k16-l2"]
+    assert (elsa, sae, hp["width"], hp["k"], hp["elsa_factors"]) == ("f64-s42", "topk-h256-k16-l2", 256, 16, 64)
+    targets = compare_plan.targets(default_config)
+    assert "results/synthetic/compare/elsa.parquet" in targets
+    assert "results/synthetic/compare/sae_pairs.png" in targets and len(targets) == 9
+
+
+def test_sae_elsa_runs_extend_and_validate(default_config):
+    config = {**default_config, "compare": {**default_config["compare"], "sae_elsa_runs": ["f32-s42"]}}
+    members = compare_plan.sae_members(config, "synthetic")
+    assert len(members) == 8 and members["f32-s42/topk-h128-k8-l2"][2]["elsa_factors"] == 32
+    config["compare"]["sae_elsa_runs"] = ["f16-s1"]
+    with pytest.raises(ValueError, match="compare.sae_elsa_runs"):
+        compare_plan.sae_members(config, "synthetic")
+
+
+def test_nothing_to_compare_gives_no_targets(default_config):
+    config = {**default_config, "compare": {**default_config["compare"], "elsa": False, "sae": False}}
+    assert compare_plan.targets(config) == []

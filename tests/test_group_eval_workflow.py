@@ -1,0 +1,145 @@
+"""The evaluation rules end to end on contract-format fixtures, logging to a real MLflow server.
+
+A ``mlflow server`` (sqlite backend in tmp, free port on 127.0.0.1) receives one run per
+strategy folder; ``mlflow.search_runs`` finds them by the research code's names, and the code
+of seed notebook 000 (``generate_recommendations_with_comparision``) runs on the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from evaluate_fixtures import write_upstream
+
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+ELSA_RUN, SAE_RUN = "f8-s42", "topk-h16-k4-l2"
+# a subset keeps the test short; every strategy is checked against the reference in test_group_eval.py
+FUSIONS = ["average", "topk", "common_features"]
+BASELINES = ["ADD", "GFAR", "POPULAR"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def mlflow_server(tmp_path):
+    port = _free_port()
+    store = tmp_path / "mlflow"
+    store.mkdir()
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen(
+        [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{store}/mlflow.db", "--default-artifact-root", str(store / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "mlflow_server.log", "w"), start_new_session=True,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"mlflow server exited: {(tmp_path / 'mlflow_server.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start within 60 s")
+        yield uri
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _config(path: Path, uri: str) -> Path:
+    config = {
+        "mlflow": {"enabled": True, "tracking_uri": uri},
+        "device": "cpu",
+        "datasets": {"synthetic": {"source": "synthetic"}},
+        "elsa": {"factors": 8},
+        "sae": {"base": {"variant": "topk", "reconstruction_loss": "l2"}, "grid": {"width": [16], "k": [4]}},
+        "groups": {"pools": ["test"], "kinds": {"similar": [3], "opposing": [[2, 1]]}},
+        "evaluation": {"k": 20, "batch_groups": 4, "baselines": BASELINES,
+                       "sagea": {"fusions": FUSIONS, "topk_inference": [True, False]}},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.workflow
+def test_evaluation_rules_with_mlflow_server(tmp_path, repo, python, mlflow_server):
+    work = tmp_path / "wf"
+    write_upstream(work, groupsets={"similar_3": 3})
+    configfile = _config(tmp_path / "config.yaml", mlflow_server)
+    base = "results/synthetic/eval/test/{gs}/" + ELSA_RUN
+    targets = []
+    for gs in ("similar_3",):
+        targets += [f"{base.format(gs=gs)}/{SAE_RUN}/{opt}/{f}/summary.json" for opt in ("ti1-nu0", "ti0-nu0") for f in FUSIONS]
+        targets += [f"{base.format(gs=gs)}/baselines/{b}/summary.json" for b in BASELINES]
+    cmd = [python, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(work), "--configfile", str(configfile),
+           "--cores", "2", "--allowed-rules", "evaluate_sagea", "evaluate_baselines", "--", *targets]  # fmt: skip
+    env = {**os.environ, "SAGEA_PROGRESS": "0"}
+    done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    folder = work / base.format(gs="similar_3") / SAE_RUN / "ti1-nu0" / "common_features"
+    per_group = pd.read_parquet(folder / "per_group.parquet")
+    recs = pd.read_parquet(folder / "recommendations.parquet")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert len(per_group) == 10 and list(recs.columns) == ["group", "rank", "item"]
+    assert {"NDCG20_com", "NDCG20_min", "NDCG20_mean", "P20_com", "Time_scoring", "CommonFeatures"} <= set(per_group.columns)
+    assert summary["params"]["group_type"] == "sim" and summary["params"]["SAE_fusion_strategy"] == "common_features"
+    assert summary["metrics"]["CommonItemsNDCG20/mean"] == pytest.approx(per_group["NDCG20_com"].mean())
+
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_server)
+    exp = mlflow.get_experiment_by_name("GR_synthetic")
+    assert exp is not None
+    runs = mlflow.search_runs(experiment_ids=[exp.experiment_id], output_format="list", max_results=1000)
+    assert len(runs) == 2 * len(FUSIONS) + len(BASELINES)
+    found = mlflow.search_runs(
+        experiment_ids=[exp.experiment_id],
+        filter_string="params.SAE_fusion_strategy = 'topk' and params.group_type = 'sim' and params.topk_inference = 'True'",
+    )
+    assert len(found) == 1
+    row = found.iloc[0]
+    for name in ("dataset", "recommender_strategy", "group_size", "embedding_dim", "top_k", "note",
+                 "normalize_users_embeddings", "group_set", "user_set"):  # fmt: skip
+        assert f"params.{name}" in found.columns, name
+    assert row["params.note"] == "sizes_L2_with_acts" and row["params.embedding_dim"] == "16"
+    for name in ("NDCG20_com", "NDCG20_min", "NDCG20/mean", "P20_com", "P20_min", "R20_com", "R20_min", "Hit20_com",
+                 "Hit20_min", "GT_group", "GT_user", "Candidates", "NDCG20/min:mean", "Popularity/mean",
+                 "RecommendationsSimilarity/mean", "Time/mean", "CommonItemsNDCG20/mean", "NDCG20/min"):  # fmt: skip
+        assert f"metrics.{name}" in found.columns, name
+    # seed notebook 000's code, unchanged, on our store
+    seed = next(iter(sorted(SEEDS.glob("000_*.txt"))), None)
+    if seed is None:
+        pytest.skip(f"seed notebook 000 not found in {SEEDS}")
+    text = seed.read_text()
+    code = text[text.index("def generate_recommendations_with_comparision"): text.index("return df.reset_index()")]
+    namespace = {"mlflow": mlflow, "pd": pd}
+    exec(code + "return df.reset_index()\n", namespace)
+    table = namespace["generate_recommendations_with_comparision"](
+        [exp.experiment_id], aggregation_function="common_features", main_note="sizes_L2_with_acts",
+        note_to_compare="sizes_L2_without_acts", group_type="sim",
+    )
+    assert len(table) == 1
+    assert table[("Dataset", "")].iloc[0] == "synthetic" and table[("Dimensions", "")].iloc[0] == 16
+    assert ("G/mean", "main") in table.columns and ("U/min", "% change") in table.columns

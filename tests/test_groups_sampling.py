@@ -1,0 +1,244 @@
+"""Synthetic group sampling (REFERENCE.md §4): rules, semantics, filters, errors, determinism."""
+
+from __future__ import annotations
+
+import collections
+import time
+
+import numpy as np
+import pytest
+from scipy import stats as sstats
+
+from groups_fixtures import clustered_users
+from sagea.evaluation.splits import group_target_masks
+from sagea.groups import sampling as S
+from sagea.groups.io import load_groups, load_groups_frame, load_subgroups, write_groups
+
+
+def sim64(emb: np.ndarray) -> np.ndarray:
+    """Independent float64 similarity matrix (cos + 1) / 2."""
+    e = emb.astype(np.float64)
+    e = e / np.linalg.norm(e, axis=1, keepdims=True)
+    return (e @ e.T + 1) / 2
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    return clustered_users()
+
+
+def check_rule(sim, members, rank, subgroup, kind, td, ts, tol=1e-5):
+    """Every accepted member passed its rule against the members accepted before it."""
+    for g in range(len(members)):
+        for j in range(members.shape[1]):
+            if rank[g, j] == 0:
+                continue
+            before = rank[g] < rank[g, j]
+            own = members[g, before & (subgroup == subgroup[j])]
+            other = members[g, before & (subgroup != subgroup[j])]
+            u = members[g, j]
+            if kind == "similar":
+                assert sim[own, u].mean() >= td - tol
+            elif kind == "divergent":
+                assert sim[own, u].mean() <= ts + tol
+            else:
+                if len(own):
+                    assert sim[own, u].mean() >= td - tol
+                if len(other):
+                    assert sim[other, u].mean() <= ts + tol
+
+
+@pytest.mark.parametrize("kind,sizes", [("similar", (4, 0)), ("divergent", (3, 0)), ("opposing", (3, 2)), ("opposing", (2, 1))])
+def test_groups_meet_their_rule(clustered, kind, sizes):
+    emb, _, _ = clustered
+    normed = S.normalize_rows(emb)
+    th = S.estimate_thresholds(normed, 20000, 0.75, 0.25, seed=1)
+    members, rank, st = S.grow_groups(normed, kind, sizes, 200, th.similar, th.divergent, np.random.default_rng(3))
+    subgroup = np.r_[np.zeros(sizes[0], int), np.ones(sizes[1], int)]
+    assert members.shape == (200, sum(sizes)) and st.groups == 200
+    assert all(len(set(row)) == len(row) for row in members.tolist())
+    # ranks are a permutation of 0..size-1 and each subgroup is stored in acceptance order
+    assert (np.sort(rank, axis=1) == np.arange(sum(sizes))).all()
+    for sub in (0, 1):
+        r = rank[:, subgroup == sub]
+        assert (np.diff(r, axis=1) > 0).all()
+    check_rule(sim64(emb), members, rank, subgroup, kind, th.similar, th.divergent)
+    # the summary statistics match an independent computation
+    sims = S.group_similarities(normed, members, sizes)
+    sim = sim64(emb)
+    g0 = members[0]
+    iu = np.triu_indices(len(g0), 1)
+    assert sims["group_similarity"][0] == pytest.approx(sim[np.ix_(g0, g0)][iu].mean(), abs=1e-6)
+    if kind == "opposing":
+        a = sizes[0]
+        assert sims["between_similarity"][0] == pytest.approx(sim[np.ix_(g0[:a], g0[a:])].mean(), abs=1e-6)
+
+
+def naive_group(sim, kind, sizes, td, ts, max_draws, rng):
+    """The research code's loop (seed notebook 001), one candidate at a time, retried forever."""
+    pool = len(sim)
+    while True:
+        subs = ([int(rng.integers(pool))], [])
+        index = 1
+        for _ in range(max_draws):
+            g = 0
+            if kind == "opposing":
+                g = index % 2
+                if len(subs[g]) == sizes[g]:
+                    index += 1
+                    g = index % 2
+            rest = [u for u in range(pool) if u not in subs[0] + subs[1]]
+            u = rest[int(rng.integers(len(rest)))]
+            own, other = subs[g], subs[1 - g]
+            if kind == "divergent":
+                ok = sim[own, u].mean() <= ts
+            else:
+                ok = not own or sim[own, u].mean() >= td
+                ok = ok and (kind != "opposing" or not other or sim[other, u].mean() <= ts)
+            if ok:
+                subs[g].append(u)
+            index += 1
+            if len(subs[0]) == sizes[0] and len(subs[1]) == sizes[1]:
+                return tuple(subs[0] + subs[1])
+
+
+@pytest.mark.parametrize("kind,sizes", [("similar", (3, 0)), ("opposing", (2, 1))])
+def test_same_distribution_as_sequential_research_loop(kind, sizes):
+    """Vectorised blocks + draw budget give the research loop's distribution over ordered groups."""
+    rng = np.random.default_rng(11)
+    emb = rng.normal(size=(7, 3)).astype(np.float32)
+    sim = sim64(emb)
+    off = sim[np.triu_indices(7, 1)]
+    off = np.sort(off)  # thresholds between pair values: no float32/float64 ties
+    td, ts = (off[11] + off[12]) / 2, (off[8] + off[9]) / 2
+    n = 6000
+    members, _, st = S.grow_groups(S.normalize_rows(emb), kind, sizes, n, td, ts, np.random.default_rng(5),
+                                   max_draws=3, max_restarts=10**7)
+    vec = collections.Counter(map(tuple, members.tolist()))
+    naive_rng = np.random.default_rng(6)
+    ref = collections.Counter(naive_group(sim, kind, sizes, td, ts, 3, naive_rng) for _ in range(n))
+    keys = sorted(set(vec) | set(ref))
+    table = np.array([[vec[k] for k in keys], [ref[k] for k in keys]])
+    assert set(vec) <= set(ref) | {k for k in vec if vec[k] <= 2}  # no group the research loop cannot make
+    p = sstats.chi2_contingency(table)[1]
+    assert p > 1e-3, f"distributions differ (p={p:.2e})"
+    assert st.restarts > 0  # the small budget was exercised
+
+
+def test_random_groups_are_uniform():
+    emb = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    members, _, st = S.grow_groups(S.normalize_rows(emb), "random", (2, 0), 4500, 0.0, 1.0, np.random.default_rng(2))
+    assert st.restarts == 0 and (members[:, 0] != members[:, 1]).all()
+    pairs = collections.Counter(tuple(sorted(r)) for r in members.tolist())
+    assert len(pairs) == 45
+    chi2 = sum((c - 100) ** 2 / 100 for c in pairs.values())
+    assert sstats.chi2.sf(chi2, 44) > 1e-3
+    users = np.bincount(members.reshape(-1), minlength=10)
+    assert sstats.chisquare(users).pvalue > 1e-3
+
+
+def test_thresholds_are_quantiles_of_non_self_pairs():
+    emb = np.array([[1, 0], [0, 1]], dtype=np.float32)
+    th = S.estimate_thresholds(S.normalize_rows(emb), 1000, 0.75, 0.25, seed=0)
+    assert th.similar == pytest.approx(0.5) and th.divergent == pytest.approx(0.5)  # only pair: cos 0
+    emb = np.random.default_rng(1).normal(size=(60, 5)).astype(np.float32)
+    sim = sim64(emb)[np.triu_indices(60, 1)]
+    th = S.estimate_thresholds(S.normalize_rows(emb), 200_000, 0.8, 0.1, seed=0)
+    assert th.similar == pytest.approx(np.quantile(sim, 0.8), abs=0.01)
+    assert th.divergent == pytest.approx(np.quantile(sim, 0.1), abs=0.01)
+
+
+def test_planted_clusters(clustered):
+    emb, labels, _ = clustered
+    normed = S.normalize_rows(emb)
+    th = S.estimate_thresholds(normed, 20000, 0.75, 0.25, seed=1)
+    same = {}
+    for kind in ("similar", "divergent", "random"):
+        members, _, _ = S.grow_groups(normed, kind, (3, 0), 300, th.similar, th.divergent, np.random.default_rng(4))
+        same[kind] = (labels[members] == labels[members[:, :1]]).all(axis=1).mean()
+    opp, _, _ = S.grow_groups(normed, "opposing", (2, 1), 300, th.similar, th.divergent, np.random.default_rng(4))
+    lab = labels[opp]
+    assert same["similar"] >= 0.9
+    assert same["divergent"] <= 0.02
+    assert 0.0 < same["random"] < 0.2  # 4 clusters: about 1/16 of random triples share one
+    assert ((lab[:, 0] == lab[:, 1]) & (lab[:, 2] != lab[:, 0])).mean() >= 0.9
+
+
+def test_impossible_kind_stops_quickly_with_clear_error(clustered):
+    normed = S.normalize_rows(clustered[0])
+    start = time.perf_counter()
+    with pytest.raises(S.GroupSamplingError) as err:
+        S.grow_groups(normed, "similar", (3, 0), 100, 1.01, 0.0, np.random.default_rng(0))
+    assert time.perf_counter() - start < 30
+    msg = str(err.value)
+    for part in ("similar of size 3", "acceptance rate", "groups.similar_quantile", "groups.max_restarts"):
+        assert part in msg
+    with pytest.raises(S.GroupSamplingError, match="opposing 2-1"):
+        S.grow_groups(normed, "opposing", (2, 1), 50, 0.5, -1.0, np.random.default_rng(0), max_restarts=50)
+    with pytest.raises(S.GroupSamplingError, match="pool has only 2 users"):
+        S.grow_groups(normed[:2], "random", (3, 0), 5, 0.5, 0.5, np.random.default_rng(0))
+
+
+def test_unique_and_overlap_helpers():
+    groups = np.array([[1, 2, 3], [3, 2, 1], [4, 5, 6], [1, 2, 7], [2, 1, 3]])
+    assert S.unique_group_index(groups).tolist() == [0, 2, 3]
+    pairs = S.member_overlap_pairs(groups[[0, 2, 3]], threshold=0.3)
+    assert pairs.tolist() == [[0, 2, 2]]
+    kept = S.cap_overlap(groups, np.array([0, 2, 3, 4]), max_overlap=0.5, limit=10)
+    assert kept.tolist() == [0, 2]  # 3 shares 2/3 with 0, 4 is a copy of 0
+    assert S.cap_overlap(groups, np.array([3, 0, 2]), None, 2).tolist() == [3, 0]
+
+
+def test_group_set_filters(clustered):
+    emb, _, x = clustered
+    pool = np.arange(0, 400, 2)  # a pool of every other user
+    normed = S.normalize_rows(emb[pool])
+    th = S.estimate_thresholds(normed, 20000, 0.75, 0.25, seed=1)
+    kw = dict(final_group_count=60, common_interactions=3, max_overlap=0.34, seed=9, target_ratio=0.5,
+              split_seed=4, shared_mask=False)
+    gs = S.sample_group_set("similar_3", normed, pool, x, th, **kw)
+    g = gs.members
+    assert g.shape == (60, 3) and np.isin(g, pool).all()
+    assert len({tuple(sorted(r)) for r in g.tolist()}) == 60
+    assert all(len(set(r)) == 3 for r in g.tolist())
+    # common held-out items recomputed directly: rows of every member inside the group's mask
+    masks = group_target_masks(g, x.shape[1], 0.5, 4, False)
+    dense = x.toarray() > 0
+    common = np.array([(dense[r].all(axis=0) & m).sum() for r, m in zip(g, masks)])
+    assert (common == gs.n_common_targets).all() and (common > 3).all()
+    for i in range(60):
+        for j in range(i + 1, 60):
+            assert len(set(g[i]) & set(g[j])) <= 1  # overlap 1/3 <= 0.34
+    s = gs.summary
+    assert s["kept"] == 60 and s["generated"] >= s["distinct"] >= s["passed_common_targets"] >= 60
+    with pytest.raises(S.GroupSamplingError, match="groups.common_interactions=1000"):
+        S.sample_group_set("random_3", normed, pool, x, th, **{**kw, "common_interactions": 1000, "max_overlap": None})
+
+
+def test_sample_group_sets_is_deterministic_and_written(clustered, tmp_path):
+    emb, _, x = clustered
+    users = np.arange(100, 400)
+    kw = dict(max_pool_users=250, n_pairs=5000, final_group_count=40, common_interactions=2,
+              max_draws=1000, max_restarts=10000)
+    names = ["similar_3", "divergent_3", "random_4", "opposing_2-1"]
+    sets_a, summary = S.sample_group_sets(emb, users, x, names, seed=3, **kw)
+    sets_b, _ = S.sample_group_sets(emb, users, x, names, seed=3, **kw)
+    sets_c, _ = S.sample_group_sets(emb, users, x, names, seed=4, **kw)
+    for name in names:
+        assert np.array_equal(sets_a[name].members, sets_b[name].members)
+    assert not np.array_equal(sets_a["similar_3"].members, sets_c["similar_3"].members)
+    assert summary["pool"]["pool_users"] == 250 and set(summary["sets"]) == set(names)
+    assert summary["thresholds"]["Td"] > summary["thresholds"]["Ts"]
+    assert summary["sets"]["opposing_2-1"]["paper_name"] == "outlier"
+    ids = np.array([f"u{i}" for i in range(400)])
+    frame = S.group_set_frame(sets_a["opposing_2-1"], ids)
+    write_groups(frame, tmp_path / "opposing_2-1.parquet")
+    back = load_groups_frame(tmp_path / "opposing_2-1.parquet")
+    assert [str(t) for t in back.dtypes][:3] == ["int32", "int16", "int32"]
+    assert list(back.columns) == ["group", "member", "user", "original_id", "subgroup", "group_similarity",
+                                  "subgroup_similarity_0", "subgroup_similarity_1", "between_similarity",
+                                  "n_common_targets"]
+    assert np.array_equal(load_groups(tmp_path / "opposing_2-1.parquet"), sets_a["opposing_2-1"].members)
+    assert load_subgroups(tmp_path / "opposing_2-1.parquet").tolist() == [0, 0, 1]
+    assert (back["original_id"] == "u" + back["user"].astype(str)).all()
+    assert back["between_similarity"].notna().all() and back["subgroup_similarity_1"].isna().all()
