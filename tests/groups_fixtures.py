@@ -7,8 +7,13 @@ import scipy.sparse as sp
 
 
 def clustered_users(
-    n_users: int = 400, n_clusters: int = 4, dim: int = 16, n_items: int = 200,
-    items_per_user: int = 40, spread: float = 0.35, seed: int = 0,
+    n_users: int = 400,
+    n_clusters: int = 4,
+    dim: int = 16,
+    n_items: int = 200,
+    items_per_user: int = 40,
+    spread: float = 0.35,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
     """Embeddings around orthogonal cluster centres, the cluster labels, and interactions where
     each user mostly picks items of its cluster's block (so similar users share many items)
@@ -31,8 +36,14 @@ def clustered_users(
     return emb, labels, x
 
 
-def write_stage_inputs(root, elsa_run: str = "f64-s42", dataset: str = "synthetic", n_users: int = 1000,
-                       dim: int = 64, seed: int = 0) -> None:
+def write_stage_inputs(
+    root,
+    elsa_run: str = "f64-s42",
+    dataset: str = "synthetic",
+    n_users: int = 1000,
+    dim: int = 64,
+    seed: int = 0,
+) -> None:
     """The data and ELSA files the group stage reads, in the contract's formats, under ``root``."""
     import os
 
@@ -44,20 +55,39 @@ def write_stage_inputs(root, elsa_run: str = "f64-s42", dataset: str = "syntheti
     data = os.path.join(root, "results", dataset, "data")
     coo = x.tocoo()
     order = np.lexsort((coo.col, coo.row))
-    write_parquet(pd.DataFrame({"user": coo.row[order].astype(np.int32), "item": coo.col[order].astype(np.int32)}),
-                  os.path.join(data, "interactions.parquet"))
+    write_parquet(
+        pd.DataFrame({"user": coo.row[order].astype(np.int32), "item": coo.col[order].astype(np.int32)}),
+        os.path.join(data, "interactions.parquet"),
+    )
     counts = np.diff(x.indptr).astype(np.int32)
-    write_parquet(pd.DataFrame({"user": np.arange(n_users, dtype=np.int32),
-                                "original_id": [f"user{u}" for u in range(n_users)], "n_interactions": counts}),
-                  os.path.join(data, "users.parquet"))
-    write_parquet(pd.DataFrame({"item": np.arange(x.shape[1], dtype=np.int32),
-                                "original_id": [f"item{i}" for i in range(x.shape[1])],
-                                "n_interactions": np.asarray(x.sum(0)).ravel().astype(np.int32)}),
-                  os.path.join(data, "items.parquet"))
+    write_parquet(
+        pd.DataFrame(
+            {
+                "user": np.arange(n_users, dtype=np.int32),
+                "original_id": [f"user{u}" for u in range(n_users)],
+                "n_interactions": counts,
+            }
+        ),
+        os.path.join(data, "users.parquet"),
+    )
+    write_parquet(
+        pd.DataFrame(
+            {
+                "item": np.arange(x.shape[1], dtype=np.int32),
+                "original_id": [f"item{i}" for i in range(x.shape[1])],
+                "n_interactions": np.asarray(x.sum(0)).ravel().astype(np.int32),
+            }
+        ),
+        os.path.join(data, "items.parquet"),
+    )
     split = np.array(["train"] * n_users, dtype=object)
     perm = np.random.default_rng(seed).permutation(n_users)
     split[perm[: n_users // 5]] = "valid"
-    split[perm[n_users // 5: 2 * n_users // 5]] = "test"
-    write_parquet(pd.DataFrame({"user": np.arange(n_users, dtype=np.int32), "split": split.astype(str)}),
-                  os.path.join(data, "split.parquet"))
-    write_embeddings(emb, "user", os.path.join(root, "results", dataset, "elsa", elsa_run, "user_embeddings.parquet"))
+    split[perm[n_users // 5 : 2 * n_users // 5]] = "test"
+    write_parquet(
+        pd.DataFrame({"user": np.arange(n_users, dtype=np.int32), "split": split.astype(str)}),
+        os.path.join(data, "split.parquet"),
+    )
+    write_embeddings(
+        emb, "user", os.path.join(root, "results", dataset, "elsa", elsa_run, "user_embeddings.parquet")
+    )

@@ -5,7 +5,7 @@
 (accounting off, ``proctrack/linuxproc``, ``task/none``, ``select/cons_tres``, the machine's real
 CPUs and memory, free ports), waits until ``sinfo`` shows the node idle, and stops everything
 afterwards. Client commands (``sbatch``, ``squeue``, ``scancel``, and Snakemake's SLURM executor
-which calls them) find the cluster through ``SLURM_CONF``, which the fixture sets for the session.
+which calls them) find the cluster through ``SLURM_CONF``, which the fixture sets while it runs.
 
 When SLURM is not installed or cannot start, the fixture skips with the precise reason, so the
 SLURM tests never pass silently.
@@ -269,7 +269,7 @@ def slurm_unavailable_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def slurm_cluster() -> Iterator[LocalSlurm]:
     """A running one-node SLURM cluster; skips with the reason when it cannot start."""
     reason = slurm_unavailable_reason()

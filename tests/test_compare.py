@@ -349,3 +349,21 @@ def test_report_table_and_figures(tmp_path):
     R.write_report(table, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.png", tmp_path / "p.png")
     assert pd.read_csv(tmp_path / "t.csv").shape[0] == 2
     assert (tmp_path / "t.png").stat().st_size > 1000 and (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_pairwise_figure_puts_directional_measures_row_to_column():
+    decoders = {"s1": dictionary(6, 4, 70), "s2": dictionary(12, 4, 71)}
+    codes = {
+        name: pd.DataFrame({"user": np.arange(20).repeat(2), "feature": np.tile([0, 1], 20), "value": np.arange(40.0) % 5})
+        for name in decoders
+    }
+    hps = {"s1": {"width": 6}, "s2": {"width": 12}}
+    table = C.compare_sae_dictionaries(decoders, codes, hps, {"s1": "e", "s2": "e"})
+    fig = R.pairwise_figure(table, title="my title")
+    assert fig._suptitle.get_text() == "my title"
+    ax = next(a for a in fig.axes if a.get_title() == "decoder mean max cosine row→column")
+    mat = ax.images[0].get_array()
+    value = table.set_index(["kind", "measure"])["value"]
+    assert mat[0, 1] == pytest.approx(value[("compared", "decoder_mmcs_ab")])
+    assert mat[1, 0] == pytest.approx(value[("compared", "decoder_mmcs_ba")])
+    assert value[("compared", "decoder_mmcs_ab")] > value[("compared", "decoder_mmcs_ba")]  # narrow -> wide finds partners

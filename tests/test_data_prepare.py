@@ -145,7 +145,7 @@ def test_synthetic_generator_ground_truth():
     pop = np.bincount(a.interactions["item"], minlength=300)
     assert gini(pop) > 0.2
     with_noise = generate(**{**kw, "noise": 0.5})
+    planted = {(u, int(c)) for u, cs in enumerate(with_noise.user_clusters) for c in cs}
     item_c = with_noise.item_cluster[with_noise.interactions["item"].to_numpy()]
-    inside = np.mean([(u, int(c)) in {(x, int(y)) for x, cs in enumerate(with_noise.user_clusters) for y in cs}
-                      for u, c in zip(with_noise.interactions["user"].to_numpy()[:500], item_c[:500])])
-    assert inside < 0.95
+    inside = np.mean([(u, int(c)) in planted for u, c in zip(with_noise.interactions["user"].to_numpy(), item_c)])
+    assert 0.5 < inside < 0.8  # half the draws uniform; a uniform item hits a planted cluster 1-2 times in 6

@@ -16,6 +16,14 @@ from sagea.io import read_embeddings
 from sagea.models.elsa import ELSA
 from sagea.stages.elsa import extract_embeddings, single_user_baselines, train_elsa
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 HP = dict(factors=8, lr=0.01, beta1=0.9, beta2=0.99, batch_size=64, epochs=4, patience=2, seed=3)
 
 
@@ -85,7 +93,7 @@ def test_elsa_rules_end_to_end(repo, python, data_dir):
         "results/tiny/baselines/metrics.json",
     ]
     cmd = [python, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(repo / "config" / "config.yaml"), str(overlay), "--cores", "2", "--allowed-rules", "train_elsa", "extract_elsa_embeddings", "single_user_baselines", "--", *targets]  # fmt: skip
+           "--configfile", str(repo / "config" / "config.yaml"), str(overlay), "--cores", "2", "--set-threads", "train_elsa=1", "single_user_baselines=1", "extract_elsa_embeddings=1", "--allowed-rules", "train_elsa", "extract_elsa_embeddings", "single_user_baselines", "--", *targets]  # fmt: skip
     proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert read_embeddings(workdir / targets[0]).shape == (300, 8)

@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats as sstats
 
 from groups_fixtures import clustered_users
@@ -48,14 +50,18 @@ def check_rule(sim, members, rank, subgroup, kind, td, ts, tol=1e-5):
                     assert sim[other, u].mean() <= ts + tol
 
 
-@pytest.mark.parametrize("kind,sizes", [("similar", (4, 0)), ("divergent", (3, 0)), ("opposing", (3, 2)), ("opposing", (2, 1))])
+@pytest.mark.parametrize(
+    "kind,sizes", [("similar", (4, 0)), ("divergent", (3, 0)), ("opposing", (3, 2)), ("opposing", (2, 1))]
+)
 def test_groups_meet_their_rule(clustered, kind, sizes):
     emb, _, _ = clustered
     normed = S.normalize_rows(emb)
     th = S.estimate_thresholds(normed, 20000, 0.75, 0.25, seed=1)
-    members, rank, st = S.grow_groups(normed, kind, sizes, 200, th.similar, th.divergent, np.random.default_rng(3))
+    members, rank, grown = S.grow_groups(
+        normed, kind, sizes, 200, th.similar, th.divergent, np.random.default_rng(3)
+    )
     subgroup = np.r_[np.zeros(sizes[0], int), np.ones(sizes[1], int)]
-    assert members.shape == (200, sum(sizes)) and st.groups == 200
+    assert members.shape == (200, sum(sizes)) and grown.groups == 200
     assert all(len(set(row)) == len(row) for row in members.tolist())
     # ranks are a permutation of 0..size-1 and each subgroup is stored in acceptance order
     assert (np.sort(rank, axis=1) == np.arange(sum(sizes))).all()
@@ -112,8 +118,17 @@ def test_same_distribution_as_sequential_research_loop(kind, sizes):
     off = np.sort(off)  # thresholds between pair values: no float32/float64 ties
     td, ts = (off[11] + off[12]) / 2, (off[8] + off[9]) / 2
     n = 6000
-    members, _, st = S.grow_groups(S.normalize_rows(emb), kind, sizes, n, td, ts, np.random.default_rng(5),
-                                   max_draws=3, max_restarts=10**7)
+    members, _, grown = S.grow_groups(
+        S.normalize_rows(emb),
+        kind,
+        sizes,
+        n,
+        td,
+        ts,
+        np.random.default_rng(5),
+        max_draws=3,
+        max_restarts=10**7,
+    )
     vec = collections.Counter(map(tuple, members.tolist()))
     naive_rng = np.random.default_rng(6)
     ref = collections.Counter(naive_group(sim, kind, sizes, td, ts, 3, naive_rng) for _ in range(n))
@@ -122,13 +137,15 @@ def test_same_distribution_as_sequential_research_loop(kind, sizes):
     assert set(vec) <= set(ref) | {k for k in vec if vec[k] <= 2}  # no group the research loop cannot make
     p = sstats.chi2_contingency(table)[1]
     assert p > 1e-3, f"distributions differ (p={p:.2e})"
-    assert st.restarts > 0  # the small budget was exercised
+    assert grown.restarts > 0  # the small budget was exercised
 
 
 def test_random_groups_are_uniform():
     emb = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
-    members, _, st = S.grow_groups(S.normalize_rows(emb), "random", (2, 0), 4500, 0.0, 1.0, np.random.default_rng(2))
-    assert st.restarts == 0 and (members[:, 0] != members[:, 1]).all()
+    members, _, grown = S.grow_groups(
+        S.normalize_rows(emb), "random", (2, 0), 4500, 0.0, 1.0, np.random.default_rng(2)
+    )
+    assert grown.restarts == 0 and (members[:, 0] != members[:, 1]).all()
     pairs = collections.Counter(tuple(sorted(r)) for r in members.tolist())
     assert len(pairs) == 45
     chi2 = sum((c - 100) ** 2 / 100 for c in pairs.values())
@@ -154,9 +171,13 @@ def test_planted_clusters(clustered):
     th = S.estimate_thresholds(normed, 20000, 0.75, 0.25, seed=1)
     same = {}
     for kind in ("similar", "divergent", "random"):
-        members, _, _ = S.grow_groups(normed, kind, (3, 0), 300, th.similar, th.divergent, np.random.default_rng(4))
+        members, _, _ = S.grow_groups(
+            normed, kind, (3, 0), 300, th.similar, th.divergent, np.random.default_rng(4)
+        )
         same[kind] = (labels[members] == labels[members[:, :1]]).all(axis=1).mean()
-    opp, _, _ = S.grow_groups(normed, "opposing", (2, 1), 300, th.similar, th.divergent, np.random.default_rng(4))
+    opp, _, _ = S.grow_groups(
+        normed, "opposing", (2, 1), 300, th.similar, th.divergent, np.random.default_rng(4)
+    )
     lab = labels[opp]
     assert same["similar"] >= 0.9
     assert same["divergent"] <= 0.02
@@ -171,9 +192,14 @@ def test_impossible_kind_stops_quickly_with_clear_error(clustered):
         S.grow_groups(normed, "similar", (3, 0), 100, 1.01, 0.0, np.random.default_rng(0))
     assert time.perf_counter() - start < 30
     msg = str(err.value)
-    for part in ("similar of size 3", "acceptance rate", "groups.similar_quantile", "groups.max_restarts"):
+    for part in (
+        "similar groups of size 3",
+        "acceptance rate",
+        "groups.similar_quantile",
+        "groups.max_restarts",
+    ):
         assert part in msg
-    with pytest.raises(S.GroupSamplingError, match="opposing 2-1"):
+    with pytest.raises(S.GroupSamplingError, match="opposing groups 2-1"):
         S.grow_groups(normed, "opposing", (2, 1), 50, 0.5, -1.0, np.random.default_rng(0), max_restarts=50)
     with pytest.raises(S.GroupSamplingError, match="pool has only 2 users"):
         S.grow_groups(normed[:2], "random", (3, 0), 5, 0.5, 0.5, np.random.default_rng(0))
@@ -194,8 +220,15 @@ def test_group_set_filters(clustered):
     pool = np.arange(0, 400, 2)  # a pool of every other user
     normed = S.normalize_rows(emb[pool])
     th = S.estimate_thresholds(normed, 20000, 0.75, 0.25, seed=1)
-    kw = dict(final_group_count=60, common_interactions=3, max_overlap=0.34, seed=9, target_ratio=0.5,
-              split_seed=4, shared_mask=False)
+    kw = dict(
+        final_group_count=60,
+        common_interactions=3,
+        max_overlap=0.34,
+        seed=9,
+        target_ratio=0.5,
+        split_seed=4,
+        shared_mask=False,
+    )
     gs = S.sample_group_set("similar_3", normed, pool, x, th, **kw)
     g = gs.members
     assert g.shape == (60, 3) and np.isin(g, pool).all()
@@ -206,20 +239,30 @@ def test_group_set_filters(clustered):
     dense = x.toarray() > 0
     common = np.array([(dense[r].all(axis=0) & m).sum() for r, m in zip(g, masks)])
     assert (common == gs.n_common_targets).all() and (common > 3).all()
+    assert np.array_equal(S.count_common_targets(x, g, 0.5, 4, False, max_bytes=1), common)  # chunks of 1
+    assert np.array_equal(S.common_items(x, g, chunk=7), np.array([dense[r].all(axis=0).sum() for r in g]))
     for i in range(60):
         for j in range(i + 1, 60):
             assert len(set(g[i]) & set(g[j])) <= 1  # overlap 1/3 <= 0.34
     s = gs.summary
     assert s["kept"] == 60 and s["generated"] >= s["distinct"] >= s["passed_common_targets"] >= 60
     with pytest.raises(S.GroupSamplingError, match="groups.common_interactions=1000"):
-        S.sample_group_set("random_3", normed, pool, x, th, **{**kw, "common_interactions": 1000, "max_overlap": None})
+        S.sample_group_set(
+            "random_3", normed, pool, x, th, **{**kw, "common_interactions": 1000, "max_overlap": None}
+        )
 
 
 def test_sample_group_sets_is_deterministic_and_written(clustered, tmp_path):
     emb, _, x = clustered
     users = np.arange(100, 400)
-    kw = dict(max_pool_users=250, n_pairs=5000, final_group_count=40, common_interactions=2,
-              max_draws=1000, max_restarts=10000)
+    kw = dict(
+        max_pool_users=250,
+        n_pairs=5000,
+        final_group_count=40,
+        common_interactions=2,
+        max_draws=1000,
+        max_restarts=10000,
+    )
     names = ["similar_3", "divergent_3", "random_4", "opposing_2-1"]
     sets_a, summary = S.sample_group_sets(emb, users, x, names, seed=3, **kw)
     sets_b, _ = S.sample_group_sets(emb, users, x, names, seed=3, **kw)
@@ -235,10 +278,73 @@ def test_sample_group_sets_is_deterministic_and_written(clustered, tmp_path):
     write_groups(frame, tmp_path / "opposing_2-1.parquet")
     back = load_groups_frame(tmp_path / "opposing_2-1.parquet")
     assert [str(t) for t in back.dtypes][:3] == ["int32", "int16", "int32"]
-    assert list(back.columns) == ["group", "member", "user", "original_id", "subgroup", "group_similarity",
-                                  "subgroup_similarity_0", "subgroup_similarity_1", "between_similarity",
-                                  "n_common_targets"]
+    assert list(back.columns) == [
+        "group",
+        "member",
+        "user",
+        "original_id",
+        "subgroup",
+        "group_similarity",
+        "subgroup_similarity_0",
+        "subgroup_similarity_1",
+        "between_similarity",
+        "n_common_targets",
+    ]
     assert np.array_equal(load_groups(tmp_path / "opposing_2-1.parquet"), sets_a["opposing_2-1"].members)
     assert load_subgroups(tmp_path / "opposing_2-1.parquet").tolist() == [0, 0, 1]
     assert (back["original_id"] == "u" + back["user"].astype(str)).all()
     assert back["between_similarity"].notna().all() and back["subgroup_similarity_1"].isna().all()
+
+
+def test_planted_clusters_of_the_synthetic_dataset():
+    """On sagea.data.synthetic data (embeddings: a random projection of the normalised rows,
+    which keeps their cosines), similar groups mostly share the planted main cluster."""
+    synthetic = pytest.importorskip("sagea.data.synthetic")
+    import scipy.sparse as sp
+
+    data = synthetic.generate(
+        n_users=800, n_items=400, n_interactions=30000, n_clusters=6, max_clusters_per_user=2, seed=1
+    )
+    df = data.interactions
+    x = sp.csr_matrix((np.ones(len(df)), (df["user"], df["item"])), shape=(800, 400))
+    x = sp.diags(1 / np.sqrt(np.asarray(x.sum(1)).ravel())) @ x
+    emb = np.asarray(x @ np.random.default_rng(0).normal(size=(400, 64)), dtype=np.float32)
+    normed = S.normalize_rows(emb)
+    th = S.estimate_thresholds(normed, 20000, 0.75, 0.25, seed=0)
+    label = data.user_main_cluster
+    rate = {}
+    for kind in ("similar", "divergent", "random"):
+        m, _, _ = S.grow_groups(normed, kind, (3, 0), 300, th.similar, th.divergent, np.random.default_rng(2))
+        rate[kind] = (label[m] == label[m[:, :1]]).all(axis=1).mean()
+    assert rate["similar"] >= 0.3 and rate["similar"] >= 4 * rate["random"]
+    assert rate["divergent"] <= 0.02
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    groups=st.lists(
+        st.lists(st.integers(0, 12), min_size=3, max_size=3, unique=True), min_size=1, max_size=25
+    ),
+    max_overlap=st.sampled_from([0.0, 0.34, 0.67]),
+)
+def test_overlap_cap_and_unique_properties(groups, max_overlap):
+    g = np.array(groups)
+    first = S.unique_group_index(g)
+    sets = [frozenset(r) for r in groups]
+    assert [i for i, s in enumerate(sets) if s not in sets[:i]] == first.tolist()
+    order = first[::-1]
+    kept = S.cap_overlap(g, order, max_overlap, limit=100)
+    shared = lambda i, j: len(sets[i] & sets[j]) / 3  # noqa: E731
+    assert all(shared(i, j) <= max_overlap + 1e-9 for i in kept for j in kept if i != j)
+    # greedy: every skipped group conflicts with a group kept before it in the order
+    position = {int(g_): k for k, g_ in enumerate(order)}
+    for i in set(order.tolist()) - set(kept.tolist()):
+        assert any(shared(i, j) > max_overlap + 1e-9 and position[j] < position[i] for j in kept)
+    pairs = S.member_overlap_pairs(g, threshold=0.3)
+    expected = [
+        [i, j, len(sets[i] & sets[j])]
+        for i in range(len(g))
+        for j in range(i + 1, len(g))
+        if len(sets[i] & sets[j]) >= 1
+    ]
+    assert sorted(pairs.tolist()) == expected

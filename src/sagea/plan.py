@@ -71,6 +71,41 @@ def dataset_spec(config: dict, dataset: str) -> dict:
     return config["datasets"][dataset]
 
 
+#: Dataset keys that change the prepared data (ELSA or split settings must not re-run prepare).
+PREPARE_KEYS = ("source", "release", "threshold", "custom", "synthetic", "filter")
+DATA_FILES = ("interactions.parquet", "users.parquet", "items.parquet", "card.json", "card.md", "split.parquet")
+
+
+def prepare_params(config: dict, dataset: str) -> dict:
+    spec = dataset_spec(config, dataset)
+    return {key: spec[key] for key in PREPARE_KEYS if key in spec}
+
+
+def download_params(config: dict, dataset: str) -> dict:
+    spec = dataset_spec(config, dataset)
+    return {key: spec.get(key) for key in ("source", "release", "url", "sha256")}
+
+
+def split_params(config: dict, dataset: str) -> dict:
+    split = dataset_spec(config, dataset)["split"]
+    return {key: split[key] for key in ("valid_fraction", "test_fraction", "seed")}
+
+
+def raw_input(config: dict, dataset: str, results: str = "results") -> dict[str, str]:
+    """Raw input of ``prepare``: none (synthetic), the configured ``path``, or the download folder."""
+    spec = dataset_spec(config, dataset)
+    if spec["source"] == "synthetic":
+        return {}
+    if spec.get("path"):
+        return {"raw": spec["path"]}
+    return {"raw": f"{results}/{dataset}/raw/files"}
+
+
+def data_files(config: dict, results: str = "results") -> list[str]:
+    """Prepared data, card and split of every configured dataset."""
+    return [f"{results}/{dataset}/data/{name}" for dataset in datasets(config) for name in DATA_FILES]
+
+
 # ----------------------------------------------------------------------------- ELSA
 def elsa_base_hp(config: dict, dataset: str) -> dict:
     """The dataset's main ELSA hyperparameters: the ``elsa`` section with its overrides."""

@@ -8,48 +8,40 @@ EVAL_BASELINES_DIR = "results/{{dataset}}/eval/{{pool}}/{{groupset}}/{{elsa}}/ba
 EVAL_FILES = ("per_group.parquet", "recommendations.parquet", "summary.json")
 
 
-def evaluation_settings(wc=None):
-    """GroupEvalSettings fields from config (evaluation.*, groups.split)."""
-    e, split = config["evaluation"], config["groups"]["split"]
-    return {
-        "k": e["k"],
-        "batch_groups": e["batch_groups"],
-        "target_ratio": split["target_ratio"],
-        "split_seed": split["seed"],
-        "shared_mask": split["shared_mask"],
-        "hit_rate_needs_two": e["research"]["hit_rate_needs_two"],
-        "m": e["m_proportionality"]["m"],
-        "top_n": e["m_proportionality"]["top_n"],
-    }
+# GroupEvalSettings fields (sagea.evaluation.group) from config evaluation.* and groups.split.
+evaluation_settings = lambda wc: {
+    "k": config["evaluation"]["k"],
+    "batch_groups": config["evaluation"]["batch_groups"],
+    "target_ratio": config["groups"]["split"]["target_ratio"],
+    "split_seed": config["groups"]["split"]["seed"],
+    "shared_mask": config["groups"]["split"]["shared_mask"],
+    "hit_rate_needs_two": config["evaluation"]["research"]["hit_rate_needs_two"],
+    "m": config["evaluation"]["m_proportionality"]["m"],
+    "top_n": config["evaluation"]["m_proportionality"]["top_n"],
+}
 
+# What `rule all` needs: every strategy folder of every (dataset, pool, group set) on the
+# dataset's main ELSA run — baselines, and SAE variant x SAGEA option x fusion.
+evaluation_targets = lambda: [
+    f"results/{dataset}/eval/{pool}/{groupset}/{main_elsa(dataset)}/{strategy}/{name}"
+    for dataset in plan.datasets(config)
+    for pool in plan.group_pools(config)
+    for groupset in plan.group_sets(config)
+    for strategy in [f"baselines/{b}" for b in plan.baselines(config)]
+    + [
+        f"{sae}/{option}/{fusion}"
+        for sae in plan.sae_runs(config)
+        for option in plan.sagea_options(config)
+        for fusion in plan.fusions(config)
+    ]
+    for name in EVAL_FILES
+]
 
-def _eval_folder_files(folder):
-    return [f"{folder}/{name}" for name in EVAL_FILES]
-
-
-def evaluation_targets():
-    """Every strategy folder of every (dataset, pool, group set) on the main ELSA run."""
-    targets = []
-    for dataset in plan.datasets(config):
-        elsa = main_elsa(dataset)
-        for pool in plan.group_pools(config):
-            for groupset in plan.group_sets(config):
-                base = f"results/{dataset}/eval/{pool}/{groupset}/{elsa}"
-                for strategy in plan.baselines(config):
-                    targets += _eval_folder_files(f"{base}/baselines/{strategy}")
-                for sae in plan.sae_runs(config):
-                    for option in plan.sagea_options(config):
-                        for fusion in plan.fusions(config):
-                            targets += _eval_folder_files(f"{base}/{sae}/{option}/{fusion}")
-    return targets
-
-
-def _eval_outputs(folder, names):
-    """Named outputs per_group / recommendations / summary: one file per strategy folder."""
-    return {
-        key: expand(f"{folder}/{{name}}/{file}", name=names)
-        for key, file in zip(("per_group", "recommendations", "summary"), EVAL_FILES)
-    }
+# Named outputs per_group / recommendations / summary, one file per strategy folder.
+eval_outputs = lambda folder, names: {
+    key: expand(f"{folder}/{{name}}/{file}", name=names)
+    for key, file in zip(("per_group", "recommendations", "summary"), EVAL_FILES)
+}
 
 
 rule evaluate_sagea:
@@ -63,7 +55,7 @@ rule evaluate_sagea:
         item_embeddings="results/{dataset}/elsa/{elsa}/item_embeddings.parquet",
         sae="results/{dataset}/sae/{elsa}/{sae}/model.pt",
     output:
-        **_eval_outputs(EVAL_SAGEA_DIR, plan.fusions(config)),
+        **eval_outputs(EVAL_SAGEA_DIR, plan.fusions(config)),
     params:
         fusions=plan.fusions(config),
         settings=evaluation_settings,
@@ -94,7 +86,7 @@ rule evaluate_baselines:
         elsa="results/{dataset}/elsa/{elsa}/model.pt",
         item_embeddings="results/{dataset}/elsa/{elsa}/item_embeddings.parquet",
     output:
-        **_eval_outputs(EVAL_BASELINES_DIR, plan.baselines(config)),
+        **eval_outputs(EVAL_BASELINES_DIR, plan.baselines(config)),
     params:
         strategies=plan.baselines(config),
         settings=evaluation_settings,

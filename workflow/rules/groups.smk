@@ -3,7 +3,11 @@
 # sagea.groups.sampling (via sagea.stages.groups).
 
 
-GROUP_DIAGNOSTICS = ("groups_summary.json", "similarity_histograms.png", "opposing_subgroups.png")
+GROUP_DIAGNOSTICS = (
+    "groups_summary.json",
+    "similarity_histograms.png",
+    "opposing_subgroups.png",
+)
 
 
 # What `rule all` needs from this stage: every group set, summary and figure of every (dataset, pool).
@@ -11,7 +15,8 @@ groups_targets = lambda: [
     f"results/{dataset}/groups/{pool}/{name}"
     for dataset in plan.datasets(config)
     for pool in plan.group_pools(config)
-    for name in [f"{s}.parquet" for s in plan.group_sets(config)] + list(GROUP_DIAGNOSTICS)
+    for name in [f"{s}.parquet" for s in plan.group_sets(config)]
+    + list(GROUP_DIAGNOSTICS)
 ]
 
 # Keyword arguments of sagea.groups.sampling.sample_group_sets from the groups section.
@@ -57,15 +62,15 @@ rule sample_groups:
             category="Groups",
             subcategory="{dataset} {pool}",
         ),
-    params:
-        group_sets=plan.group_sets(config),
-        sampling=groups_sampling_params(),
-    threads: 1
-    resources:
-        **heavy_resources(),
     log:
         "logs/{dataset}/groups/{pool}.log",
     benchmark:
         "logs/benchmarks/{dataset}/groups/{pool}.tsv"
+    threads: 1
+    resources:
+        **heavy_resources(),
+    params:
+        group_sets=plan.group_sets(config),
+        sampling=groups_sampling_params(),
     script:
         "../scripts/sample_groups.py"

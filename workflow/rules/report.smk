@@ -14,8 +14,8 @@ COLLECTED = {
     for kind in ("per_group", "single_user", "sae", "history", "groups")
 }
 
-# Tables: rule suffix -> (file stem pattern, collected inputs); caption ../report/table_<suffix>.rst. Stems are the names of
-# sagea.reports.tables.build_table; {dataset} / {comparison} are wildcards.
+# Tables: rule suffix -> (file stem pattern, collected inputs); caption ../report/table_<suffix>.rst.
+# Stems are the names of sagea.reports.tables.build_table; {dataset} / {comparison} are wildcards.
 REPORT_TABLES = {
     "single_user": ("single_user", ["single_user"]),
     "sae_reconstruction": ("sae_reconstruction", ["sae"]),
@@ -89,17 +89,18 @@ rule report_collect:
         groups=report_inputs.entry_paths(REPORT_ENTRIES["groups"]),
     output:
         **COLLECTED,
-    params:
-        entries=REPORT_ENTRIES,
     log:
         f"{LOGS}/{{study}}/report/collect.log",
     benchmark:
         f"{BENCH}/{{study}}/report/collect.tsv"
+    params:
+        entries=REPORT_ENTRIES,
     script:
         "../scripts/report_collect.py"
 
 
 for _kind, (_stem, _needs) in REPORT_TABLES.items():
+
     rule:
         name:
             f"report_table_{_kind}"
@@ -127,18 +128,19 @@ for _kind, (_stem, _needs) in REPORT_TABLES.items():
                 subcategory=_kind,
                 labels={"table": _stem, "format": "Markdown"},
             ),
-        params:
-            name=report_name(_stem),
-            options=REPORT_OPTIONS,
         log:
             f"{LOGS}/{{study}}/report/table_{_stem}.log",
         benchmark:
             f"{BENCH}/{{study}}/report/table_{_stem}.tsv"
+        params:
+            name=report_name(_stem),
+            options=REPORT_OPTIONS,
         script:
             "../scripts/report_table.py"
 
 
 for _kind, (_stem, _needs) in REPORT_FIGURES.items():
+
     rule:
         name:
             f"report_figure_{_kind}"
@@ -159,12 +161,12 @@ for _kind, (_stem, _needs) in REPORT_FIGURES.items():
                 subcategory=_kind,
                 labels={"figure": _stem, "format": "SVG"},
             ),
-        params:
-            name=report_name(_stem),
-            options=REPORT_OPTIONS,
         log:
             f"{LOGS}/{{study}}/report/figure_{_stem}.log",
         benchmark:
             f"{BENCH}/{{study}}/report/figure_{_stem}.tsv"
+        params:
+            name=report_name(_stem),
+            options=REPORT_OPTIONS,
         script:
             "../scripts/report_figure.py"

@@ -513,7 +513,7 @@ def compare_sae_dictionaries(
     ``feature``, ``value``); ``elsa_of``: id -> the ELSA run it was trained on; pairs on different
     ELSA runs are aligned through ``user_embeddings`` (ELSA run -> ``[users, d]``) by
     :func:`orthogonal_map` on the SAE-standardised embeddings. Activations are compared over the
-    users present in both code tables.
+    users of either code table (codes of all users; a user missing from one table has a zero code).
     """
     ids = list(decoders)
     if len(ids) < 2:
@@ -538,7 +538,8 @@ def compare_sae_dictionaries(
         return rotations[(ea, eb)]
 
     def code_pair(a: str, b: str) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        users = np.intersect1d(codes[a]["user"].to_numpy(), codes[b]["user"].to_numpy())
+        # Every user is coded by both SAEs; one absent from a table has an all-zero code there.
+        users = np.union1d(codes[a]["user"].to_numpy(), codes[b]["user"].to_numpy())
         return (codes_matrix(codes[a], users, len(decoders[a])), codes_matrix(codes[b], users, len(decoders[b])))
 
     scores, random_scores, chance = {}, {}, {}

@@ -109,7 +109,7 @@ def similarity_figure(scores: pd.DataFrame, reference: str | None = None, title:
 
 
 def pairwise_figure(scores: pd.DataFrame, title: str = ""):
-    """Heat maps of every compared pair, one panel per measure (upper triangle = value)."""
+    """Heat maps of every compared pair, one panel per measure (symmetric, or row → column for a→b/b→a)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,17 +118,23 @@ def pairwise_figure(scores: pd.DataFrame, title: str = ""):
     comp = scores[scores["kind"] == "compared"]
     ids = list(dict.fromkeys([*comp["a"], *comp["b"]]))
     pos = {r: i for i, r in enumerate(ids)}
-    measures = list(dict.fromkeys(comp["measure"]))
+    # Directional pairs (x_ab, x_ba) share one panel: cell (row a, column b) = a → b.
+    all_measures = list(dict.fromkeys(comp["measure"]))
+    measures = [m for m in all_measures if not (m.endswith("_ba") and m[:-3] + "_ab" in all_measures)]
     ncols = min(4, max(1, len(measures)))
     nrows = max(1, math.ceil(len(measures) / ncols))
     size = 1.2 + 0.45 * len(ids)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
     for ax, m in zip(axes.flat, measures):
         mat = np.full((len(ids), len(ids)), np.nan)
+        reverse = m[:-3] + "_ba" if m.endswith("_ab") and m[:-3] + "_ba" in all_measures else m
         for row in comp[comp["measure"] == m].itertuples():
-            mat[pos[row.a], pos[row.b]] = mat[pos[row.b], pos[row.a]] = row.value
+            mat[pos[row.a], pos[row.b]] = row.value
+        for row in comp[comp["measure"] == reverse].itertuples():
+            mat[pos[row.b], pos[row.a]] = row.value
         im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis")
-        ax.set_title(TITLES.get(m, m), fontsize=9)
+        panel = TITLES.get(m, m)
+        ax.set_title(panel.replace(" a→b", " row→column") if reverse != m else panel, fontsize=9)
         ax.set_xticks(range(len(ids)), ids, rotation=90, fontsize=6)
         ax.set_yticks(range(len(ids)), ids, fontsize=6)
         fig.colorbar(im, ax=ax, fraction=0.046)

@@ -35,7 +35,7 @@ def similarity_histograms(sets: dict[str, GroupSet], td: float, ts: float, bins:
         ax.set_xlabel("mean pairwise similarity")
         ax.set_ylabel("groups")
         ax.legend(fontsize=7)
-    for ax in axes[len(sets):]:
+    for ax in axes[len(sets) :]:
         ax.set_visible(False)
     fig.tight_layout()
     return fig
@@ -71,7 +71,7 @@ def opposing_subgroup_figure(sets: dict[str, GroupSet], td: float, ts: float, bi
         ax.set_xlabel("mean pairwise similarity")
         ax.set_ylabel("groups")
         ax.legend(fontsize=7)
-    for ax in axes[len(opposing):]:
+    for ax in axes[len(opposing) :]:
         ax.set_visible(False)
     fig.tight_layout()
     return fig

@@ -138,7 +138,9 @@ def estimate_thresholds(
     """Td / Ts = quantiles of the similarity of ``n_pairs`` uniformly random pairs ``i != j``."""
     n = len(normed)
     if n < 2:
-        raise GroupSamplingError(f"the user pool has {n} user(s); at least 2 are needed to estimate thresholds")
+        raise GroupSamplingError(
+            f"the user pool has {n} user(s); at least 2 are needed to estimate thresholds"
+        )
     rng = np.random.default_rng([seed, 0x7D])
     left = rng.integers(0, n, size=n_pairs)
     right = rng.integers(0, n - 1, size=n_pairs)
@@ -156,7 +158,9 @@ def estimate_thresholds(
     )
 
 
-def group_similarities(normed: np.ndarray, groups: np.ndarray, sizes: tuple[int, int]) -> dict[str, np.ndarray]:
+def group_similarities(
+    normed: np.ndarray, groups: np.ndarray, sizes: tuple[int, int]
+) -> dict[str, np.ndarray]:
     """Mean pairwise similarity of each group, of each subgroup and between the subgroups.
 
     ``groups`` holds rows of ``normed`` (subgroup 0 first). Subgroup values are NaN for
@@ -204,11 +208,23 @@ def kind_sizes(kind: str, size: list[int] | tuple[int, ...] | int) -> tuple[int,
     return int(sizes[0]), 0
 
 
-def _impossible(kind: str, sizes: tuple[int, int], stats: GrowStats, n_groups: int, pool: int,
-                td: float, ts: float, reason: str) -> GroupSamplingError:
-    name = f"{kind} {sizes[0]}-{sizes[1]}" if kind == "opposing" else f"{kind} of size {sizes[0]}"
+def _impossible(
+    kind: str,
+    sizes: tuple[int, int],
+    stats: GrowStats,
+    n_groups: int,
+    pool: int,
+    td: float,
+    ts: float,
+    reason: str,
+) -> GroupSamplingError:
+    name = (
+        f"opposing groups {sizes[0]}-{sizes[1]}"
+        if kind == "opposing"
+        else f"{kind} groups of size {sizes[0]}"
+    )
     return GroupSamplingError(
-        f"cannot form {name} groups: {reason}. Seen so far: {stats.groups} of {n_groups} groups "
+        f"cannot form {name}: {reason}. Seen so far: {stats.groups} of {n_groups} groups "
         f"after {stats.attempts} attempts ({stats.restarts} restarts), candidate acceptance rate "
         f"{stats.acceptance_rate:.2e} over {stats.draws} draws; thresholds Td={td:.4f}, Ts={ts:.4f}; "
         f"pool of {pool} users. To fix: loosen groups.similar_quantile / groups.divergent_quantile, "
@@ -240,14 +256,22 @@ def grow_groups(
     size = a + b
     pool, dim = normed.shape
     if pool < size:
-        raise _impossible(kind, sizes, GrowStats(), n_groups, pool, td, ts,
-                          f"the pool has only {pool} users for groups of {size}")
+        raise _impossible(
+            kind,
+            sizes,
+            GrowStats(),
+            n_groups,
+            pool,
+            td,
+            ts,
+            f"the pool has only {pool} users for groups of {size}",
+        )
     normed = np.ascontiguousarray(normed, dtype=np.float32)
     stats = GrowStats()
     members = np.full((n_groups, size), -1, dtype=np.int64)
     fill = np.zeros((n_groups, 2), dtype=np.int64)  # members in subgroup 0 / 1
-    sums = np.zeros((n_groups, 2, dim), dtype=np.float32)
-    rank = np.zeros((n_groups, size), dtype=np.int64)  # sum of member embeddings per subgroup
+    sums = np.zeros((n_groups, 2, dim), dtype=np.float32)  # sum of member embeddings per subgroup
+    rank = np.zeros((n_groups, size), dtype=np.int64)  # acceptance order of each member
     draws = np.zeros(n_groups, dtype=np.int64)  # draws of the current attempt
     parity = np.ones(n_groups, dtype=np.int64)  # research code: draw t grows subgroup t % 2, t from 1
     done = np.zeros(n_groups, dtype=bool)
@@ -271,11 +295,27 @@ def grow_groups(
         active = np.flatnonzero(~done)
         if kind != "random":
             rate = stats.acceptance_rate if stats.draws else 0.25
-            block = int(min(max_draws, max(block, 4, math.ceil(1.0 / max(rate, 1e-6)))))
+            block = int(min(max_draws, max(block, 4, math.ceil(1.5 / max(rate, 1e-6)))))
         chunk = max(1, int(block_bytes // (block * dim * 4)))
         for lo in range(0, len(active), chunk):
-            _step(normed, rng, active[lo:lo + chunk], members, rank, sums, fill, draws, parity, cap,
-                  kind, td, ts, block, max_draws, stats)
+            _step(
+                normed,
+                rng,
+                active[lo : lo + chunk],
+                members,
+                rank,
+                sums,
+                fill,
+                draws,
+                parity,
+                cap,
+                kind,
+                td,
+                ts,
+                block,
+                max_draws,
+                stats,
+            )
         stats.steps += 1
         complete = ~done & (fill[:, 0] == a) & (fill[:, 1] == b)
         done |= complete
@@ -287,8 +327,16 @@ def grow_groups(
             restart(exhausted)
         if stats.restarts > max_restarts:
             bar.close()
-            raise _impossible(kind, sizes, stats, n_groups, pool, td, ts,
-                              f"more than groups.max_restarts={max_restarts} restarts")
+            raise _impossible(
+                kind,
+                sizes,
+                stats,
+                n_groups,
+                pool,
+                td,
+                ts,
+                f"more than groups.max_restarts={max_restarts} restarts",
+            )
         finished = stats.groups + stats.restarts
         # early rows finish by failing before any can succeed: with no success yet, wait until
         # every row has failed twice on average before trusting the (pessimistic) estimate
@@ -298,17 +346,40 @@ def grow_groups(
             projected = stats.restarts + (n_groups - stats.groups) * (1 - success) / success
             if projected > max_restarts:
                 bar.close()
-                raise _impossible(kind, sizes, stats, n_groups, pool, td, ts,
-                                  f"at the observed success rate of {stats.groups}/{finished} attempts "
-                                  f"about {projected:.3g} restarts would be needed "
-                                  f"(groups.max_restarts={max_restarts})")
+                raise _impossible(
+                    kind,
+                    sizes,
+                    stats,
+                    n_groups,
+                    pool,
+                    td,
+                    ts,
+                    f"at the observed success rate of {stats.groups}/{finished} attempts "
+                    f"about {projected:.3g} restarts would be needed "
+                    f"(groups.max_restarts={max_restarts})",
+                )
     bar.close()
     return members, rank, stats
 
 
-def _step(normed: np.ndarray, rng: np.random.Generator, rows: np.ndarray, members: np.ndarray,
-          rank: np.ndarray, sums: np.ndarray, fill: np.ndarray, draws: np.ndarray, parity: np.ndarray, cap: np.ndarray,
-          kind: str, td: float, ts: float, block: int, max_draws: int, stats: GrowStats) -> None:
+def _step(
+    normed: np.ndarray,
+    rng: np.random.Generator,
+    rows: np.ndarray,
+    members: np.ndarray,
+    rank: np.ndarray,
+    sums: np.ndarray,
+    fill: np.ndarray,
+    draws: np.ndarray,
+    parity: np.ndarray,
+    cap: np.ndarray,
+    kind: str,
+    td: float,
+    ts: float,
+    block: int,
+    max_draws: int,
+    stats: GrowStats,
+) -> None:
     """One block of draws for ``rows``: accept each row's first acceptable candidate, in place.
 
     The mean similarity of candidate ``c`` to the members ``M`` of a subgroup is linear in the
@@ -327,8 +398,11 @@ def _step(normed: np.ndarray, rng: np.random.Generator, rows: np.ndarray, member
     f = fill[rows]
     both_open = (f[:, 0] < cap[0]) & (f[:, 1] < cap[1])
     # subgroup grown by each draw: alternating while both are open, else the open one
-    target = np.where(both_open[:, None], (parity[rows][:, None] + np.arange(block)) % 2,
-                      np.where(f[:, 0] < cap[0], 0, 1)[:, None])
+    target = np.where(
+        both_open[:, None],
+        (parity[rows][:, None] + np.arange(block)) % 2,
+        np.where(f[:, 0] < cap[0], 0, 1)[:, None],
+    )
     if kind == "random":
         ok = np.ones_like(valid)
     else:
@@ -373,6 +447,19 @@ def unique_group_index(groups: np.ndarray) -> np.ndarray:
     return np.sort(first)
 
 
+def common_items(rows: sp.csr_matrix, groups: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Number of items every member of a group interacted with, ``|∩_u items(u)|``, per group."""
+    groups = np.asarray(groups, dtype=np.int64)
+    out = np.zeros(len(groups), dtype=np.int32)
+    for lo in range(0, len(groups), chunk):
+        part = groups[lo : lo + chunk]
+        common = rows[part[:, 0]]
+        for col in range(1, part.shape[1]):
+            common = common.multiply(rows[part[:, col]])
+        out[lo : lo + chunk] = np.asarray((sp.csr_matrix(common) > 0).sum(axis=1)).ravel()
+    return out
+
+
 def count_common_targets(
     rows: sp.csr_matrix,
     groups: np.ndarray,
@@ -391,12 +478,13 @@ def count_common_targets(
     out = np.zeros(len(groups), dtype=np.int32)
     if len(groups) == 0:
         return out
-    chunk = max(1, int(max_bytes // max(1, groups.shape[1] * n_items * 2)))
+    # dense member rows: float32 from toarray plus three bool arrays -> about 8 bytes per entry
+    chunk = max(1, int(max_bytes // max(1, groups.shape[1] * n_items * 8)))
     for lo in range(0, len(groups), chunk):
-        part = groups[lo:lo + chunk]
+        part = groups[lo : lo + chunk]
         masks = group_target_masks(part, n_items, target_ratio, seed, shared_mask)
         _, targets = group_split(rows, part, masks)
-        out[lo:lo + chunk] = common_targets(targets).sum(axis=1)
+        out[lo : lo + chunk] = common_targets(targets).sum(axis=1)
     return out
 
 
@@ -479,20 +567,40 @@ def sample_group_set(
     rounds = 0
     while True:
         rounds += 1
-        new, _, round_stats = grow_groups(normed, kind, sizes, to_generate, thresholds.similar,
-                                       thresholds.divergent, rng, max_draws,
-                                       max_restarts - stats.restarts)
+        new, _, round_stats = grow_groups(
+            normed,
+            kind,
+            sizes,
+            to_generate,
+            thresholds.similar,
+            thresholds.divergent,
+            rng,
+            max_draws,
+            max_restarts - stats.restarts,
+        )
         stats.add(round_stats)
         generated = np.concatenate([generated, new])
-        n_common = np.concatenate([n_common, count_common_targets(
-            rows, pool[new], target_ratio, split_seed, shared_mask)])
+        # held-out items common to all members are a subset of the items common to all members:
+        # groups sharing too few items at all fail without building their masks
+        counts = common_items(rows, pool[new])
+        maybe = np.flatnonzero(counts > common_interactions)
+        counts[maybe] = count_common_targets(rows, pool[new[maybe]], target_ratio, split_seed, shared_mask)
+        n_common = np.concatenate([n_common, counts])
         unique = unique_group_index(generated)
         passing = unique[n_common[unique] > common_interactions]
         # seeded permutation over all passing groups of every round so far
         order = passing[np.random.default_rng([*_set_seed(seed, name), 1]).permutation(len(passing))]
         chosen = cap_overlap(generated, order, max_overlap, final_group_count)
-        log.info("%s round %d: generated %d, unique %d, > %d common targets %d, kept %d",
-                 name, rounds, len(generated), len(unique), common_interactions, len(passing), len(chosen))
+        log.info(
+            "%s round %d: generated %d, unique %d, > %d common targets %d, kept %d",
+            name,
+            rounds,
+            len(generated),
+            len(unique),
+            common_interactions,
+            len(passing),
+            len(chosen),
+        )
         if len(chosen) >= final_group_count:
             break
         keep_rate = len(chosen) / len(generated)
@@ -505,10 +613,14 @@ def sample_group_set(
                     f"(lower groups.common_interactions or raise groups.split.target_ratio)"
                 )
             if len(unique) < 0.5 * len(generated):
-                why.append(f"only {len(unique)} of {len(generated)} groups are distinct (the pool of "
-                           f"{len(pool)} users is too small: use a larger pool)")
+                why.append(
+                    f"only {len(unique)} of {len(generated)} groups are distinct (the pool of "
+                    f"{len(pool)} users is too small: use a larger pool)"
+                )
             if max_overlap is not None:
-                why.append(f"groups.max_overlap={max_overlap} rejects overlapping groups (raise it or use null)")
+                why.append(
+                    f"groups.max_overlap={max_overlap} rejects overlapping groups (raise it or use null)"
+                )
             raise GroupSamplingError(
                 f"cannot keep groups.final_group_count={final_group_count} groups for {name}: "
                 f"{len(chosen)} kept of {len(generated)} generated in {rounds} rounds; "
@@ -536,12 +648,19 @@ def sample_group_set(
             "threshold": OVERLAP_REPORT_THRESHOLD,
             "pairs": int(len(overlap)),
             "groups_involved": int(len(np.unique(overlap[:, :2]))) if len(overlap) else 0,
-            "examples": overlap[:20].tolist(),
+            "examples": [{"groups": [int(i), int(j)], "shared_members": int(k)} for i, j, k in overlap[:10]],
         },
     }
     subgroup = np.r_[np.zeros(sizes[0], dtype=np.int8), np.ones(sizes[1], dtype=np.int8)]
-    return GroupSet(name=name, kind=kind, members=pool[chosen_rows], subgroup=subgroup,
-                    n_common_targets=n_common[chosen], similarity=sims, summary=summary)
+    return GroupSet(
+        name=name,
+        kind=kind,
+        members=pool[chosen_rows],
+        subgroup=subgroup,
+        n_common_targets=n_common[chosen],
+        similarity=sims,
+        summary=summary,
+    )
 
 
 # ----------------------------------------------------------------------------- all sets of a pool
@@ -573,15 +692,24 @@ def sample_group_sets(
     ``set_kwargs`` go to :func:`sample_group_set`.
     """
     if len(embeddings) != rows.shape[0]:
-        raise ValueError(f"{len(embeddings)} user embeddings but {rows.shape[0]} users in the interactions; "
-                         "the ELSA user embeddings must come from the same dataset")
+        raise ValueError(
+            f"{len(embeddings)} user embeddings but {rows.shape[0]} users in the interactions; "
+            "the ELSA user embeddings must come from the same dataset"
+        )
     pool = sample_pool(users, max_pool_users, seed)
     normed = normalize_rows(embeddings[pool])
     thresholds = estimate_thresholds(normed, n_pairs, similar_quantile, divergent_quantile, seed)
-    log.info("pool of %d users (of %d); Td=%.4f Ts=%.4f", len(pool), len(users),
-             thresholds.similar, thresholds.divergent)
-    sets = {name: sample_group_set(name, normed, pool, rows, thresholds, seed=seed, **set_kwargs)
-            for name in group_sets}
+    log.info(
+        "pool of %d users (of %d); Td=%.4f Ts=%.4f",
+        len(pool),
+        len(users),
+        thresholds.similar,
+        thresholds.divergent,
+    )
+    sets = {
+        name: sample_group_set(name, normed, pool, rows, thresholds, seed=seed, **set_kwargs)
+        for name in group_sets
+    }
     summary = {
         "pool": {"users": int(len(users)), "pool_users": int(len(pool)), "max_pool_users": max_pool_users},
         "thresholds": {
@@ -604,15 +732,19 @@ def group_set_frame(groups: GroupSet, original_ids: np.ndarray | None = None) ->
     n, size = groups.members.shape
     users = groups.members.reshape(-1)
     rep = lambda key: np.repeat(groups.similarity[key], size).astype(np.float32)  # noqa: E731
-    return pd.DataFrame({
-        "group": np.repeat(np.arange(n, dtype=np.int32), size),
-        "member": np.tile(np.arange(size, dtype=np.int16), n),
-        "user": users.astype(np.int32),
-        "original_id": (np.asarray(original_ids)[users] if original_ids is not None else users).astype(str),
-        "subgroup": np.tile(groups.subgroup.astype(np.int8), n),
-        "group_similarity": rep("group_similarity"),
-        "subgroup_similarity_0": rep("subgroup_similarity_0"),
-        "subgroup_similarity_1": rep("subgroup_similarity_1"),
-        "between_similarity": rep("between_similarity"),
-        "n_common_targets": np.repeat(groups.n_common_targets, size).astype(np.int32),
-    })
+    return pd.DataFrame(
+        {
+            "group": np.repeat(np.arange(n, dtype=np.int32), size),
+            "member": np.tile(np.arange(size, dtype=np.int16), n),
+            "user": users.astype(np.int32),
+            "original_id": (np.asarray(original_ids)[users] if original_ids is not None else users).astype(
+                str
+            ),
+            "subgroup": np.tile(groups.subgroup.astype(np.int8), n),
+            "group_similarity": rep("group_similarity"),
+            "subgroup_similarity_0": rep("subgroup_similarity_0"),
+            "subgroup_similarity_1": rep("subgroup_similarity_1"),
+            "between_similarity": rep("between_similarity"),
+            "n_common_targets": np.repeat(groups.n_common_targets, size).astype(np.int32),
+        }
+    )

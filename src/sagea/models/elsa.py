@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 class ELSA(nn.Module):
     """Linear autoencoder with tied, row-normalised item embeddings ``encoder [items, factors]``."""
 
-    def __init__(self, n_items: int, factors: int, seed: int | None = None) -> None:
+    def __init__(self, n_items: int, factors: int, seed: int | None = None, relu: bool = True) -> None:
         super().__init__()
+        # relu=False trains on the raw x A Aᵀ − x, as the official elsarec does (benchmarks/elsa_vs_elsarec.py)
+        self.relu = relu
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         weight = nn.init.kaiming_uniform_(torch.empty(n_items, factors), generator=generator)
         self.encoder = nn.Parameter(F.normalize(weight, dim=1))
@@ -64,8 +66,9 @@ class ELSA(nn.Module):
         return e @ self.encoder.T
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Prediction ``relu(x A Aᵀ − x)``."""
-        return F.relu(self.decode(self.encode(x)) - x)
+        """Prediction ``relu(x A Aᵀ − x)`` (without the ReLU when ``relu`` is False)."""
+        prediction = self.decode(self.encode(x)) - x
+        return F.relu(prediction) if self.relu else prediction
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """Ranking scores ``x A Aᵀ − x``."""
@@ -94,7 +97,7 @@ class ELSA(nn.Module):
         if "encoder" not in state:
             raise KeyError(f"{path}: no 'encoder' parameter in the checkpoint (keys {list(state)[:5]}); not an ELSA model")
         n_items, factors = state["encoder"].shape
-        model = cls(n_items, factors)
+        model = cls(n_items, factors, relu=bool((ckpt.get("hyperparameters") or {}).get("relu", True)))
         model.load_state_dict({"encoder": state["encoder"]})
         return model.to(device).eval()
 
@@ -109,7 +112,7 @@ def save(model: ELSA, path: str | Path, hyperparameters: dict[str, Any] | None =
     write_torch(
         {
             "model_state_dict": {"encoder": model.encoder.detach().cpu().clone()},
-            "hyperparameters": dict(hyperparameters or {}),
+            "hyperparameters": {"relu": model.relu, **(hyperparameters or {})},
             "n_items": model.n_items,
             "factors": model.factors,
             "version": sagea.__version__,

@@ -134,12 +134,13 @@ class SAE(nn.Module):
             flat = pre.reshape(-1)
             top = torch.topk(flat, min(self.k * pre.shape[0], flat.numel()))
             code = torch.zeros_like(flat).scatter(-1, top.indices, top.values).reshape(pre.shape)
-            if track:
+            if track:  # running mean of the smallest kept positive activation (no host sync)
                 kept = top.values.detach()
-                kept = kept[kept > 0]
-                if kept.numel():  # running mean of the smallest kept activation
-                    self.threshold_batches += 1
-                    self.threshold += (kept.min() - self.threshold) / self.threshold_batches
+                smallest = torch.where(kept > 0, kept, torch.full_like(kept, torch.inf)).min()
+                seen = torch.isfinite(smallest)
+                self.threshold_batches += seen.long()
+                step = (smallest - self.threshold) / self.threshold_batches.clamp_min(1)
+                self.threshold += torch.where(seen, step, torch.zeros_like(step))
         elif self.variant == "batchtopk" and sparse:
             code = torch.where(pre > self.threshold, pre, torch.zeros_like(pre))
         else:
@@ -244,8 +245,8 @@ class SAE(nn.Module):
 
     def train_step(
         self, optimizer: torch.optim.Optimizer, x: torch.Tensor, x_positive: torch.Tensor | None = None
-    ) -> dict[str, float]:
-        """One Adam step on a batch; returns the loss terms as floats."""
+    ) -> dict[str, torch.Tensor]:
+        """One Adam step on a batch; returns the loss terms (detached, still on the device: no sync)."""
         self.train()
         terms = self.losses(x, x_positive)
         optimizer.zero_grad(set_to_none=True)
@@ -253,7 +254,7 @@ class SAE(nn.Module):
         self.project_decoder_grad()
         optimizer.step()
         self.normalize_decoder()
-        return {name: float(value.detach()) for name, value in terms.items()}
+        return {name: value.detach() for name, value in terms.items()}
 
     # ------------------------------------------------------------------ persistence
     @property
@@ -461,13 +462,13 @@ def fit(
             break
         rng = np.random.default_rng([seed, epoch])
         perm = rng.permutation(n)
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}
         for start in range(0, n, batch_size):
             index = np.sort(perm[start : start + batch_size])
             x, x_pos = train.batch(index, rng, device)
             for name, value in model.train_step(optimizer, x, x_pos).items():
                 sums[name] = sums.get(name, 0.0) + value * len(index)
-        epoch_terms = {name: value / n for name, value in sums.items()}
+        epoch_terms = {name: float(value) / n for name, value in sums.items()}
         state["epoch"] = epoch
         bar.set_postfix(loss=f"{epoch_terms['Loss']:.4g}")
         if epoch % validate_every and epoch != epochs:

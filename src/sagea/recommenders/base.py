@@ -62,25 +62,28 @@ def stable_topk(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the ``k`` largest scores along the last axis, ties -> lower index first.
 
     NaN counts as larger than every number (like ``torch.sort``); ``-inf`` entries are returned
-    as ``-1`` (no candidate). Cost: one ``topk`` + a cumulative sum, not a full sort.
+    as ``-1`` (no candidate). Cost: one ``topk`` and one comparison pass; only rows with more
+    items equal to the k-th value than places left take the slower exact path.
     """
     n = scores.shape[-1]
     k_eff = min(k, n)
     s = torch.nan_to_num(scores, nan=float("inf"), posinf=float("inf"), neginf=float("-inf"))
-    # promote +inf (NaN) above finite values but keep them comparable to each other
-    top_vals = torch.topk(s, k_eff, dim=-1).values
-    thr = top_vals[..., -1:]
-    greater = s > thr
-    equal = s == thr
-    need = k_eff - greater.sum(-1, keepdim=True)
-    chosen = greater | (equal & (equal.cumsum(-1) <= need))
-    # exactly k_eff chosen per row; nonzero returns them in ascending index order
-    idx = chosen.nonzero()[:, -1].reshape(*s.shape[:-1], k_eff)
-    vals = torch.gather(s, -1, idx)
+    flat = s.reshape(-1, n)
+    idx = torch.topk(flat, k_eff, dim=-1).indices
+    thr = flat.gather(-1, idx[:, -1:])
+    ambiguous = ((flat >= thr).sum(-1) > k_eff).nonzero()[:, 0]
+    if len(ambiguous):  # ties across the cut: keep the lowest indices among the tied items
+        sub, t = flat[ambiguous], thr[ambiguous]
+        equal = sub == t
+        need = k_eff - (sub > t).sum(-1, keepdim=True)
+        chosen = (sub > t) | (equal & (equal.cumsum(-1) <= need))
+        idx = idx.index_put((ambiguous,), chosen.nonzero()[:, 1].reshape(-1, k_eff))
+    idx = idx.sort(dim=-1).values  # ascending index, then a stable sort by score
+    vals = flat.gather(-1, idx)
     order = torch.sort(vals, dim=-1, descending=True, stable=True).indices
-    idx = torch.gather(idx, -1, order)
-    vals = torch.gather(vals, -1, order)
-    idx = idx.masked_fill(vals == float("-inf"), -1)
+    idx = idx.gather(-1, order)
+    vals = vals.gather(-1, order)
+    idx = idx.masked_fill(vals == float("-inf"), -1).reshape(*s.shape[:-1], k_eff)
     if k_eff < k:
         pad = idx.new_full((*idx.shape[:-1], k - k_eff), -1)
         idx = torch.cat([idx, pad], dim=-1)

@@ -7,8 +7,10 @@ of the k ranks pick the unseen, not yet chosen item maximising
 
     Σ_u p(u, i) · Π_{j chosen} (1 - p(u, j))
 
-(ties -> lower item index). Only the k ranks are a Python loop; each step is one tensor
-operation over ``[B, m, I]``.
+(ties -> lower item index). Only items in some member's top-N can have a positive gain, so the
+greedy loop runs over that union (≤ m·N items per group) instead of the catalogue; when no
+item has a positive gain any more, the lowest-index unseen item is taken, exactly as an
+arg-max over the whole catalogue would. Only the k ranks are a Python loop.
 """
 
 from __future__ import annotations
@@ -18,31 +20,49 @@ import torch
 from sagea.recommenders.base import ElsaLike, Recommendation, exclude, member_elsa_scores, stable_topk
 
 
-def borda_probabilities(scores: torch.Tensor, seen: torch.Tensor, n_relevant: int) -> torch.Tensor:
-    """``p(u, i)`` ``[B, m, I]`` from member scores ``[B, m, I]`` over unseen items ``seen [B, I]``."""
+def borda_candidates(scores: torch.Tensor, seen: torch.Tensor, n_relevant: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Union of the members' top-N unseen items and their relevance probabilities.
+
+    Returns ``items [B, C]`` (ascending item index; ``n_items`` marks an empty slot, C = m·N)
+    and ``p [B, m, C]`` with ``p(u, i) = (N - rank_u(i)) / Σ_r (N - r)`` (0 outside u's list).
+    """
+    b, m, n = scores.shape
     top = stable_topk(exclude(scores, seen[:, None, :]), n_relevant)  # [B, m, N], -1 = none
-    points = torch.arange(n_relevant, 0, -1, dtype=scores.dtype, device=scores.device).expand_as(top)
-    points = points * (top >= 0)
-    p = torch.zeros_like(scores)
-    p.scatter_add_(-1, top.clamp_min(0), points)
-    total = p.sum(dim=-1, keepdim=True)
-    return p / torch.where(total > 0, total, torch.ones_like(total))
+    points = torch.arange(n_relevant, 0, -1, dtype=scores.dtype, device=scores.device).expand_as(top) * (top >= 0)
+    total = points.sum(-1, keepdim=True)
+    prob = points / torch.where(total > 0, total, torch.ones_like(total))
+    items = torch.where(top >= 0, top, n).reshape(b, m * n_relevant).sort(dim=-1).values
+    dup = torch.zeros_like(items, dtype=torch.bool)
+    dup[:, 1:] = items[:, 1:] == items[:, :-1]
+    items = items.masked_fill(dup, n)
+    match = top[:, :, :, None] == items[:, None, None, :]  # [B, m, N, C]
+    p = (match * prob[..., None]).sum(dim=2)
+    return items, p
 
 
-def gfar_select(p: torch.Tensor, seen: torch.Tensor, k: int) -> torch.Tensor:
-    """Greedy GFAR lists ``[B, k]`` from relevance probabilities ``p [B, m, I]``."""
-    b, m, n = p.shape
+def gfar_select(items: torch.Tensor, p: torch.Tensor, seen: torch.Tensor, k: int) -> torch.Tensor:
+    """Greedy GFAR lists ``[B, k]`` over candidates ``items [B, C]`` with ``p [B, m, C]``."""
+    b, m, c = p.shape
+    n = seen.shape[1]
     blocked = seen.clone()
+    taken = items >= n  # empty slots count as taken
     not_relevant = torch.ones(b, m, 1, dtype=p.dtype, device=p.device)  # Π (1 - p(u, j))
     out = torch.full((b, k), -1, dtype=torch.long, device=p.device)
     rows = torch.arange(b, device=p.device)
     for rank in range(min(k, n)):
-        gain = (p * not_relevant).sum(dim=1).masked_fill(blocked, float("-inf"))
-        best = gain.argmax(dim=-1)  # first maximum = lower item index
-        ok = torch.isfinite(gain[rows, best])
+        gain = (p * not_relevant).sum(dim=1).masked_fill(taken, float("-inf"))
+        pos = gain.argmax(dim=-1)  # candidates ascend by item index: first maximum = lower index
+        positive = gain[rows, pos] > 0
+        free = ~blocked
+        first_free = free.to(torch.uint8).argmax(dim=-1)  # lowest-index unseen, unchosen item (gain 0)
+        best = torch.where(positive, items[rows, pos], first_free)
+        ok = positive | free[rows, first_free]
         out[:, rank] = torch.where(ok, best, -1)
-        blocked[rows, best] = True
-        not_relevant = not_relevant * (1 - p[rows, :, best] * ok[:, None]).unsqueeze(-1)
+        blocked[rows, best.clamp_max(n - 1)] |= ok
+        hit = (items == best[:, None]) & ok[:, None]
+        taken |= hit
+        p_best = (p * hit[:, None, :]).sum(dim=-1, keepdim=True)
+        not_relevant = not_relevant * (1 - p_best)
     return out
 
 
@@ -59,5 +79,5 @@ class GFAR:
         return member_elsa_scores(self.elsa, inputs)
 
     def aggregate(self, state: torch.Tensor, seen: torch.Tensor, k: int) -> Recommendation:
-        p = borda_probabilities(state, seen, self.n_relevant or k)
-        return Recommendation(gfar_select(p, seen, k))
+        items, p = borda_candidates(state, seen, self.n_relevant or k)
+        return Recommendation(gfar_select(items, p, seen, k))

@@ -12,7 +12,7 @@ import pandas as pd
 from sagea.data.matrix import load_interactions, load_split, pool_users
 from sagea.groups.diagnostics import opposing_subgroup_figure, similarity_histograms
 from sagea.groups.io import write_groups
-from sagea.groups.sampling import group_set_frame, sample_group_sets
+from sagea.groups.sampling import GroupSamplingError, group_set_frame, sample_group_sets
 from sagea.io import read_embeddings, save_figure, write_json
 
 log = logging.getLogger(__name__)
@@ -45,18 +45,30 @@ def sample_groups(
     original_ids = pd.read_parquet(os.path.join(data_dir, "users.parquet"), columns=["user", "original_id"])
     original_ids = original_ids.sort_values("user")["original_id"].astype(str).to_numpy()
     log.info("pool %s: %d users; embeddings %s from %s", pool, len(users), embeddings.shape, embeddings_path)
-    sets, summary = sample_group_sets(embeddings, users, rows, group_sets, **params)
+    try:
+        sets, summary = sample_group_sets(embeddings, users, rows, group_sets, **params)
+    except GroupSamplingError as err:
+        log.error("group sampling of pool %s failed: %s", pool, err)
+        raise
     summary["pool"]["name"] = pool
     summary["embeddings"] = str(embeddings_path)
     for (name, groups), path in zip(sets.items(), group_paths):
         write_groups(group_set_frame(groups, original_ids), path)
         s = groups.summary
-        log.info("%s: kept %d of %d generated (acceptance rate %.3f, %d restarts)",
-                 name, s["kept"], s["generated"], s["acceptance_rate"], s["restarts"])
+        log.info(
+            "%s: kept %d of %d generated (acceptance rate %.3f, %d restarts)",
+            name,
+            s["kept"],
+            s["generated"],
+            s["acceptance_rate"],
+            s["restarts"],
+        )
     write_json(summary, summary_path)
     td, ts = summary["thresholds"]["Td"], summary["thresholds"]["Ts"]
-    for fig, path in ((similarity_histograms(sets, td, ts), histogram_path),
-                      (opposing_subgroup_figure(sets, td, ts), subgroup_path)):
+    for fig, path in (
+        (similarity_histograms(sets, td, ts), histogram_path),
+        (opposing_subgroup_figure(sets, td, ts), subgroup_path),
+    ):
         save_figure(fig, path)
         plt.close(fig)
     return summary

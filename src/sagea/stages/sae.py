@@ -119,8 +119,8 @@ def train_sae(
         train = InteractionData(matrix[train_users], elsa, contrastive, dev)
         valid = InteractionData(matrix[split["valid"]], elsa, contrastive, dev)
     else:
-        train = EmbeddingData(torch.from_numpy(embeddings[train_users]))
-        valid = EmbeddingData(torch.from_numpy(embeddings[split["valid"]]))
+        train = EmbeddingData(torch.from_numpy(embeddings[train_users]).to(dev))
+        valid = EmbeddingData(torch.from_numpy(embeddings[split["valid"]]).to(dev))
     model = build_model(hp, embeddings.shape[1])
     log.info(
         "SAE %s on %s/%s: d=%d, %d train users (%s path), %d valid, %d test, device %s",

@@ -1,0 +1,116 @@
+"""Report stage in Snakemake: the report rules on fixture files, the HTML report, dry runs of every config."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(__file__).parent))
+import report_fixtures  # noqa: E402
+
+from sagea import plan  # noqa: E402
+from sagea.reports import figures, tables  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+CONFIGS = sorted(str(p.relative_to(REPO)) for p in [REPO / "config" / "config.yaml",
+                                                    *(REPO / "config").glob("paper/*.yaml"),
+                                                    *(REPO / "config").glob("thesis/*.yaml")])
+REPORT_RULES = ["report_collect"] + [f"report_table_{k}" for k in (
+    "single_user", "sae_reconstruction", "sagea_grid", "overall", "comparison", "common_features", "fusions",
+    "timing", "fairness")] + [f"report_figure_{k}" for k in ("heatmap", "bars", "group_similarity", "training")]
+
+
+def load_config(path: str | Path) -> dict:
+    config = yaml.safe_load(Path(REPO / path).read_text())
+    validate(config, str(SCHEMA))  # fills in the defaults as the workflow does
+    return config
+
+
+def snakemake(args: list[str], workdir: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """Per-rule job counts from the "Job stats" table of a dry run."""
+    block = output.split("Job stats:", 1)[1]
+    counts = {}
+    for line in block.splitlines()[3:]:
+        m = re.fullmatch(r"\s*(\S+)\s+(\d+)\s*", line)
+        if not m:
+            break
+        counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def expected_report_jobs(config: dict) -> dict[str, int]:
+    n = len(plan.datasets(config))
+    counts = {rule: n for rule in REPORT_RULES}
+    counts.update({f"report_table_{k}": 1 for k in tables.GLOBAL_TABLES})
+    counts["report_collect"] = 1
+    counts["report_table_comparison"] = len(config["reports"]["comparisons"])
+    return {rule: c for rule, c in counts.items() if c}
+
+
+def expected_upstream_jobs(config: dict) -> dict[str, int]:
+    """Job counts fixed by docs/ARCHITECTURE.md (one evaluation job per SAE × option, one for all baselines)."""
+    n = len(plan.datasets(config))
+    sets = len(plan.group_pools(config)) * len(plan.group_sets(config))
+    saes = len(plan.sae_runs(config))
+    out = {
+        "train_sae": n * saes,
+        "evaluate_sagea": n * sets * saes * len(plan.sagea_options(config)),
+        "evaluate_baselines": n * sets if plan.baselines(config) else 0,
+    }
+    return {rule: c for rule, c in out.items() if c}
+
+
+@pytest.mark.workflow
+def test_report_rules_on_fixture_files_and_html_report(tmp_path):
+    config = load_config("config/config.yaml")
+    report_fixtures.write_results(config, tmp_path, n_groups=10)
+    study = config["study"]
+    datasets = plan.datasets(config)
+    targets = [f"results/{study}/tables/{n}.{e}" for n in tables.table_names(datasets, config["reports"]["comparisons"])
+               for e in ("csv", "tex", "md")]
+    targets += [f"results/{study}/figures/{n}.{e}" for n in figures.figure_names(datasets) for e in ("png", "svg")]
+    common = ["--configfile", str(REPO / "config/config.yaml"), "--allowed-rules", *REPORT_RULES]
+    run = snakemake([*common, "--cores", "2", "--", *targets], tmp_path)
+    assert run.returncode == 0, run.stderr[-4000:]
+    for target in targets:
+        assert (tmp_path / target).stat().st_size > 0, target
+    overall = (tmp_path / f"results/{study}/tables/overall-synthetic.md").read_text()
+    assert "| SAE-TopK |" in overall and "| ELSA-INT |" in overall and "**" in overall
+    assert (tmp_path / f"logs/benchmarks/{study}/report/collect.tsv").exists()
+    report = snakemake([*common, "--cores", "1", "--report", str(tmp_path / "report.html"), "--", *targets], tmp_path)
+    assert report.returncode == 0, report.stderr[-4000:]
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "overall-synthetic" in html and "heatmap-synthetic" in html
+
+
+@pytest.mark.workflow
+@pytest.mark.slow
+def test_every_config_validates_and_dry_runs_with_the_expected_jobs(tmp_path):
+    def dry(path: str) -> tuple[str, subprocess.CompletedProcess]:
+        workdir = tmp_path / path.replace("/", "_")
+        workdir.mkdir()
+        return path, snakemake(["--configfile", str(REPO / path), "--cores", "1", "-n", "--quiet", "rules"], workdir)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = dict(pool.map(dry, CONFIGS))
+    for path, run in results.items():
+        assert run.returncode == 0, f"{path}: {run.stdout[-2000:]}{run.stderr[-2000:]}"
+        counts = job_stats(run.stdout + run.stderr)
+        config = load_config(path)
+        for rule, count in {**expected_report_jobs(config), **expected_upstream_jobs(config)}.items():
+            assert counts.get(rule) == count, f"{path}: {rule} has {counts.get(rule)} jobs, expected {count}"
+        for rule in set(REPORT_RULES) - set(expected_report_jobs(config)):
+            assert rule not in counts, f"{path}: unexpected {rule}"
