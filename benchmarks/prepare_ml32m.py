@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 
-def generate(path: Path, n_rows: int, n_users: int, n_movies: int, seed: int = 0, chunk: int = 4_000_000) -> None:
+def generate(
+    path: Path, n_rows: int, n_users: int, n_movies: int, seed: int = 0, chunk: int = 4_000_000
+) -> None:
     """Write a ratings.csv of ``n_rows`` rows (chunked, pyarrow's CSV writer)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -37,18 +39,29 @@ def generate(path: Path, n_rows: int, n_users: int, n_movies: int, seed: int = 0
     rating_p = np.array([1, 3, 2, 7, 5, 20, 15, 25, 8, 14], dtype=float)
     rating_p /= rating_p.sum()
     tmp = path.with_suffix(".csv.tmp")
-    with pacsv.CSVWriter(tmp, pa.schema([("userId", pa.int32()), ("movieId", pa.int32()),
-                                         ("rating", pa.float32()), ("timestamp", pa.int64())]),
-                         write_options=pacsv.WriteOptions(quoting_style="none")) as writer:
+    with pacsv.CSVWriter(
+        tmp,
+        pa.schema(
+            [
+                ("userId", pa.int32()),
+                ("movieId", pa.int32()),
+                ("rating", pa.float32()),
+                ("timestamp", pa.int64()),
+            ]
+        ),
+        write_options=pacsv.WriteOptions(quoting_style="none"),
+    ) as writer:
         for start in range(0, n_rows, chunk):
             n = min(chunk, n_rows - start)
             users = np.sort(rng.choice(n_users, n, p=activity)).astype(np.int32) + 1
-            table = pa.table({
-                "userId": users,
-                "movieId": movie_ids[rng.choice(n_movies, n, p=popularity)].astype(np.int32),
-                "rating": rng.choice(ratings, n, p=rating_p).astype(np.float32),
-                "timestamp": rng.integers(789_652_009, 1_697_164_147, n),
-            })
+            table = pa.table(
+                {
+                    "userId": users,
+                    "movieId": movie_ids[rng.choice(n_movies, n, p=popularity)].astype(np.int32),
+                    "rating": rng.choice(ratings, n, p=rating_p).astype(np.float32),
+                    "timestamp": rng.integers(789_652_009, 1_697_164_147, n),
+                }
+            )
             writer.write_table(table)
             print(f"generated {start + n:,} / {n_rows:,} rows", file=sys.stderr, flush=True)
     tmp.replace(path)

@@ -38,8 +38,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         entries = report_fixtures.write_results(config, tmp, n_groups=args.groups)
-        print(f"fixture: {len(entries['per_group'])} per_group files x {args.groups} groups "
-              f"({time.perf_counter() - t0:.1f} s to write)")
+        print(
+            f"fixture: {len(entries['per_group'])} per_group files x {args.groups} groups "
+            f"({time.perf_counter() - t0:.1f} s to write)"
+        )
         t0 = time.perf_counter()
         collected = {
             "per_group": collect.collect_per_group(entries["per_group"]),

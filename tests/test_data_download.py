@@ -173,11 +173,46 @@ def test_extract_zip_and_tgz_and_truncation(tmp_path):
 
 
 def test_download_dataset_then_prepare(server, tmp_path):
-    ratings = "userId,movieId,rating,timestamp\n" + "".join(f"{u},{m},5.0,0\n" for u in range(3) for m in range(4))
+    ratings = "userId,movieId,rating,timestamp\n" + "".join(
+        f"{u},{m},5.0,0\n" for u in range(3) for m in range(4)
+    )
     s = server({"/ml-test.zip": _zip_bytes({"ml-test/ratings.csv": ratings})})
-    spec = {"source": "movielens", "release": "ml-latest-small", "url": f"{s.url}/ml-test.zip", "sha256": None}
+    spec = {
+        "source": "movielens",
+        "release": "ml-latest-small",
+        "url": f"{s.url}/ml-test.zip",
+        "sha256": None,
+    }
     out = download_dataset("ml", spec, tmp_path / "raw", tmp_path / "raw" / "files", **FAST)
     assert (tmp_path / "raw" / "ml-test.zip").exists()
-    card = prepare_dataset("ml", {"source": "movielens", "filter": {"min_user_interactions": 1, "min_item_interactions": 1}},
-                           out, tmp_path / "data")
+    card = prepare_dataset(
+        "ml",
+        {"source": "movielens", "filter": {"min_user_interactions": 1, "min_item_interactions": 1}},
+        out,
+        tmp_path / "data",
+    )
     assert card["counts"]["interactions"] == 12
+
+
+def test_published_md5_is_read_and_checked(server, tmp_path):
+    from sagea.data.download import Remote, _published_md5
+
+    md5 = hashlib.md5(PAYLOAD).hexdigest()
+    s = server({"/a.md5": f"{md5}  data.bin\n".encode(), "/b.md5": f"MD5 (data.bin) = {md5}\n".encode(),
+                "/data.bin": PAYLOAD})
+    assert _published_md5(Remote(f"{s.url}/data.bin", md5_url=f"{s.url}/a.md5")) == md5
+    assert _published_md5(Remote(f"{s.url}/data.bin", md5_url=f"{s.url}/b.md5")) == md5
+    assert _published_md5(Remote(f"{s.url}/data.bin", md5_url=f"{s.url}/missing.md5")) is None
+    with pytest.raises(ChecksumError, match="md5 mismatch"):
+        fetch(f"{s.url}/data.bin", tmp_path / "data.bin", md5="f" * 32, **FAST)
+
+
+def test_archive_placed_by_hand_is_used_offline(tmp_path):
+    from sagea.data.download import registry
+
+    archive = tmp_path / "raw" / registry("movielens", "ml-1m").url.rpartition("/")[2]
+    archive.parent.mkdir()
+    archive.write_bytes(_zip_bytes({"ml-1m/ratings.dat": "1::2::5::0\n"}))
+    spec = {"source": "movielens", "release": "ml-1m", "url": None, "sha256": None}
+    out = download_dataset("ml", spec, tmp_path / "raw", tmp_path / "raw" / "files", retries=0, timeout=0.01)
+    assert (out / "ml-1m" / "ratings.dat").read_text() == "1::2::5::0\n"

@@ -27,23 +27,33 @@ def expected_pairs(ratings: pd.DataFrame, min_user: int, min_item: int, iterate:
 def test_ml_latest_small_prepare_and_split(ml_small, tmp_path, iterate):
     ratings = pd.read_csv(ml_small / "ratings.csv")
     expected = expected_pairs(ratings, 50, 20, iterate)
-    spec = {"source": "movielens", "release": "ml-latest-small", "threshold": None,
-            "filter": {"min_user_interactions": None, "min_item_interactions": None, "iterate": iterate}}
+    spec = {
+        "source": "movielens",
+        "release": "ml-latest-small",
+        "threshold": None,
+        "filter": {"min_user_interactions": None, "min_item_interactions": None, "iterate": iterate},
+    }
     card = prepare_dataset("ml-latest-small", spec, ml_small, tmp_path)
     assert card["raw"]["rows_read"] == len(ratings) == 100836
     assert card["counts"]["interactions"] == len(expected)
     assert card["counts"]["users"] == expected["userId"].nunique()
     assert card["counts"]["items"] == expected["movieId"].nunique()
     if not iterate:  # the single pass, worked out once by hand from the pandas computation above
-        assert (card["counts"]["users"], card["counts"]["items"], card["counts"]["interactions"]) == (255, 510, 20487)
+        assert (card["counts"]["users"], card["counts"]["items"], card["counts"]["interactions"]) == (
+            255,
+            510,
+            20487,
+        )
 
     inter = pd.read_parquet(tmp_path / "interactions.parquet")
     users = pd.read_parquet(tmp_path / "users.parquet")
     items = pd.read_parquet(tmp_path / "items.parquet")
-    got = pd.DataFrame({
-        "userId": users["original_id"].astype(int).to_numpy()[inter["user"]],
-        "movieId": items["original_id"].astype(int).to_numpy()[inter["item"]],
-    })
+    got = pd.DataFrame(
+        {
+            "userId": users["original_id"].astype(int).to_numpy()[inter["user"]],
+            "movieId": items["original_id"].astype(int).to_numpy()[inter["item"]],
+        }
+    )
     pd.testing.assert_frame_equal(got.reset_index(drop=True), expected, check_dtype=False)
     assert (users["original_id"].astype(int).diff().dropna() > 0).all()  # indices follow sorted ids
     assert users["n_interactions"].tolist() == expected.groupby("userId").size().tolist()

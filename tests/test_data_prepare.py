@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
@@ -90,7 +89,11 @@ def test_metadata_alignment_and_files(tmp_path):
     assert p.items["title"].tolist() == ["one", "two", "three"]
     write_prepared(p, tmp_path)
     assert sorted(f.name for f in tmp_path.iterdir()) == [
-        "card.json", "card.md", "interactions.parquet", "items.parquet", "users.parquet",
+        "card.json",
+        "card.md",
+        "interactions.parquet",
+        "items.parquet",
+        "users.parquet",
     ]
     assert "What was dropped" in (tmp_path / "card.md").read_text()
     back = pd.read_parquet(tmp_path / "users.parquet")
@@ -128,7 +131,15 @@ def test_user_input_target_split_counts_and_determinism():
 
 
 def test_synthetic_generator_ground_truth():
-    kw = dict(n_users=400, n_items=300, n_interactions=8000, n_clusters=6, max_clusters_per_user=2, noise=0.0, seed=1)
+    kw = dict(
+        n_users=400,
+        n_items=300,
+        n_interactions=8000,
+        n_clusters=6,
+        max_clusters_per_user=2,
+        noise=0.0,
+        seed=1,
+    )
     a, b = generate(**kw), generate(**kw)
     assert a.interactions.equals(b.interactions)
     assert not a.interactions.equals(generate(**{**kw, "seed": 2}).interactions)
@@ -147,5 +158,83 @@ def test_synthetic_generator_ground_truth():
     with_noise = generate(**{**kw, "noise": 0.5})
     planted = {(u, int(c)) for u, cs in enumerate(with_noise.user_clusters) for c in cs}
     item_c = with_noise.item_cluster[with_noise.interactions["item"].to_numpy()]
-    inside = np.mean([(u, int(c)) in planted for u, c in zip(with_noise.interactions["user"].to_numpy(), item_c)])
+    inside = np.mean(
+        [(u, int(c)) in planted for u, c in zip(with_noise.interactions["user"].to_numpy(), item_c)]
+    )
     assert 0.5 < inside < 0.8  # half the draws uniform; a uniform item hits a planted cluster 1-2 times in 6
+
+
+# ----------------------------------------------------------------------------- property test
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def reference_filter(frame: pd.DataFrame, min_user: int, min_item: int, iterate: bool) -> pd.DataFrame:
+    """Straightforward pandas version of dedupe + filter (REFERENCE.md §1)."""
+    pos = frame.drop_duplicates()
+    while True:
+        n = len(pos)
+        pos = pos[pos.groupby("user")["item"].transform("size") >= min_user]
+        pos = pos[pos.groupby("item")["user"].transform("size") >= min_item]
+        if not iterate or len(pos) == n:
+            return pos.sort_values(["user", "item"]).reset_index(drop=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.integers(0, 12), st.integers(0, 9)), min_size=1, max_size=80),
+    min_user=st.integers(0, 4),
+    min_item=st.integers(0, 4),
+    iterate=st.booleans(),
+)
+def test_prepare_matches_pandas_reference(rows, min_user, min_item, iterate):
+    frame = pd.DataFrame(rows, columns=["user", "item"])
+    expected = reference_filter(frame, min_user, min_item, iterate)
+    if expected.empty:
+        with pytest.raises(DataError):
+            prepare_interactions(RawData("custom", frame), min_user, min_item, iterate)
+        return
+    p = prepare_interactions(RawData("custom", frame), min_user, min_item, iterate)
+    got = pd.DataFrame(
+        {
+            "user": p.users["original_id"].astype(int).to_numpy()[p.interactions["user"]],
+            "item": p.items["original_id"].astype(int).to_numpy()[p.interactions["item"]],
+        }
+    )
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert p.users["n_interactions"].sum() == p.items["n_interactions"].sum() == len(expected)
+
+
+def test_plan_data_helpers():
+    from sagea import plan
+
+    cfg = {
+        "datasets": {
+            "s": {
+                "source": "synthetic",
+                "synthetic": {"n_users": 5},
+                "split": {"valid_fraction": 0.1, "test_fraction": 0.2, "target_fraction": 0.2, "seed": 1},
+                "elsa": {"factors": 8},
+            },
+            "m": {"source": "movielens", "path": None, "release": "ml-1m", "url": None, "sha256": None},
+            "c": {"source": "custom", "path": "mine.csv"},
+            "bad": {"source": "custom"},
+        }
+    }
+    assert plan.raw_input(cfg, "s") == {}
+    assert plan.raw_input(cfg, "m", "out") == {"raw": "out/m/raw/files"}
+    assert plan.raw_input(cfg, "c") == {"raw": "mine.csv"}
+    with pytest.raises(ValueError, match=r"datasets\.bad\.path is required"):
+        plan.raw_input(cfg, "bad")
+    assert plan.prepare_params(cfg, "s") == {
+        "source": "synthetic",
+        "synthetic": {"n_users": 5},
+    }  # no elsa/split
+    assert plan.split_params(cfg, "s") == {"valid_fraction": 0.1, "test_fraction": 0.2, "seed": 1}
+    assert plan.download_params(cfg, "m") == {
+        "source": "movielens",
+        "release": "ml-1m",
+        "url": None,
+        "sha256": None,
+    }
+    assert plan.data_files({"datasets": {"s": {}}}, "r") == [f"r/s/data/{n}" for n in plan.DATA_FILES]

@@ -33,17 +33,28 @@ def test_movielens_csv_threshold_and_titles(tmp_path):
     assert pairs(raw) == {("1", "10"), ("2", "10"), ("3", "20")}
     assert raw.stats["rows_read"] == 5 and raw.stats["below_threshold"] == 2
     assert raw.items.set_index("original_id").loc[10, "title"] == "Sabrina, the Movie (1995)"
-    card = prepare_dataset("ml", {"source": "movielens", "filter": {"min_user_interactions": 0, "min_item_interactions": 0}},
-                           tmp_path, tmp_path / "out")
+    card = prepare_dataset(
+        "ml",
+        {"source": "movielens", "filter": {"min_user_interactions": 0, "min_item_interactions": 0}},
+        tmp_path,
+        tmp_path / "out",
+    )
     assert card["counts"]["interactions"] == 3
     items = pd.read_parquet(tmp_path / "out" / "items.parquet")
-    assert items["original_id"].tolist() == ["10", "20"] and items["genres"].tolist() == ["Comedy|Romance", "Action"]
+    assert items["original_id"].tolist() == ["10", "20"] and items["genres"].tolist() == [
+        "Comedy|Romance",
+        "Action",
+    ]
 
 
 def test_movielens_1m_dat_latin1(tmp_path):
-    (tmp_path / "ratings.dat").write_text("1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n")
+    (tmp_path / "ratings.dat").write_text(
+        "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n"
+    )
     (tmp_path / "movies.dat").write_bytes(
-        "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n661::Am\xe9lie: Le Fabuleux (2001)::Comedy|Romance\n".encode("latin-1")
+        "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n661::Am\xe9lie: Le Fabuleux (2001)::Comedy|Romance\n".encode(
+            "latin-1"
+        )
     )
     raw = movielens.read(tmp_path, release="ml-1m", threshold=4.0)
     assert pairs(raw) == {("1", "1193"), ("2", "1193")}
@@ -93,8 +104,12 @@ def test_lastfm_damaged_lines_counted_and_reported(tmp_path):
     assert raw.stats["rows_read"] == 7
     artists = raw.items.set_index("original_id")["artist"]
     assert artists["art-b"] == 'Celtic "Frost"'
-    card = prepare_dataset("lfm", {"source": "lastfm1k", "filter": {"min_user_interactions": 1, "min_item_interactions": 1}},
-                           tmp_path, tmp_path / "out")
+    card = prepare_dataset(
+        "lfm",
+        {"source": "lastfm1k", "filter": {"min_user_interactions": 1, "min_item_interactions": 1}},
+        tmp_path,
+        tmp_path / "out",
+    )
     assert card["raw"]["malformed_lines"] == 2
     assert "malformed lines: 2" in (tmp_path / "out" / "card.md").read_text()
 
@@ -115,7 +130,7 @@ def test_echonest_triplets(tmp_path):
 # ----------------------------------------------------------------------------- custom
 def test_custom_csv_value_threshold(tmp_path):
     f = tmp_path / "log.csv"
-    f.write_text("who,what,score\nalice,x,5\nalice,y,1\nbob,\"x\",3\n")
+    f.write_text('who,what,score\nalice,x,5\nalice,y,1\nbob,"x",3\n')
     opts = {"format": "csv", "user_col": "who", "item_col": "what", "value_col": "score"}
     assert pairs(custom.read(f, opts, threshold=3)) == {("alice", "x"), ("bob", "x")}
     assert pairs(custom.read(f, opts)) == {("alice", "x"), ("alice", "y"), ("bob", "x")}  # null: value > 0
@@ -135,19 +150,35 @@ def test_custom_tsv_without_header_by_position(tmp_path):
 def test_custom_parquet(tmp_path):
     f = tmp_path / "log.parquet"
     pd.DataFrame({"u": [1, 1, 2], "i": [7, 8, 7]}).to_parquet(f)
-    assert pairs(custom.read(f, {"format": "parquet", "user_col": "u", "item_col": "i"})) == {("1", "7"), ("1", "8"), ("2", "7")}
+    assert pairs(custom.read(f, {"format": "parquet", "user_col": "u", "item_col": "i"})) == {
+        ("1", "7"),
+        ("1", "8"),
+        ("2", "7"),
+    }
 
 
 def test_custom_jsonl_event_weights_summed_per_pair(tmp_path):
     # seed notebook 004: like 1, play 1, skip 0 (and unknown events 0), summed per (user, track)
     events = [
-        ("u1", "t1", "play"), ("u1", "t1", "skip"), ("u1", "t2", "skip"), ("u2", "t1", "like"),
-        ("u2", "t1", "play"), ("u2", "t3", "advert"), ("u3", "t2", "play"),
+        ("u1", "t1", "play"),
+        ("u1", "t1", "skip"),
+        ("u1", "t2", "skip"),
+        ("u2", "t1", "like"),
+        ("u2", "t1", "play"),
+        ("u2", "t3", "advert"),
+        ("u3", "t2", "play"),
     ]
     f = tmp_path / "sessions.jsonl"
-    f.write_text("".join(json.dumps({"user_id": u, "track_id": t, "event_type": e}) + "\n" for u, t, e in events))
-    opts = {"format": "jsonl", "user_col": "user_id", "item_col": "track_id", "event_col": "event_type",
-            "event_weights": {"like": 1, "play": 1, "skip": 0}}
+    f.write_text(
+        "".join(json.dumps({"user_id": u, "track_id": t, "event_type": e}) + "\n" for u, t, e in events)
+    )
+    opts = {
+        "format": "jsonl",
+        "user_col": "user_id",
+        "item_col": "track_id",
+        "event_col": "event_type",
+        "event_weights": {"like": 1, "play": 1, "skip": 0},
+    }
     raw = custom.read(f, opts)
     assert pairs(raw) == {("u1", "t1"), ("u2", "t1"), ("u3", "t2")}
     assert raw.stats["unknown_events"] == 1 and raw.stats["pairs"] == 5
@@ -163,5 +194,18 @@ def test_dispatch_and_missing_raw(tmp_path):
     assert load_raw("m", {"source": "movielens"}, tmp_path).source == "movielens"
     with pytest.raises(DataError, match="does not exist"):
         load_raw("m", {"source": "movielens"}, tmp_path / "absent")
-    syn = load_raw("s", {"source": "synthetic", "synthetic": {"n_users": 50, "n_items": 40, "n_interactions": 500, "n_clusters": 4}}, None)
+    syn = load_raw(
+        "s",
+        {
+            "source": "synthetic",
+            "synthetic": {"n_users": 50, "n_items": 40, "n_interactions": 500, "n_clusters": 4},
+        },
+        None,
+    )
     assert len(syn.interactions) == 500 and set(syn.users.columns) >= {"clusters", "main_cluster"}
+
+
+def test_archive_given_as_path_is_explained(tmp_path):
+    (tmp_path / "ml-32m.zip").write_bytes(b"PK")
+    with pytest.raises(DataError, match="is an archive; extract it"):
+        movielens.read(tmp_path / "ml-32m.zip")

@@ -23,8 +23,20 @@ pytestmark = pytest.mark.workflow
 
 def snakemake(python, repo, workdir, *args, configfile=None):
     # --configfile takes several values: keep it last so targets are not read as config files
-    cmd = [python, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           *args, "--configfile", str(configfile or repo / "config" / "config.yaml")]
+    cmd = [
+        python,
+        "-m",
+        "snakemake",
+        "-s",
+        str(repo / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+        "--configfile",
+        str(configfile or repo / "config" / "config.yaml"),
+    ]
     return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
 
 
@@ -87,16 +99,28 @@ def test_path_and_download_datasets_through_the_rules(python, repo, tmp_path):
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(serve)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     flt = {"min_user_interactions": 1, "min_item_interactions": 1}
-    cfg = {"datasets": {
-        "local": {"source": "movielens", "path": str(local), "filter": flt},
-        "remote": {"source": "movielens", "release": "ml-latest-small",
-                   "url": f"http://127.0.0.1:{httpd.server_address[1]}/ml-x.zip", "filter": flt},
-    }}
+    cfg = {
+        "datasets": {
+            "local": {"source": "movielens", "path": str(local), "filter": flt},
+            "remote": {
+                "source": "movielens",
+                "release": "ml-latest-small",
+                "url": f"http://127.0.0.1:{httpd.server_address[1]}/ml-x.zip",
+                "filter": flt,
+            },
+        }
+    }
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     work = tmp_path / "work"
     try:
-        out = snakemake(python, repo, work, "results/local/data/split.parquet", "results/remote/data/split.parquet",
-                        configfile=tmp_path / "cfg.yaml")
+        out = snakemake(
+            python,
+            repo,
+            work,
+            "results/local/data/split.parquet",
+            "results/remote/data/split.parquet",
+            configfile=tmp_path / "cfg.yaml",
+        )
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -115,3 +139,10 @@ def test_bad_config_names_key_and_allowed_values(python, repo, tmp_path):
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert "netflix" in text and "movielens" in text and "source" in text
+
+
+def test_custom_without_path_fails_at_parse_time(python, repo, tmp_path):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"datasets": {"mine": {"source": "custom"}}}))
+    out = snakemake(python, repo, tmp_path, "-n", configfile=tmp_path / "c.yaml")
+    assert out.returncode != 0
+    assert "datasets.mine.path is required" in out.stdout + out.stderr

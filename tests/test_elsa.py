@@ -89,7 +89,7 @@ def test_evaluate_scorer_hand_case_with_ties_and_exclusion():
     ndcg0 = (1 + 1 / L2(3) + 1 / L2(5)) / (1 + 1 / L2(3) + 1 / L2(4))
     r0 = 3 / 3
     assert res["users"] == 3
-    hits2 = None  # user 2's list is tie-broken arbitrarily; recompute from what was chosen
+    # user 2's scores all tie: whatever top-4 is chosen, the metrics must match that list
     top2 = top_k_items(torch.as_tensor(scores[2:3], dtype=torch.float32), torch.zeros(1, 6), 4)[0].numpy()
     hits2 = targets[2, top2] > 0
     ndcg2 = M.ndcg(hits2[None], np.array([4]))[0]
@@ -109,6 +109,12 @@ def test_evaluate_scorer_skips_users_without_targets_and_coverage():
     assert res["users"] == 2
     assert res["NDCG1"] == pytest.approx(1.0) and res["R1"] == pytest.approx(1.0)
     assert res["Coverage1"] == pytest.approx(2 / 4)  # items 1 and 3 recommended to evaluated users
+
+
+def test_evaluate_scorer_rejects_k_above_items():
+    x = sp.csr_matrix(np.eye(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="evaluation.k"):
+        evaluate_scorer(lambda t: t, x, x, k=4)
 
 
 def test_minmax_rows():

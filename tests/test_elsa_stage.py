@@ -82,13 +82,13 @@ def test_elsa_rules_end_to_end(repo, python, data_dir):
     overlay = workdir / "elsa_test.yaml"
     overlay.write_text(
         "datasets: {tiny: {source: synthetic}}\n"
-        "elsa: {factors: 8, batch_size: 64, lr: 0.01, epochs: 3, patience: 2, extra_runs: [{factors: 4}]}\n"
+        "elsa: {factors: 8, batch_size: 64, lr: 0.01, epochs: 3, patience: 2, extra_runs: []}\n"
         "mlflow: {enabled: false}\n"
         "device: cpu\n"
     )
     targets = [
         "results/tiny/elsa/f8-s42/user_embeddings.parquet",
-        "results/tiny/elsa/f4-s42/item_embeddings.parquet",
+        "results/tiny/elsa/f8-s42/item_embeddings.parquet",
         "results/tiny/elsa/f8-s42/metrics.json",
         "results/tiny/baselines/metrics.json",
     ]
@@ -97,6 +97,6 @@ def test_elsa_rules_end_to_end(repo, python, data_dir):
     proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert read_embeddings(workdir / targets[0]).shape == (300, 8)
-    assert read_embeddings(workdir / targets[1]).shape == (80, 4)
+    assert read_embeddings(workdir / targets[1]).shape == (80, 8)
     assert (workdir / "logs/tiny/elsa/f8-s42/train.log").read_text().count("epoch ") >= 1
     assert (workdir / "logs/benchmarks/tiny/elsa/f8-s42/train.tsv").exists()

@@ -222,3 +222,28 @@ def test_hand_computed_metrics():
     assert out["ZeroRecall"][0] == 0.0
     two = group_metrics(recs, targets, common, 4, seen, pop, emb, min_hits=2)  # defect 1
     assert two["Hit4_com"][0] == 0.0 and two["Hit4_min"][0] == 0.0 and two["Hit4_mean"][0] == 0.5
+
+
+def test_research_names_for_mlflow():
+    import pandas as pd
+
+    from sagea.evaluation.group import paper_group_type, research_note, run_params
+    from sagea.evaluation.group_metrics import mlflow_metrics
+
+    assert [paper_group_type(g) for g in ("similar_3", "similar_5", "divergent_3", "random_3", "opposing_2-1", "opposing_3-2")] == [
+        "sim", "sim", "div", "random", "outlier", "opposing_3-2"
+    ]
+    assert research_note("l2", False, True) == "sizes_L2_without_acts_normalized"
+    assert research_note("cosine", True, False) == "sizes_Cosine_with_acts"
+    params = run_params("ml", "SAGEA", "wcom", "test", "similar_3", 3, 2048, 64, "n", True, False)
+    assert set(params) == {"dataset", "recommender_strategy", "SAE_fusion_strategy", "group_type", "group_size",
+                           "embedding_dim", "top_k", "note", "topk_inference", "normalize_users_embeddings",
+                           "group_set", "user_set"}  # fmt: skip
+    frame = pd.DataFrame({"group": [0, 1], "NDCG20_com": [0.2, 0.4], "NDCG20_mean": [0.5, 0.7], "NDCG20_min": [0.1, 0.3],
+                          "NDCG20_min_mean": [0.2, np.nan], "P20_min": [0.1, 0.2], "Popularity": [0.5, 1.0], "Time": [1.0, 3.0]})
+    m = mlflow_metrics(frame, 20)
+    assert m["CommonItemsNDCG20/mean"] == m["NDCG20_com"] == pytest.approx(0.3)
+    assert m["NDCG20/mean"] == pytest.approx(0.6) and m["NDCG20/min"] == m["NDCG20_min"] == pytest.approx(0.2)
+    assert m["NDCG20/min:mean"] == pytest.approx(0.2)  # NaN-aware mean
+    assert m["P20_min"] == pytest.approx(0.15) and m["Popularity/mean"] == 0.75 and m["Time/mean"] == 2.0
+    assert "NDCG20_mean/mean" not in m and "group/mean" not in m

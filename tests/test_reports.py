@@ -19,20 +19,44 @@ OPTS = tables.ReportOptions(bootstrap=200)
 
 
 # ----------------------------------------------------------------------------- fixtures
-def rows(dataset="d", pool="test", groupset="similar_3", family="sagea", strategy="average", sae="topk-h128-k8-l2",
-         option="ti1-nu0", width=128, k=8, loss="l2", com=(), **metrics) -> pd.DataFrame:
+def rows(
+    dataset="d",
+    pool="test",
+    groupset="similar_3",
+    family="sagea",
+    strategy="average",
+    sae="topk-h128-k8-l2",
+    option="ti1-nu0",
+    width=128,
+    k=8,
+    loss="l2",
+    com=(),
+    **metrics,
+) -> pd.DataFrame:
     """Per-group rows of one evaluation in the collected format (NDCG min/mean default to com)."""
     com = np.asarray(com, dtype=float)
     n = len(com)
     sagea = family == "sagea"
     meta = {
-        "dataset": dataset, "pool": pool, "groupset": groupset, "kind": collect.kind_name(groupset),
-        "elsa": "f64-s42", "family": family, "strategy": strategy,
+        "dataset": dataset,
+        "pool": pool,
+        "groupset": groupset,
+        "kind": collect.kind_name(groupset),
+        "elsa": "f64-s42",
+        "family": family,
+        "strategy": strategy,
         "approach": collect.approach_name(family, strategy),
-        "sae": sae if sagea else None, "option": option if sagea else None,
-        "variant": "topk" if sagea else None, "width": width if sagea else None, "k": k if sagea else None,
-        "loss": loss if sagea else None, "l1_coef": 3e-4 if sagea else np.nan, "aux_coef": 1 / 32 if sagea else np.nan,
-        "contrastive_coef": 0.0 if sagea else np.nan, "normalize": False if sagea else None, "sae_seed": 42 if sagea else None,
+        "sae": sae if sagea else None,
+        "option": option if sagea else None,
+        "variant": "topk" if sagea else None,
+        "width": width if sagea else None,
+        "k": k if sagea else None,
+        "loss": loss if sagea else None,
+        "l1_coef": 3e-4 if sagea else np.nan,
+        "aux_coef": 1 / 32 if sagea else np.nan,
+        "contrastive_coef": 0.0 if sagea else np.nan,
+        "normalize": False if sagea else None,
+        "sae_seed": 42 if sagea else None,
         "topk_inference": (option == "ti1-nu0" or option == "ti1-nu1") if sagea else None,
         "normalize_users_embeddings": option.endswith("nu1") if sagea else None,
     }
@@ -58,7 +82,8 @@ def test_paired_ttest_matches_scipy_one_sided():
     assert stats.paired_test(a, b) == pytest.approx(sps.ttest_rel(a, b, alternative="greater").pvalue)
     # lower-is-better: the alternative flips
     assert stats.paired_test(b, a, higher_is_better=False) == pytest.approx(
-        sps.ttest_rel(b, a, alternative="less").pvalue)
+        sps.ttest_rel(b, a, alternative="less").pvalue
+    )
     assert stats.paired_test(a, b, "wilcoxon") == pytest.approx(sps.wilcoxon(a - b, alternative="greater").pvalue)
 
 
@@ -188,7 +213,13 @@ def test_sagea_grid_values_and_popularity_lower_is_better():
 def test_comparison_percent_change_and_mean_rows():
     pg = pg_of(
         rows(com=[0.6, 0.6], mean=np.array([0.7, 0.7]), mn=np.array([0.5, 0.5]), pop=np.array([0.4, 0.4])),
-        rows(option="ti0-nu0", com=[0.5, 0.5], mean=np.array([0.7, 0.7]), mn=np.array([0.4, 0.6]), pop=np.array([0.5, 0.5])),
+        rows(
+            option="ti0-nu0",
+            com=[0.5, 0.5],
+            mean=np.array([0.7, 0.7]),
+            mn=np.array([0.4, 0.6]),
+            pop=np.array([0.5, 0.5]),
+        ),
         rows(sae="topk-h256-k8-l2", width=256, com=[0.3, 0.3]),
         rows(sae="topk-h256-k8-l2", width=256, option="ti0-nu0", com=[0.4, 0.4]),
         rows(strategy="max", com=[0.1, 0.1]),
@@ -219,14 +250,34 @@ def test_comparison_on_sae_hyperparameter():
 
 def test_common_features_fusions_and_timing():
     pg = pg_of(
-        rows(com=[0.4, 0.6], CommonFeatures=np.array([2.0, 4.0]), Time_scoring=np.array([0.001, 0.003]),
-             Time_aggregation=np.array([0.0, 0.002])),
-        rows(strategy="max", com=[0.2, 0.2], CommonFeatures=np.array([2.0, 4.0]), Time_scoring=np.array([0.001, 0.001]),
-             Time_aggregation=np.array([0.0, 0.0])),
-        rows(sae="topk-h256-k8-l2", width=256, com=[0.8, 0.8], CommonFeatures=np.array([6.0, 6.0]),
-             Time_scoring=np.array([0.001, 0.001]), Time_aggregation=np.array([0.0, 0.0])),
-        rows(family="baseline", strategy="GFAR", com=[0.1, 0.1], Time_scoring=np.array([0.01, 0.01]),
-             Time_aggregation=np.array([0.02, 0.02])),
+        rows(
+            com=[0.4, 0.6],
+            CommonFeatures=np.array([2.0, 4.0]),
+            Time_scoring=np.array([0.001, 0.003]),
+            Time_aggregation=np.array([0.0, 0.002]),
+        ),
+        rows(
+            strategy="max",
+            com=[0.2, 0.2],
+            CommonFeatures=np.array([2.0, 4.0]),
+            Time_scoring=np.array([0.001, 0.001]),
+            Time_aggregation=np.array([0.0, 0.0]),
+        ),
+        rows(
+            sae="topk-h256-k8-l2",
+            width=256,
+            com=[0.8, 0.8],
+            CommonFeatures=np.array([6.0, 6.0]),
+            Time_scoring=np.array([0.001, 0.001]),
+            Time_aggregation=np.array([0.0, 0.0]),
+        ),
+        rows(
+            family="baseline",
+            strategy="GFAR",
+            com=[0.1, 0.1],
+            Time_scoring=np.array([0.01, 0.01]),
+            Time_aggregation=np.array([0.02, 0.02]),
+        ),
     )
     cf = tables.common_features_table(pg, OPTS)
     np.testing.assert_allclose(cf.data["sim"], [3.0, 6.0])
@@ -244,11 +295,24 @@ def test_fairness_columns_and_minmax_fallback():
     mx = np.array([0.5, 0.0])
     pg = pg_of(
         rows(pool="valid", com=[0.5, 0.5]),
-        rows(com=[0.5, 0.5], mn=np.array([0.25, 0.0]), NDCG20_max=mx, NDCG20_jain=np.array([0.9, 1.0]),
-             ZeroRecall=np.array([0.0, 1 / 3]), MProportionality=np.array([1.0, 2 / 3])),
-        rows(family="baseline", strategy="POPULAR", com=[0.1, 0.1], mn=np.array([0.1, 0.1]),
-             NDCG20_max=np.array([0.2, 0.2]), NDCG20_jain=np.array([0.5, 0.5]), ZeroRecall=np.array([0.5, 0.5]),
-             MProportionality=np.array([0.0, 0.0])),
+        rows(
+            com=[0.5, 0.5],
+            mn=np.array([0.25, 0.0]),
+            NDCG20_max=mx,
+            NDCG20_jain=np.array([0.9, 1.0]),
+            ZeroRecall=np.array([0.0, 1 / 3]),
+            MProportionality=np.array([1.0, 2 / 3]),
+        ),
+        rows(
+            family="baseline",
+            strategy="POPULAR",
+            com=[0.1, 0.1],
+            mn=np.array([0.1, 0.1]),
+            NDCG20_max=np.array([0.2, 0.2]),
+            NDCG20_jain=np.array([0.5, 0.5]),
+            ZeroRecall=np.array([0.5, 0.5]),
+            MProportionality=np.array([0.0, 0.0]),
+        ),
     )
     t = tables.fairness_table(pg, "d", OPTS)
     assert list(t.data.columns) == [("sim", "min/max"), ("sim", "Jain"), ("sim", "zero-recall"), ("sim", "m-prop")]
@@ -261,22 +325,48 @@ def test_fairness_columns_and_minmax_fallback():
 
 
 def test_single_user_and_sae_tables():
-    single = pd.DataFrame([
-        {"dataset": "d", "model": "ELSA", "split": "test", "NDCG20": 0.4, "R20": 0.35},
-        {"dataset": "d", "model": "POP", "split": "test", "NDCG20": 0.1, "R20": 0.12},
-        {"dataset": "d", "model": "EASE", "split": "test", "NDCG20": 0.41, "R20": 0.3},
-        {"dataset": "d", "model": "EASE", "split": "valid", "NDCG20": 0.9, "R20": 0.9},
-    ])
+    single = pd.DataFrame(
+        [
+            {"dataset": "d", "model": "ELSA", "split": "test", "NDCG20": 0.4, "R20": 0.35},
+            {"dataset": "d", "model": "POP", "split": "test", "NDCG20": 0.1, "R20": 0.12},
+            {"dataset": "d", "model": "EASE", "split": "test", "NDCG20": 0.41, "R20": 0.3},
+            {"dataset": "d", "model": "EASE", "split": "valid", "NDCG20": 0.9, "R20": 0.9},
+        ]
+    )
     t = tables.single_user_table(single, OPTS)
     assert list(t.data.index) == [("d", "POP"), ("d", "EASE"), ("d", "ELSA")]
     assert t.data.loc[("d", "EASE"), "NDCG@20"] == 0.41
     assert t.marks.loc[("d", "EASE"), "NDCG@20"] == BEST and t.marks.loc[("d", "ELSA"), "Recall@20"] == BEST
-    sae = pd.DataFrame([
-        {"dataset": "d", "sae": "topk-h256-k8-l2", "width": 256, "k": 8, "loss": "l2", "split": "test",
-         "CosineSim": 0.95, "L0": 8.0, "DeadNeurons": 0.25, "NDCG20": 0.39, "NDCG20_Degradation": -0.01},
-        {"dataset": "d", "sae": "topk-h128-k8-l2", "width": 128, "k": 8, "loss": "l2", "split": "test",
-         "CosineSim": 0.9, "L0": 8.0, "DeadNeurons": 0.0, "NDCG20": 0.38, "NDCG20_Degradation": -0.02},
-    ])
+    sae = pd.DataFrame(
+        [
+            {
+                "dataset": "d",
+                "sae": "topk-h256-k8-l2",
+                "width": 256,
+                "k": 8,
+                "loss": "l2",
+                "split": "test",
+                "CosineSim": 0.95,
+                "L0": 8.0,
+                "DeadNeurons": 0.25,
+                "NDCG20": 0.39,
+                "NDCG20_Degradation": -0.01,
+            },
+            {
+                "dataset": "d",
+                "sae": "topk-h128-k8-l2",
+                "width": 128,
+                "k": 8,
+                "loss": "l2",
+                "split": "test",
+                "CosineSim": 0.9,
+                "L0": 8.0,
+                "DeadNeurons": 0.0,
+                "NDCG20": 0.38,
+                "NDCG20_Degradation": -0.02,
+            },
+        ]
+    )
     t = tables.sae_reconstruction_table(sae, OPTS)
     assert list(t.data.index) == [("d", 128, 8, "l2"), ("d", 256, 8, "l2")]
     assert t.data.loc[("d", 256, 8, "l2"), "dead %"] == 25.0
@@ -318,8 +408,10 @@ def test_latex_well_formed_one_row_per_approach():
 
 
 def test_latex_escapes_and_multiindex_rows():
-    data = pd.DataFrame({"a_b": [1.0, np.nan], "50%": [2.0, 3.0]},
-                        index=pd.MultiIndex.from_tuples([("x_1", "m&n"), ("x_1", "o")], names=["ds", "model"]))
+    data = pd.DataFrame(
+        {"a_b": [1.0, np.nan], "50%": [2.0, 3.0]},
+        index=pd.MultiIndex.from_tuples([("x_1", "m&n"), ("x_1", "o")], names=["ds", "model"]),
+    )
     t = Table("t", "A & B_c", data, marks=mark_best(data), notes=["100% sure"])
     tex = to_latex(t)
     _check_latex(tex, 2)
@@ -331,14 +423,41 @@ def test_latex_escapes_and_multiindex_rows():
 # ----------------------------------------------------------------------------- collect / inputs / figures
 def test_collect_and_inputs(tmp_path):
     config = {
-        "datasets": {"d": {}}, "elsa": {"factors": 8, "lr": 1e-4, "beta1": 0.9, "beta2": 0.99, "batch_size": 4,
-                                         "epochs": 1, "patience": 1, "seed": 42},
-        "sae": {"base": {"variant": "topk", "width": 16, "k": 4, "reconstruction_loss": "l2", "l1_coef": 3e-4,
-                         "aux_coef": 1 / 32, "contrastive_coef": 0.0, "normalize": False, "seed": 42},
-                "grid": {"k": [2, 4]}},
+        "datasets": {"d": {}},
+        "elsa": {
+            "factors": 8,
+            "lr": 1e-4,
+            "beta1": 0.9,
+            "beta2": 0.99,
+            "batch_size": 4,
+            "epochs": 1,
+            "patience": 1,
+            "seed": 42,
+        },
+        "sae": {
+            "base": {
+                "variant": "topk",
+                "width": 16,
+                "k": 4,
+                "reconstruction_loss": "l2",
+                "l1_coef": 3e-4,
+                "aux_coef": 1 / 32,
+                "contrastive_coef": 0.0,
+                "normalize": False,
+                "seed": 42,
+            },
+            "grid": {"k": [2, 4]},
+        },
         "groups": {"pools": ["valid", "test"], "kinds": {"similar": [3], "opposing": [[2, 1]]}},
-        "evaluation": {"k": 20, "baselines": ["ELSA_INT"], "sagea": {"fusions": ["topk", "min"],
-                       "topk_inference": [True, False], "normalize_users_embeddings": [False]}},
+        "evaluation": {
+            "k": 20,
+            "baselines": ["ELSA_INT"],
+            "sagea": {
+                "fusions": ["topk", "min"],
+                "topk_inference": [True, False],
+                "normalize_users_embeddings": [False],
+            },
+        },
         "reports": {"test": "ttest", "correction": "none", "alpha": 0.05, "bootstrap": 10, "comparisons": []},
         "seed": 1,
     }
@@ -362,21 +481,49 @@ def test_collect_and_inputs(tmp_path):
     write_json({"POP": {"valid": {"NDCG20": 0.1}, "test": {"NDCG20": 0.2}}}, s["baselines"])
     single = collect.collect_single_user(entries["single_user"])
     assert set(zip(single["model"], single["split"], single["NDCG20"])) == {
-        ("ELSA", "valid", 0.3), ("ELSA", "test", 0.4), ("POP", "valid", 0.1), ("POP", "test", 0.2)}
+        ("ELSA", "valid", 0.3),
+        ("ELSA", "test", 0.4),
+        ("POP", "valid", 0.1),
+        ("POP", "test", 0.2),
+    }
     opts = inputs.options_from_config(config)
     assert opts["main_option"] == "ti1-nu0" and opts["report_pool"] == "test"
 
 
 def test_figures_render_on_fixture():
     pg, *_ = _overall_fixture()
-    for fig in (figures.sagea_heatmap(pg, "d", OPTS), figures.approach_bars(pg, "d", OPTS),
-                figures.sagea_heatmap(pg, "missing", OPTS)):
+    for fig in (
+        figures.sagea_heatmap(pg, "d", OPTS),
+        figures.approach_bars(pg, "d", OPTS),
+        figures.sagea_heatmap(pg, "missing", OPTS),
+    ):
         assert fig.axes
-    hist = pd.DataFrame({"dataset": "d", "model": "ELSA", "run": "f8-s42", "epoch": [0, 1], "metric": "loss",
-                         "value": [1.0, 0.5]})
+    hist = pd.DataFrame(
+        {"dataset": "d", "model": "ELSA", "run": "f8-s42", "epoch": [0, 1], "metric": "loss", "value": [1.0, 0.5]}
+    )
     assert figures.training_curves(hist, "d").axes
-    groups = pd.DataFrame({"dataset": "d", "pool": "test", "groupset": ["similar_3", "opposing_2-1"],
-                           "kind": ["sim", "outlier"], "group": [0, 0], "group_similarity": [0.8, 0.4],
-                           "subgroup_similarity_0": [np.nan, 0.9], "subgroup_similarity_1": [np.nan, np.nan],
-                           "between_similarity": [np.nan, 0.1]})
+    groups = pd.DataFrame(
+        {
+            "dataset": "d",
+            "pool": "test",
+            "groupset": ["similar_3", "opposing_2-1"],
+            "kind": ["sim", "outlier"],
+            "group": [0, 0],
+            "group_similarity": [0.8, 0.4],
+            "subgroup_similarity_0": [np.nan, 0.9],
+            "subgroup_similarity_1": [np.nan, np.nan],
+            "between_similarity": [np.nan, 0.1],
+        }
+    )
     assert len(figures.group_similarity_hist(groups, "d").axes) == 2
+
+
+def test_best_vs_others_picks_best_mean_and_handles_all_nan():
+    a, b, c = np.array([0.9, 0.8, 0.7]), np.array([0.5, 0.4, 0.45]), np.array([0.1, 0.3, 0.2])
+    best, p = stats.best_vs_others({"b": b, "a": a, "c": c})
+    assert best == "a" and np.isnan(p["a"])
+    assert p["b"] == pytest.approx(sps.ttest_rel(a, b, alternative="greater").pvalue)
+    best, p = stats.best_vs_others({"b": b, "a": a, "c": c}, higher_is_better=False)
+    assert best == "c" and p["a"] == pytest.approx(sps.ttest_rel(c, a, alternative="less").pvalue)
+    best, p = stats.best_vs_others({"x": np.full(3, np.nan), "y": np.full(3, np.nan)})
+    assert all(np.isnan(v) for v in p.values())

@@ -20,12 +20,32 @@ from sagea.reports import figures, tables  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-CONFIGS = sorted(str(p.relative_to(REPO)) for p in [REPO / "config" / "config.yaml",
-                                                    *(REPO / "config").glob("paper/*.yaml"),
-                                                    *(REPO / "config").glob("thesis/*.yaml")])
-REPORT_RULES = ["report_collect"] + [f"report_table_{k}" for k in (
-    "single_user", "sae_reconstruction", "sagea_grid", "overall", "comparison", "common_features", "fusions",
-    "timing", "fairness")] + [f"report_figure_{k}" for k in ("heatmap", "bars", "group_similarity", "training")]
+CONFIGS = sorted(
+    str(p.relative_to(REPO))
+    for p in [
+        REPO / "config" / "config.yaml",
+        *(REPO / "config").glob("paper/*.yaml"),
+        *(REPO / "config").glob("thesis/*.yaml"),
+    ]
+)
+REPORT_RULES = (
+    ["report_collect"]
+    + [
+        f"report_table_{k}"
+        for k in (
+            "single_user",
+            "sae_reconstruction",
+            "sagea_grid",
+            "overall",
+            "comparison",
+            "common_features",
+            "fusions",
+            "timing",
+            "fairness",
+        )
+    ]
+    + [f"report_figure_{k}" for k in ("heatmap", "bars", "group_similarity", "training")]
+)
 
 
 def load_config(path: str | Path) -> dict:
@@ -79,8 +99,11 @@ def test_report_rules_on_fixture_files_and_html_report(tmp_path):
     report_fixtures.write_results(config, tmp_path, n_groups=10)
     study = config["study"]
     datasets = plan.datasets(config)
-    targets = [f"results/{study}/tables/{n}.{e}" for n in tables.table_names(datasets, config["reports"]["comparisons"])
-               for e in ("csv", "tex", "md")]
+    targets = [
+        f"results/{study}/tables/{n}.{e}"
+        for n in tables.table_names(datasets, config["reports"]["comparisons"])
+        for e in ("csv", "tex", "md")
+    ]
     targets += [f"results/{study}/figures/{n}.{e}" for n in figures.figure_names(datasets) for e in ("png", "svg")]
     common = ["--configfile", str(REPO / "config/config.yaml"), "--allowed-rules", *REPORT_RULES]
     run = snakemake([*common, "--cores", "2", "--", *targets], tmp_path)

@@ -23,8 +23,22 @@ def dry_runs(python):
             i, config = item
             workdir = Path(tmp) / str(i)
             workdir.mkdir()
-            cmd = [python, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-                   "--configfile", str(REPO / config), "--cores", "1", "-n", "-q", "rules"]
+            cmd = [
+                python,
+                "-m",
+                "snakemake",
+                "-s",
+                str(REPO / "Snakefile"),
+                "-d",
+                str(workdir),
+                "--configfile",
+                str(REPO / config),
+                "--cores",
+                "1",
+                "-n",
+                "-q",
+                "rules",
+            ]
             done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
             return done.returncode, done.stdout + done.stderr
 

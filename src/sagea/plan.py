@@ -98,6 +98,8 @@ def raw_input(config: dict, dataset: str, results: str = "results") -> dict[str,
         return {}
     if spec.get("path"):
         return {"raw": spec["path"]}
+    if spec["source"] == "custom":
+        raise ValueError(f"datasets.{dataset}.path is required for source 'custom' (the file to read)")
     return {"raw": f"{results}/{dataset}/raw/files"}
 
 

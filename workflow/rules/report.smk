@@ -57,11 +57,6 @@ def report_targets():
     return out
 
 
-def report_name(pattern):
-    """params: the table/figure name with the job's wildcards filled in."""
-    return lambda wc: pattern.format(**dict(wc.items()))
-
-
 # Light jobs: reading Parquet/JSON and plotting (the per-kind rules are defined in the loops below).
 localrules:
     report_collect,
@@ -133,7 +128,7 @@ for _kind, (_stem, _needs) in REPORT_TABLES.items():
         benchmark:
             f"{BENCH}/{{study}}/report/table_{_stem}.tsv"
         params:
-            name=report_name(_stem),
+            name=_stem,  # wildcards are filled in by Snakemake
             options=REPORT_OPTIONS,
         script:
             "../scripts/report_table.py"
@@ -166,7 +161,7 @@ for _kind, (_stem, _needs) in REPORT_FIGURES.items():
         benchmark:
             f"{BENCH}/{{study}}/report/figure_{_stem}.tsv"
         params:
-            name=report_name(_stem),
+            name=_stem,  # wildcards are filled in by Snakemake
             options=REPORT_OPTIONS,
         script:
             "../scripts/report_figure.py"

@@ -44,18 +44,18 @@ rule train_sae:
         model="results/{dataset}/sae/{elsa}/{sae}/model.pt",
         metrics="results/{dataset}/sae/{elsa}/{sae}/metrics.json",
         history="results/{dataset}/sae/{elsa}/{sae}/history.parquet",
+    log:
+        "logs/{dataset}/sae/{elsa}/{sae}/train.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/sae/{elsa}/{sae}/train.tsv"
+    threads: 2
+    resources:
+        **heavy_resources(),
     params:
         hp=sae_hp,
         split=sae_split_params,
         device=config["device"],
         mlflow_uri=mlflow_uri(),
-    threads: 2
-    resources:
-        **heavy_resources(),
-    log:
-        "logs/{dataset}/sae/{elsa}/{sae}/train.log",
-    benchmark:
-        "logs/benchmarks/{dataset}/sae/{elsa}/{sae}/train.tsv"
     script:
         "../scripts/train_sae.py"
 
@@ -70,15 +70,15 @@ rule extract_sae:
         codes_topk="results/{dataset}/sae/{elsa}/{sae}/codes_topk.parquet",
         codes_all="results/{dataset}/sae/{elsa}/{sae}/codes_all.parquet",
         features="results/{dataset}/sae/{elsa}/{sae}/features.parquet",
-    params:
-        top_items=config["sae"]["extract"]["top_items"],
-        device=config["device"],
-    threads: 2
-    resources:
-        **heavy_resources(),
     log:
         "logs/{dataset}/sae/{elsa}/{sae}/extract.log",
     benchmark:
         "logs/benchmarks/{dataset}/sae/{elsa}/{sae}/extract.tsv"
+    threads: 2
+    resources:
+        **heavy_resources(),
+    params:
+        top_items=config["sae"]["extract"]["top_items"],
+        device=config["device"],
     script:
         "../scripts/extract_sae.py"

@@ -23,4 +23,5 @@ evaluate_baselines_job(
     popularity_with_targets=params.popularity_with_targets,
     device=params.device,
     tracking_uri=params.mlflow_uri,
+    threads=snakemake.threads,
 )

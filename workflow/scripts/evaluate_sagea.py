@@ -29,4 +29,5 @@ evaluate_sagea_job(
     popularity_with_targets=params.popularity_with_targets,
     device=params.device,
     tracking_uri=params.mlflow_uri,
+    threads=snakemake.threads,
 )

@@ -33,7 +33,9 @@ def _resolve(col: Any, columns: list[str], key: str, path: Path, header: bool) -
             raise DataError(f"{key}: column position {pos} is outside the {len(columns)} columns of {path}")
         return columns[pos]
     if not header and col not in columns:
-        raise DataError(f"{key}: {col!r} must be a 0-based column position because custom.header is false ({path})")
+        raise DataError(
+            f"{key}: {col!r} must be a 0-based column position because custom.header is false ({path})"
+        )
     if col not in columns:
         raise DataError(f"{path}: missing column {col!r} (from {key}); columns found: {columns}")
     return col
@@ -59,11 +61,15 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                     if not isinstance(obj, dict):
                         raise ValueError("not a JSON object")
                 except ValueError as err:
-                    raise DataError(f"{path}: line {number} is not a JSON object ({err}): {line[:200]!r}") from None
+                    raise DataError(
+                        f"{path}: line {number} is not a JSON object ({err}): {line[:200]!r}"
+                    ) from None
         raise DataError(f"{path}: could not be read as JSON lines: {exc}") from None
 
 
-def read(path: str | os.PathLike, options: dict[str, Any], threshold: float | None = None, name: str = "custom") -> RawData:
+def read(
+    path: str | os.PathLike, options: dict[str, Any], threshold: float | None = None, name: str = "custom"
+) -> RawData:
     """Parse a custom interaction file described by ``options`` (config ``datasets.<name>.custom``)."""
     fmt = options.get("format", "csv")
     header = bool(options.get("header", True))
@@ -84,23 +90,37 @@ def read(path: str | os.PathLike, options: dict[str, Any], threshold: float | No
         sep = options.get("sep") or ("\t" if fmt == "tsv" else ",")
         first = _first_line_fields(path, sep)
         columns = first if header else [str(i) for i in range(len(first))]
-        resolved = {role: _resolve(col, columns, f"{key}.{role}_col", path, header) for role, col in wanted.items()}
+        resolved = {
+            role: _resolve(col, columns, f"{key}.{role}_col", path, header) for role, col in wanted.items()
+        }
         names = columns
         types = {resolved[r]: pa.string() for r in ("user", "item", "event") if r in resolved}
         if "value" in resolved:
             types[resolved["value"]] = pa.float64()
-        table, _ = read_delimited(path, names, sep, header, include=list(dict.fromkeys(resolved.values())), types=types, quoting=True)
+        table, _ = read_delimited(
+            path,
+            names,
+            sep,
+            header,
+            include=list(dict.fromkeys(resolved.values())),
+            types=types,
+            quoting=True,
+        )
         frame = table.to_pandas()
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
         columns = pq.read_schema(path).names
-        resolved = {role: _resolve(col, columns, f"{key}.{role}_col", path, True) for role, col in wanted.items()}
+        resolved = {
+            role: _resolve(col, columns, f"{key}.{role}_col", path, True) for role, col in wanted.items()
+        }
         frame = pd.read_parquet(path, columns=list(dict.fromkeys(resolved.values())))
     elif fmt == "jsonl":
         frame = _read_jsonl(path)
         columns = list(frame.columns)
-        resolved = {role: _resolve(col, columns, f"{key}.{role}_col", path, True) for role, col in wanted.items()}
+        resolved = {
+            role: _resolve(col, columns, f"{key}.{role}_col", path, True) for role, col in wanted.items()
+        }
     else:
         raise DataError(f"{key}.format: {fmt!r} is not one of csv, tsv, parquet, jsonl")
 
@@ -111,7 +131,12 @@ def read(path: str | os.PathLike, options: dict[str, Any], threshold: float | No
         if frame[role].dtype == object or pd.api.types.is_string_dtype(frame[role]):
             missing |= (frame[role].astype("string").str.len() == 0).fillna(True).to_numpy()
     frame = frame.loc[~missing]
-    stats: dict[str, Any] = {"file": str(path), "format": fmt, "rows_read": rows_read, "rows_without_user_or_item": int(missing.sum())}
+    stats: dict[str, Any] = {
+        "file": str(path),
+        "format": fmt,
+        "rows_read": rows_read,
+        "rows_without_user_or_item": int(missing.sum()),
+    }
 
     if "event" in resolved:
         events = frame["event"].astype("string")
@@ -134,7 +159,9 @@ def read(path: str | os.PathLike, options: dict[str, Any], threshold: float | No
         value = pd.to_numeric(frame["value"], errors="coerce")
         if value.isna().any():
             row = int(np.flatnonzero(value.isna().to_numpy())[0])
-            raise DataError(f"{path}: value column {resolved['value']!r} is not numeric in data row {row + 1}: {frame['value'].iloc[row]!r}")
+            raise DataError(
+                f"{path}: value column {resolved['value']!r} is not numeric in data row {row + 1}: {frame['value'].iloc[row]!r}"
+            )
         positive = (value > 0 if threshold is None else value >= threshold).to_numpy()
         stats["threshold"] = threshold
         stats["below_threshold"] = int((~positive).sum())

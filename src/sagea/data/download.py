@@ -118,7 +118,9 @@ def fetch(
     for attempt in range(retries + 1):
         if attempt:
             wait = backoff * 2 ** (attempt - 1)
-            log.warning("download of %s failed (%s); retry %d/%d in %.1fs", url, last_error, attempt, retries, wait)
+            log.warning(
+                "download of %s failed (%s); retry %d/%d in %.1fs", url, last_error, attempt, retries, wait
+            )
             time.sleep(wait)
         offset = part.stat().st_size if part.exists() else 0
         request = urllib.request.Request(url, headers={"User-Agent": "sagea-workflow"})
@@ -130,9 +132,10 @@ def fetch(
                     offset = 0
                 total = _total_from(response, offset)
                 mode = "ab" if offset else "wb"
-                with open(part, mode) as fh, progress(
-                    total=total, initial=offset, unit="B", unit_scale=True, desc=dest.name
-                ) as bar:
+                with (
+                    open(part, mode) as fh,
+                    progress(total=total, initial=offset, unit="B", unit_scale=True, desc=dest.name) as bar,
+                ):
                     while block := response.read(chunk_size):
                         fh.write(block)
                         bar.update(len(block))
@@ -149,7 +152,14 @@ def fetch(
                     f"{url} answered HTTP {exc.code}; check datasets.<name>.url, or download the file by hand "
                     f"and put it at {dest}"
                 ) from None
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError, OSError) as exc:
+        except (
+            urllib.error.URLError,
+            http.client.HTTPException,
+            ConnectionError,
+            socket.timeout,
+            TimeoutError,
+            OSError,
+        ) as exc:
             last_error = exc
     else:
         raise DownloadError(
@@ -209,7 +219,11 @@ def _published_md5(remote: Remote) -> str | None:
         with urllib.request.urlopen(remote.md5_url, timeout=20) as response:
             text = response.read(4096).decode("ascii", errors="replace")
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        log.warning("published md5 %s not reachable (%s); the archive is checked by extraction only", remote.md5_url, exc)
+        log.warning(
+            "published md5 %s not reachable (%s); the archive is checked by extraction only",
+            remote.md5_url,
+            exc,
+        )
         return None
     token = text.split()[0] if text.split() else ""
     if len(token) == 32 and all(c in "0123456789abcdefABCDEF" for c in token):
@@ -219,7 +233,13 @@ def _published_md5(remote: Remote) -> str | None:
     return last if len(last) == 32 else None
 
 
-def download_dataset(name: str, spec: dict[str, Any], raw_dir: str | os.PathLike, out_dir: str | os.PathLike, **fetch_options: Any) -> Path:
+def download_dataset(
+    name: str,
+    spec: dict[str, Any],
+    raw_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    **fetch_options: Any,
+) -> Path:
     """Fetch (or reuse) the raw archive of dataset ``name`` into ``raw_dir`` and extract it to ``out_dir``."""
     remote = registry(spec["source"], spec.get("release"))
     url = spec.get("url") or remote.url

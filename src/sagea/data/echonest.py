@@ -22,7 +22,11 @@ def read(path: str | os.PathLike, threshold: float | None = None) -> RawData:
     """Parse the triplets (folder or the file itself)."""
     txt = find_file(path, [FILE_NAME], "Echo Nest triplets")
     table, _ = read_delimited(
-        txt, ["user", "item", "count"], "\t", header=False, include=["user", "item", "count"],
+        txt,
+        ["user", "item", "count"],
+        "\t",
+        header=False,
+        include=["user", "item", "count"],
         types={"user": pa.string(), "item": pa.string(), "count": pa.int64()},
     )
     counts = table.column("count").to_numpy()
@@ -35,5 +39,10 @@ def read(path: str | os.PathLike, threshold: float | None = None) -> RawData:
         raise DataError(f"{txt}: empty user or song id on line {row + 1}")
     keep = np.ones(len(counts), dtype=bool) if threshold is None else counts >= threshold
     interactions = pd.DataFrame({"user": users[keep], "item": items[keep]})
-    stats = {"file": str(txt), "rows_read": len(counts), "threshold": threshold, "below_threshold": int((~keep).sum())}
+    stats = {
+        "file": str(txt),
+        "rows_read": len(counts),
+        "threshold": threshold,
+        "below_threshold": int((~keep).sum()),
+    }
     return RawData("echonest", interactions, stats=stats)

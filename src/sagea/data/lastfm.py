@@ -23,7 +23,9 @@ COLUMNS = ["user", "timestamp", "item", "artist", "track_id", "track"]
 def read(path: str | os.PathLike) -> RawData:
     """Parse the LastFM-1K listening log (folder or the .tsv itself)."""
     tsv = find_file(path, [FILE_NAME, "*.tsv"], "LastFM-1K listening log")
-    table, bad = read_delimited(tsv, COLUMNS, "\t", header=False, include=["user", "item", "artist"], bad_lines="skip")
+    table, bad = read_delimited(
+        tsv, COLUMNS, "\t", header=False, include=["user", "item", "artist"], bad_lines="skip"
+    )
     users = dictionary_codes(table.column("user"))
     items = dictionary_codes(table.column("item"))
     artists = dictionary_codes(table.column("artist"))

@@ -26,12 +26,16 @@ def read_ratings(path: Path) -> pd.DataFrame:
     types = {"user": pa.int64(), "item": pa.int64(), "rating": pa.float32()}
     if path.suffix == ".dat":  # UserID::MovieID::Rating::Timestamp -> split on ':' (empty fields between)
         names = ["user", "_1", "item", "_3", "rating", "_5", "timestamp"]
-        table, _ = read_delimited(path, names, ":", header=False, include=["user", "item", "rating"], types=types)
+        table, _ = read_delimited(
+            path, names, ":", header=False, include=["user", "item", "rating"], types=types
+        )
     else:
         columns = check_header(path, ["userId", "movieId", "rating"], ",")
         rename = {"userId": "user", "movieId": "item", "rating": "rating"}
         names = [rename.get(c, c) for c in columns]
-        table, _ = read_delimited(path, names, ",", header=True, include=["user", "item", "rating"], types=types)
+        table, _ = read_delimited(
+            path, names, ",", header=True, include=["user", "item", "rating"], types=types
+        )
     frame = table.to_pandas()
     nulls = frame.isna().any(axis=1).to_numpy()
     if nulls.any():
@@ -44,7 +48,11 @@ def read_movies(folder: Path) -> pd.DataFrame | None:
     """``original_id``, ``title``, ``genres`` from movies.csv / movies.dat next to the ratings (or None)."""
     csv = folder / "movies.csv"
     if csv.exists():
-        movies = pd.read_csv(csv, dtype={"movieId": np.int64, "title": str, "genres": str}, usecols=["movieId", "title", "genres"])
+        movies = pd.read_csv(
+            csv,
+            dtype={"movieId": np.int64, "title": str, "genres": str},
+            usecols=["movieId", "title", "genres"],
+        )
         return movies.rename(columns={"movieId": "original_id"})
     dat = folder / "movies.dat"
     if dat.exists():
@@ -60,7 +68,9 @@ def read_movies(folder: Path) -> pd.DataFrame | None:
         bad = parts[2].isna() | ~parts[0].str.fullmatch(r"\d+")
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{dat}: line {row + 1} is malformed (expected MovieID::Title::Genres): {lines.iloc[row]!r}")
+            raise DataError(
+                f"{dat}: line {row + 1} is malformed (expected MovieID::Title::Genres): {lines.iloc[row]!r}"
+            )
         return pd.DataFrame({"original_id": parts[0].astype(np.int64), "title": parts[1], "genres": parts[2]})
     return None
 
@@ -70,7 +80,9 @@ def read(path: str | os.PathLike, release: str = "ml-32m", threshold: float = 4.
     ratings_path = find_file(path, RATINGS_FILES, f"MovieLens {release} ratings")
     frame = read_ratings(ratings_path)
     positive = frame["rating"].to_numpy() >= threshold
-    interactions = pd.DataFrame({"user": frame["user"].to_numpy()[positive], "item": frame["item"].to_numpy()[positive]})
+    interactions = pd.DataFrame(
+        {"user": frame["user"].to_numpy()[positive], "item": frame["item"].to_numpy()[positive]}
+    )
     stats = {
         "file": str(ratings_path),
         "rows_read": len(frame),

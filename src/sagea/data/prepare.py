@@ -136,7 +136,9 @@ def prepare_interactions(
     frame = raw.interactions
     for column in ("user", "item"):
         if column not in frame.columns:
-            raise DataError(f"{name}: the parser produced no {column!r} column (columns: {list(frame.columns)})")
+            raise DataError(
+                f"{name}: the parser produced no {column!r} column (columns: {list(frame.columns)})"
+            )
     n_positive = len(frame)
     if n_positive == 0:
         raise DataError(
@@ -255,7 +257,11 @@ def prepare_interactions(
     }
     log.info(
         "%s: %d users x %d items, %d interactions (density %.4g) after filtering",
-        name, n_users, n_items, n_pairs, card["counts"]["density"],
+        name,
+        n_users,
+        n_items,
+        n_pairs,
+        card["counts"]["density"],
     )
     return Prepared(interactions=interactions, users=users_df, items=items_df, card=card)
 
@@ -279,7 +285,14 @@ def card_markdown(card: dict[str, Any]) -> str:
         "## Raw data",
         "",
     ]
-    lines += [f"- {key.replace('_', ' ')}: {value}" for key, value in card["raw"].items()]
+    for key, value in card["raw"].items():
+        if key == "malformed_examples":
+            lines += [
+                f"  - line {e['line']}: {e['fields']} fields instead of {e['expected']}: `{e['text'][:80]}`"
+                for e in value
+            ]
+        else:
+            lines.append(f"- {key.replace('_', ' ')}: {value}")
     b = card["before_filter"]
     lines += [
         "",

@@ -36,6 +36,11 @@ class BadLines:
 def find_file(path: str | os.PathLike, names: Iterable[str], what: str) -> Path:
     """``path`` itself when it is a file, else the first of ``names`` found under the folder."""
     path = Path(path)
+    if path.is_file() and path.name.endswith((".zip", ".tar.gz", ".tgz")):
+        raise DataError(
+            f"{path} is an archive; extract it and point datasets.<name>.path at the folder, or put it at "
+            "results/<name>/raw/<archive name> (path: null) and the download rule extracts it"
+        )
     if path.is_file():
         return path
     names = list(names)
@@ -44,7 +49,9 @@ def find_file(path: str | os.PathLike, names: Iterable[str], what: str) -> Path:
             hits = sorted(path.rglob(name))
             if hits:
                 return hits[0]
-    raise DataError(f"no {what} file ({' or '.join(names)}) found at {path}; point datasets.<name>.path at it")
+    raise DataError(
+        f"no {what} file ({' or '.join(names)}) found at {path}; point datasets.<name>.path at it"
+    )
 
 
 def _locate_conversion_error(
@@ -53,10 +60,16 @@ def _locate_conversion_error(
     """Slow path: find the first line whose value does not convert (after a conversion error)."""
     table = pacsv.read_csv(
         path,
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=int(header), use_threads=False, encoding=encoding),
-        parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=False, invalid_row_handler=lambda row: "skip"),
+        read_options=pacsv.ReadOptions(
+            column_names=names, skip_rows=int(header), use_threads=False, encoding=encoding
+        ),
+        parse_options=pacsv.ParseOptions(
+            delimiter=sep, quote_char=False, invalid_row_handler=lambda row: "skip"
+        ),
         convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, include_columns=list(types), strings_can_be_null=False
+            column_types={n: pa.string() for n in names},
+            include_columns=list(types),
+            strings_can_be_null=False,
         ),
     )
     for name, typ in types.items():
@@ -98,7 +111,12 @@ def read_delimited(
         bad.count += 1
         if len(bad.examples) < MAX_EXAMPLES:
             bad.examples.append(
-                {"line": row.number, "fields": row.actual_columns, "expected": row.expected_columns, "text": row.text[:200]}
+                {
+                    "line": row.number,
+                    "fields": row.actual_columns,
+                    "expected": row.expected_columns,
+                    "text": row.text[:200],
+                }
             )
         return "skip"
 
@@ -106,25 +124,34 @@ def read_delimited(
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(
-                column_names=names, skip_rows=int(header), use_threads=threads, encoding=encoding,
+                column_names=names,
+                skip_rows=int(header),
+                use_threads=threads,
+                encoding=encoding,
                 block_size=1 << 24,
             ),
             parse_options=pacsv.ParseOptions(
                 delimiter=sep, quote_char='"' if quoting else False, invalid_row_handler=handler
             ),
-            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=include, strings_can_be_null=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types, include_columns=include, strings_can_be_null=False
+            ),
         )
     except pa.ArrowInvalid as exc:
         message = str(exc)
         if errors:
             line, text = errors[0]
             if line is None and threads:  # multithreaded parse: find the line number single-threaded
-                return read_delimited(path, names, sep, header, include, types, "error", encoding, quoting, _threads=False)
+                return read_delimited(
+                    path, names, sep, header, include, types, "error", encoding, quoting, _threads=False
+                )
             raise DataError(
                 f"{path}: line {line} is malformed (expected {len(names)} fields separated by {sep!r}): {text[:200]!r}"
             ) from None
         if "conversion error" in message:
-            where = _locate_conversion_error(path, names, sep, header, {k: v for k, v in types.items() if k in include}, encoding)
+            where = _locate_conversion_error(
+                path, names, sep, header, {k: v for k, v in types.items() if k in include}, encoding
+            )
             raise DataError(f"{path}: a value does not convert ({message}); {where}") from None
         raise DataError(f"{path}: could not be parsed: {message}") from None
     return table, bad
@@ -143,7 +170,11 @@ def check_header(path: Path, required: list[str], sep: str, encoding: str = "utf
 
 def dictionary_codes(column: pa.ChunkedArray) -> pd.Categorical:
     """A string column as a pandas Categorical (dictionary-encoded in Arrow, no Python objects per row)."""
-    encoded = column.combine_chunks().dictionary_encode() if column.num_chunks != 1 else column.chunk(0).dictionary_encode()
+    encoded = (
+        column.combine_chunks().dictionary_encode()
+        if column.num_chunks != 1
+        else column.chunk(0).dictionary_encode()
+    )
     return pd.Categorical.from_codes(
         encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False),
         categories=pd.Index(encoded.dictionary.to_pandas()),

@@ -43,14 +43,18 @@ def load_raw(name: str, spec: dict[str, Any], raw_path: str | os.PathLike | None
     if source == "synthetic":
         return synthetic_raw(spec.get("synthetic") or {})
     if raw_path is None:
-        raise DataError(f"datasets.{name}: source {source!r} needs raw files (set datasets.{name}.path or let the download rule fetch them)")
+        raise DataError(
+            f"datasets.{name}: source {source!r} needs raw files (set datasets.{name}.path or let the download rule fetch them)"
+        )
     if not os.path.exists(raw_path):
         raise DataError(f"datasets.{name}: raw path {raw_path} does not exist")
     threshold = spec.get("threshold")
     if source == "movielens":
         from sagea.data import movielens
 
-        return movielens.read(raw_path, release=spec.get("release", "ml-32m"), threshold=4.0 if threshold is None else threshold)
+        return movielens.read(
+            raw_path, release=spec.get("release", "ml-32m"), threshold=4.0 if threshold is None else threshold
+        )
     if source == "lastfm1k":
         from sagea.data import lastfm
 

@@ -12,7 +12,9 @@ import pandas as pd
 SPLIT_NAMES = ("train", "valid", "test")
 
 
-def split_users(n_users: int, valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 42) -> pd.DataFrame:
+def split_users(
+    n_users: int, valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 42
+) -> pd.DataFrame:
     """Permute users with ``seed``; the first ``floor(valid_fraction * n)`` are valid, the next
     ``floor(test_fraction * n)`` test, the rest train. Returns ``user`` int32, ``split`` string,
     sorted by user."""

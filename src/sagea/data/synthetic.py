@@ -22,6 +22,7 @@ from sagea.data.prepare import sorted_unique
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class SyntheticData:
     """Generated pairs (original ids = generator indices) and the planted ground truth."""

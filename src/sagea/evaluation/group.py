@@ -78,6 +78,8 @@ def evaluate_groups(
 
     device = torch.device(settings.device)
     groups = np.asarray(groups, dtype=np.int64)
+    if groups.ndim != 2 or len(groups) == 0:
+        raise ValueError(f"no groups to evaluate (members array of shape {groups.shape}); check the group set file")
     n_groups, size = groups.shape
     group_ids = np.arange(n_groups) if group_ids is None else np.asarray(group_ids)
     n_items = rows.shape[1]

@@ -473,7 +473,8 @@ def fit(
         bar.set_postfix(loss=f"{epoch_terms['Loss']:.4g}")
         if epoch % validate_every and epoch != epochs:
             continue
-        valid_terms = _evaluate_loss(model, valid, batch_size, seed, device)
+        # without validation users the training loss decides (and early stopping rarely fires)
+        valid_terms = _evaluate_loss(model, valid, batch_size, seed, device) if len(valid) else dict(epoch_terms)
         row = {"epoch": epoch, **{f"{k}_train": epoch_terms[k] for k in LOSS_TERMS},
                **{f"{k}_valid": valid_terms[k] for k in LOSS_TERMS},
                "DeadLatents_train": float(model.dead_latents().float().mean()),

@@ -44,7 +44,6 @@ def gfar_select(items: torch.Tensor, p: torch.Tensor, seen: torch.Tensor, k: int
     """Greedy GFAR lists ``[B, k]`` over candidates ``items [B, C]`` with ``p [B, m, C]``."""
     b, m, c = p.shape
     n = seen.shape[1]
-    blocked = seen.clone()
     taken = items >= n  # empty slots count as taken
     not_relevant = torch.ones(b, m, 1, dtype=p.dtype, device=p.device)  # Π (1 - p(u, j))
     out = torch.full((b, k), -1, dtype=torch.long, device=p.device)
@@ -53,12 +52,19 @@ def gfar_select(items: torch.Tensor, p: torch.Tensor, seen: torch.Tensor, k: int
         gain = (p * not_relevant).sum(dim=1).masked_fill(taken, float("-inf"))
         pos = gain.argmax(dim=-1)  # candidates ascend by item index: first maximum = lower index
         positive = gain[rows, pos] > 0
-        free = ~blocked
-        first_free = free.to(torch.uint8).argmax(dim=-1)  # lowest-index unseen, unchosen item (gain 0)
-        best = torch.where(positive, items[rows, pos], first_free)
-        ok = positive | free[rows, first_free]
+        best = items[rows, pos]
+        ok = positive
+        if not bool(positive.all()):  # no positive gain left: lowest-index unseen, unchosen item
+            lost = (~positive).nonzero()[:, 0]
+            free = ~seen[lost]
+            chosen = out[lost, :rank]
+            valid = chosen >= 0
+            owner = torch.arange(len(lost), device=p.device)[:, None].expand_as(chosen)
+            free[owner[valid], chosen[valid]] = False
+            first = free.to(torch.uint8).argmax(dim=-1)
+            best = best.index_put((lost,), first)
+            ok = ok.index_put((lost,), free[torch.arange(len(lost), device=p.device), first])
         out[:, rank] = torch.where(ok, best, -1)
-        blocked[rows, best.clamp_max(n - 1)] |= ok
         hit = (items == best[:, None]) & ok[:, None]
         taken |= hit
         p_best = (p * hit[:, None, :]).sum(dim=-1, keepdim=True)

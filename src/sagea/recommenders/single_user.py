@@ -33,18 +33,22 @@ def pop_scorer(train: sp.csr_matrix, device: torch.device | str = "cpu") -> Scor
 def ease_weights(train: sp.csr_matrix, lam: float, device: torch.device | str = "cpu") -> torch.Tensor:
     """EASE closed form: ``P = (XᵀX + λI)⁻¹``, ``B = I − P diag(1/diag P)`` (so ``diag B = 0``).
 
-    Dense ``[items, items]``; solved in float64 (Cholesky) on ``device``, returned as float32.
+    Dense ``[items, items]``; solved in float64 (Cholesky) on ``device`` (on the CPU for Apple
+    MPS, which lacks float64), returned as float32 on ``device``.
     """
     if lam <= 0:
         raise ValueError(f"EASE needs lambda > 0 (config key elsa.ease_lambda), got {lam}")
     binary = sp.csr_matrix(train, dtype=np.float64, copy=True)
     binary.data[:] = 1.0
-    gram = torch.as_tensor((binary.T @ binary).toarray(), device=device)
+    device = torch.device(device)
+    solve_on = torch.device("cpu") if device.type == "mps" else device
+    gram = torch.as_tensor((binary.T @ binary).toarray(), device=solve_on)
     gram.diagonal().add_(lam)
     p = torch.cholesky_inverse(torch.linalg.cholesky(gram))
-    b = -p / p.diagonal()[None, :]
+    del gram
+    b = p.div_(p.diagonal().clone()[None, :]).neg_()  # in place: ~3 dense float64 copies at peak
     b.diagonal().zero_()
-    return b.float()
+    return b.float().to(device)
 
 
 def ease_scorer(train: sp.csr_matrix, lam: float, device: torch.device | str = "cpu") -> ScoreFn:

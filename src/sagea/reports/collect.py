@@ -185,8 +185,16 @@ def collect_sae(entries: list[dict]) -> pd.DataFrame:
         for split in ("valid", "test"):
             values = metrics.get(split)
             if isinstance(values, dict):
-                rows.append({"dataset": entry["dataset"], "elsa": entry["elsa"], "sae": entry["sae"],
-                             **hp, "split": split, **values})
+                rows.append(
+                    {
+                        "dataset": entry["dataset"],
+                        "elsa": entry["elsa"],
+                        "sae": entry["sae"],
+                        **hp,
+                        "split": split,
+                        **values,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -202,7 +210,9 @@ def collect_history(entries: list[dict]) -> pd.DataFrame:
         hist = read_parquet(entry["path"])
         if "epoch" not in hist.columns:
             hist = hist.assign(epoch=np.arange(len(hist)))
-        value_cols = [c for c in hist.columns if c not in ("epoch", "seconds") and pd.api.types.is_numeric_dtype(hist[c])]
+        value_cols = [
+            c for c in hist.columns if c not in ("epoch", "seconds") and pd.api.types.is_numeric_dtype(hist[c])
+        ]
         long = hist.melt(id_vars=["epoch"], value_vars=value_cols, var_name="metric", value_name="value")
         long.insert(0, "run", entry["run"])
         long.insert(0, "model", entry["model"])
@@ -213,8 +223,13 @@ def collect_history(entries: list[dict]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-GROUP_COLUMNS = ["group_similarity", "subgroup_similarity_0", "subgroup_similarity_1", "between_similarity",
-                 "n_common_targets"]
+GROUP_COLUMNS = [
+    "group_similarity",
+    "subgroup_similarity_0",
+    "subgroup_similarity_1",
+    "between_similarity",
+    "n_common_targets",
+]
 
 
 def collect_groups(entries: list[dict]) -> pd.DataFrame:

@@ -43,7 +43,7 @@ def _empty(message: str) -> plt.Figure:
 
 
 def sagea_heatmap(pg: pd.DataFrame, dataset: str, opts: ReportOptions, fusion: str | None = None) -> plt.Figure:
-    """Grid of heatmaps: rows = metric, columns = group kind; cells = SAE width (× loss) by k."""
+    """Grid of heatmaps: rows = metric, columns = group kind; cells = SAE variant (width, loss, ...) by k."""
     fusion = fusion or grid_fusion(pg)
     df = pg[(pg["dataset"] == dataset) & (pg["family"] == "sagea") & (pg["strategy"] == fusion)]
     if df.empty:
@@ -53,13 +53,15 @@ def sagea_heatmap(pg: pd.DataFrame, dataset: str, opts: ReportOptions, fusion: s
     df = df[(df["pool"] == pool) & (df["option"] == option)]
     metrics = {**{v: f"NDCG_{n}" for n, v in opts.ndcg.items()}, "Popularity": "Pop"}
     kinds = _kinds(df)
-    df = df.assign(row=df["width"].astype(str) + "/" + df["loss"].astype(str))
+    # One row per SAE variant without its k: "topk-h1024-l2", "topk-h1024-l2-con0.3", ...
+    df = df.assign(row=df["sae"].str.replace(r"-k\d+", "", regex=True))
+    widths = dict(zip(df["row"], df["width"].astype(int)))
     fig, axes = plt.subplots(len(metrics), len(kinds), figsize=(3.2 * len(kinds), 2.6 * len(metrics)), squeeze=False)
     for i, (col, label) in enumerate(metrics.items()):
         for j, kind in enumerate(kinds):
             ax = axes[i, j]
             grid = df[df["kind"] == kind].pivot_table(index="row", columns="k", values=col, aggfunc="mean")
-            grid = grid.reindex(sorted(grid.index, key=lambda r: (int(r.split("/")[0]), r)))
+            grid = grid.reindex(sorted(grid.index, key=lambda r: (widths[r], r)))
             cmap = "viridis_r" if label == "Pop" else "viridis"
             values = grid.to_numpy(dtype=float)
             im = ax.imshow(values, cmap=cmap, aspect="auto")
@@ -74,7 +76,7 @@ def sagea_heatmap(pg: pd.DataFrame, dataset: str, opts: ReportOptions, fusion: s
                     ax.text(c, r, f"{v:.3f}", ha="center", va="center", color=color, fontsize=8)
             ax.set_title(f"{kind}: {label}", fontsize=9)
             ax.set_xlabel("k")
-            ax.set_ylabel("width / loss")
+            ax.set_ylabel("SAE")
             fig.colorbar(im, ax=ax, fraction=0.046)
     fig.suptitle(f"{dataset}: SAGEA-{fusion} ({pool} groups, {option})")
     fig.tight_layout()
@@ -88,8 +90,12 @@ def approach_bars(pg: pd.DataFrame, dataset: str, opts: ReportOptions) -> plt.Fi
         return _empty(f"no evaluation results for {dataset}")
     approaches = _approach_index(rows)
     kinds = _kinds(rows)
-    fig, axes = plt.subplots(len(opts.ndcg), 1, figsize=(max(6, 0.3 * len(approaches) * max(len(kinds), 2)), 4 * len(opts.ndcg)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(opts.ndcg),
+        1,
+        figsize=(max(6, 0.3 * len(approaches) * max(len(kinds), 2)), 4 * len(opts.ndcg)),
+        squeeze=False,
+    )
     width = 0.8 / max(len(kinds), 1)
     x = np.arange(len(approaches))
     for i, (label, col) in enumerate(opts.ndcg.items()):
@@ -161,7 +167,7 @@ def training_curves(history: pd.DataFrame, dataset: str) -> plt.Figure:
         ax.set_xlabel("epoch")
         if part["run"].nunique() <= 12:
             ax.legend(fontsize=6)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.suptitle(f"{dataset}: training curves")
     fig.tight_layout()

@@ -26,23 +26,27 @@ def per_group_entries(config: dict, results: str = "results") -> list[dict]:
                 for sae, hp in saes.items():
                     for option in plan.sagea_options(config):
                         for fusion in plan.fusions(config):
-                            entries.append({
-                                **meta,
-                                "path": f"{base}/{sae}/{option}/{fusion}/per_group.parquet",
-                                "family": "sagea",
-                                "strategy": fusion,
-                                "sae": sae,
-                                "option": option,
-                                **plan.parse_option(option),
-                                "sae_hp": dict(hp),
-                            })
+                            entries.append(
+                                {
+                                    **meta,
+                                    "path": f"{base}/{sae}/{option}/{fusion}/per_group.parquet",
+                                    "family": "sagea",
+                                    "strategy": fusion,
+                                    "sae": sae,
+                                    "option": option,
+                                    **plan.parse_option(option),
+                                    "sae_hp": dict(hp),
+                                }
+                            )
                 for strategy in plan.baselines(config):
-                    entries.append({
-                        **meta,
-                        "path": f"{base}/baselines/{strategy}/per_group.parquet",
-                        "family": "baseline",
-                        "strategy": strategy,
-                    })
+                    entries.append(
+                        {
+                            **meta,
+                            "path": f"{base}/baselines/{strategy}/per_group.parquet",
+                            "family": "baseline",
+                            "strategy": strategy,
+                        }
+                    )
     return entries
 
 
@@ -51,12 +55,14 @@ def single_user_entries(config: dict, results: str = "results") -> list[dict]:
     out = []
     for dataset in plan.datasets(config):
         elsa = plan.main_elsa(config, dataset)
-        out.append({
-            "dataset": dataset,
-            "elsa": elsa,
-            "elsa_metrics": f"{results}/{dataset}/elsa/{elsa}/metrics.json",
-            "baselines": f"{results}/{dataset}/baselines/metrics.json",
-        })
+        out.append(
+            {
+                "dataset": dataset,
+                "elsa": elsa,
+                "elsa_metrics": f"{results}/{dataset}/elsa/{elsa}/metrics.json",
+                "baselines": f"{results}/{dataset}/baselines/metrics.json",
+            }
+        )
     return out
 
 
@@ -66,8 +72,15 @@ def sae_entries(config: dict, results: str = "results") -> list[dict]:
     for dataset in plan.datasets(config):
         elsa = plan.main_elsa(config, dataset)
         for sae, hp in plan.sae_runs(config).items():
-            out.append({"dataset": dataset, "elsa": elsa, "sae": sae, "sae_hp": dict(hp),
-                        "path": f"{results}/{dataset}/sae/{elsa}/{sae}/metrics.json"})
+            out.append(
+                {
+                    "dataset": dataset,
+                    "elsa": elsa,
+                    "sae": sae,
+                    "sae_hp": dict(hp),
+                    "path": f"{results}/{dataset}/sae/{elsa}/{sae}/metrics.json",
+                }
+            )
     return out
 
 
@@ -77,19 +90,35 @@ def history_entries(config: dict, results: str = "results") -> list[dict]:
     for dataset in plan.datasets(config):
         elsa_main = plan.main_elsa(config, dataset)
         for elsa in plan.elsa_runs(config, dataset):
-            out.append({"dataset": dataset, "model": "ELSA", "run": elsa,
-                        "path": f"{results}/{dataset}/elsa/{elsa}/history.parquet"})
+            out.append(
+                {
+                    "dataset": dataset,
+                    "model": "ELSA",
+                    "run": elsa,
+                    "path": f"{results}/{dataset}/elsa/{elsa}/history.parquet",
+                }
+            )
         for sae in plan.sae_runs(config):
-            out.append({"dataset": dataset, "model": "SAE", "run": sae,
-                        "path": f"{results}/{dataset}/sae/{elsa_main}/{sae}/history.parquet"})
+            out.append(
+                {
+                    "dataset": dataset,
+                    "model": "SAE",
+                    "run": sae,
+                    "path": f"{results}/{dataset}/sae/{elsa_main}/{sae}/history.parquet",
+                }
+            )
     return out
 
 
 def groups_entries(config: dict, results: str = "results") -> list[dict]:
     """Every group set parquet of every pool."""
     return [
-        {"dataset": dataset, "pool": pool, "groupset": groupset,
-         "path": f"{results}/{dataset}/groups/{pool}/{groupset}.parquet"}
+        {
+            "dataset": dataset,
+            "pool": pool,
+            "groupset": groupset,
+            "path": f"{results}/{dataset}/groups/{pool}/{groupset}.parquet",
+        }
         for dataset in plan.datasets(config)
         for pool in plan.group_pools(config)
         for groupset in plan.group_sets(config)

@@ -15,9 +15,7 @@ TESTS = ("ttest", "wilcoxon")
 CORRECTIONS = ("none", "holm", "bh")
 
 
-def paired_test(
-    best: np.ndarray, other: np.ndarray, test: str = "ttest", higher_is_better: bool = True
-) -> float:
+def paired_test(best: np.ndarray, other: np.ndarray, test: str = "ttest", higher_is_better: bool = True) -> float:
     """One-sided paired p-value that ``best`` beats ``other`` (pairs with a NaN are dropped).
 
     ``ttest``: ``scipy.stats.ttest_rel(best, other, alternative="greater")``;
@@ -114,6 +112,8 @@ def best_vs_others(
     names = list(samples)
     means = np.array([np.nanmean(samples[n]) if np.isfinite(samples[n]).any() else np.nan for n in names])
     score = means if higher_is_better else -means
+    if not np.isfinite(score).any():  # nothing to compare: no best, no stars
+        return names[0], {n: float("nan") for n in names}
     best = names[int(np.nanargmax(score))]
     others = [n for n in names if n != best]
     raw = np.array([paired_test(samples[best], samples[n], test, higher_is_better) for n in others])

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sagea.reports import stats
-from sagea.reports.collect import SAE_HP_COLUMNS, approach_sort_key
+from sagea.reports.collect import SAE_HP_COLUMNS, approach_name, approach_sort_key
 from sagea.reports.table import Table, mark_best
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,7 @@ FAIRNESS_CANDIDATES = {
     "min/max": ("NDCG{k}_min:max", "NDCG{k}_minmax", "NDCG{k}_min_max", "NDCG{k}_min/max", "MinMaxRatio"),
     "Jain": ("NDCG{k}_jain", "Jain", "JainIndex", "Jain_NDCG{k}", "NDCG{k}_Jain"),
     "zero-recall": ("ZeroRecall", "ZeroRecallShare", "R{k}_zero", "zero_recall_share", "ZeroRecall{k}"),
-    "m-prop": ("MProportionality", "m_proportionality", "Proportionality", "mProportionality",
-               "MProportionality{k}"),
+    "m-prop": ("MProportionality", "m_proportionality", "Proportionality", "mProportionality", "MProportionality{k}"),
 }
 FAIRNESS_HIGHER = {"min/max": True, "Jain": True, "zero-recall": False, "m-prop": True}
 
@@ -186,8 +185,10 @@ def select_sae(pg: pd.DataFrame, dataset: str, opts: ReportOptions) -> pd.DataFr
     pool = _pool(df, opts.selection_pool, f"SAE selection on {dataset}")
     df = df[df["pool"] == pool]
     means = df.groupby(["groupset", "kind", "strategy", "sae", "option"], sort=True)[opts.com].mean()
-    means = means.rename("score").reset_index().sort_values(
-        ["groupset", "strategy", "score", "sae", "option"], ascending=[True, True, False, True, True]
+    means = (
+        means.rename("score")
+        .reset_index()
+        .sort_values(["groupset", "strategy", "score", "sae", "option"], ascending=[True, True, False, True, True])
     )
     best = means.drop_duplicates(["groupset", "strategy"]).assign(pool=pool)
     return best.reset_index(drop=True)
@@ -217,10 +218,10 @@ def _approach_index(rows: pd.DataFrame) -> list[str]:
 def _selection_notes(chosen: pd.DataFrame, pool: str) -> list[str]:
     if chosen.empty:
         return []
-    from sagea.reports.collect import approach_name
-
-    notes = [f"SAE configuration per group kind chosen by mean NDCG_com on the {chosen['pool'].iat[0]} "
-             f"groups, reported on the {pool} groups:"]
+    notes = [
+        f"SAE configuration per group kind chosen by mean NDCG_com on the {chosen['pool'].iat[0]} "
+        f"groups, reported on the {pool} groups:"
+    ]
     for kind, sub in chosen.groupby("kind", sort=False):
         picks = ", ".join(f"{approach_name('sagea', r.strategy)}={r.sae}/{r.option}" for r in sub.itertuples())
         notes.append(f"{kind}: {picks}")
@@ -239,7 +240,9 @@ def overall_table(pg: pd.DataFrame, dataset: str, opts: ReportOptions) -> Table:
         raise ValueError(f"no evaluation results for dataset {dataset!r} on pool {pool!r}")
     approaches = _approach_index(rows)
     kinds = _kinds(rows)
-    columns = pd.MultiIndex.from_tuples([(kind, label) for kind in kinds for label in opts.ndcg], names=["kind", "NDCG"])
+    columns = pd.MultiIndex.from_tuples(
+        [(kind, label) for kind in kinds for label in opts.ndcg], names=["kind", "NDCG"]
+    )
     data = pd.DataFrame(np.nan, index=pd.Index(approaches, name="approach"), columns=columns)
     pvals = data.copy()
     for kind in kinds:
@@ -306,8 +309,9 @@ def fairness_table(pg: pd.DataFrame, dataset: str, opts: ReportOptions) -> Table
     data.columns = labels
     data = data.unstack("kind")
     data.columns = data.columns.swaplevel(0, 1)
-    data = data.reindex(columns=pd.MultiIndex.from_tuples([(k, lab) for k in kinds for lab in labels],
-                                                          names=["kind", "fairness"]))
+    data = data.reindex(
+        columns=pd.MultiIndex.from_tuples([(k, lab) for k in kinds for lab in labels], names=["kind", "fairness"])
+    )
     data = data.reindex(_approach_index(rows))
     data.index.name = "approach"
     return Table(
@@ -335,6 +339,11 @@ def _select(df: pd.DataFrame, spec: dict, what: str) -> pd.DataFrame:
     return df[mask]
 
 
+def _spec(selection: dict) -> str:
+    """``{"topk_inference": False}`` -> ``topk_inference=false``."""
+    return ", ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in selection.items())
+
+
 def comparison_table(pg: pd.DataFrame, comparison: dict, opts: ReportOptions) -> Table:
     """Table 5 (seed notebook 000): main vs compared variant per kind × dataset × width × k.
 
@@ -352,12 +361,28 @@ def comparison_table(pg: pd.DataFrame, comparison: dict, opts: ReportOptions) ->
     df = df[df["pool"] == pool]
     main, comp = _select(df, comparison["main"], what + ".main"), _select(df, comparison["compare"], what + ".compare")
     if main.empty or comp.empty:
-        raise ValueError(f"{what}: no evaluation matches {'main' if main.empty else 'compare'} "
-                         f"({comparison['main'] if main.empty else comparison['compare']}); check the SAE grid "
-                         "and evaluation.sagea options of the config")
+        raise ValueError(
+            f"{what}: no evaluation matches {'main' if main.empty else 'compare'} "
+            f"({comparison['main'] if main.empty else comparison['compare']}); check the SAE grid "
+            "and evaluation.sagea options of the config"
+        )
     named = {SAE_HP_COLUMNS.get(k, k) for k in list(comparison["main"]) + list(comparison["compare"])}
-    free = ["kind", "dataset", "width", "k", "loss", "variant", "l1_coef", "aux_coef", "contrastive_coef",
-            "normalize", "sae_seed", "topk_inference", "normalize_users_embeddings", "elsa"]
+    free = [
+        "kind",
+        "dataset",
+        "width",
+        "k",
+        "loss",
+        "variant",
+        "l1_coef",
+        "aux_coef",
+        "contrastive_coef",
+        "normalize",
+        "sae_seed",
+        "topk_inference",
+        "normalize_users_embeddings",
+        "elsa",
+    ]
     keys = [c for c in free if c not in named]
     metrics = {opts.com: "G/mean", f"NDCG{opts.k}_mean": "U/mean", f"NDCG{opts.k}_min": "U/min", "Popularity": "Pop"}
 
@@ -368,7 +393,9 @@ def comparison_table(pg: pd.DataFrame, comparison: dict, opts: ReportOptions) ->
     joined = m.join(c.add_suffix(" compare"), how="inner")
     if joined.empty:
         raise ValueError(f"{what}: main and compare evaluations share no (dataset, width, k, ...) configuration")
-    varying = [k for k in keys if k not in ("kind", "dataset", "width", "k") and joined.index.get_level_values(k).nunique() > 1]
+    varying = [
+        k for k in keys if k not in ("kind", "dataset", "width", "k") and joined.index.get_level_values(k).nunique() > 1
+    ]
     drop = [k for k in keys if k not in ("kind", "dataset", "width", "k") and k not in varying]
     joined = joined.droplevel(drop) if drop else joined
     out = {}
@@ -383,18 +410,26 @@ def comparison_table(pg: pd.DataFrame, comparison: dict, opts: ReportOptions) ->
     for (kind, dataset), block in table.groupby(level=["kind", "dataset"], sort=False):
         pieces.append(block)
         tail = tuple([kind, dataset] + ["mean"] * (table.index.nlevels - 2))
-        pieces.append(pd.DataFrame([mean_rows.loc[(kind, dataset)].to_numpy()], columns=table.columns,
-                                   index=pd.MultiIndex.from_tuples([tail], names=table.index.names)))
+        pieces.append(
+            pd.DataFrame(
+                [mean_rows.loc[(kind, dataset)].to_numpy()],
+                columns=table.columns,
+                index=pd.MultiIndex.from_tuples([tail], names=table.index.names),
+            )
+        )
     table = pd.concat(pieces)
-    table.index = pd.MultiIndex.from_tuples([tuple(str(v) for v in t) for t in table.index],
-                                            names=[{"width": "h"}.get(n, n) for n in table.index.names])
+    table.index = pd.MultiIndex.from_tuples(
+        [tuple(str(v) for v in t) for t in table.index], names=[{"width": "h"}.get(n, n) for n in table.index.names]
+    )
     return Table(
         f"comparison-{name}",
-        f"{name}: {comparison['main']} vs {comparison['compare']} (fusion {fusion}, {pool} groups)",
+        f"{name}: {_spec(comparison['main'])} vs {_spec(comparison['compare'])} (fusion {fusion}, {pool} groups)",
         table,
         decimals={"main": 3, "% change": 2},
-        notes=["% change = 100 (main - compare) / |compare| of the means over groups; "
-               "G/mean = NDCG_com, U = per-member NDCG, Pop = popularity."],
+        notes=[
+            "% change = 100 (main - compare) / |compare| of the means over groups; "
+            "G/mean = NDCG_com, U = per-member NDCG, Pop = popularity."
+        ],
     )
 
 
@@ -413,8 +448,12 @@ def common_features_table(pg: pd.DataFrame, opts: ReportOptions) -> Table:
     data = data[_kinds(df)]
     data.index.names = ["dataset"] + [_SAE_LABELS[c] for c in sae_cols]
     data.columns.name = "kind"
-    return Table("common_features", f"Mean number of SAE features shared by all members ({pool} groups, option {option})",
-                 data, decimals={k: 2 for k in data.columns})
+    return Table(
+        "common_features",
+        f"Mean number of SAE features shared by all members ({pool} groups, option {option})",
+        data,
+        decimals={k: 2 for k in data.columns},
+    )
 
 
 def fusions_table(pg: pd.DataFrame, opts: ReportOptions) -> Table:
@@ -429,13 +468,18 @@ def fusions_table(pg: pd.DataFrame, opts: ReportOptions) -> Table:
     data = data.unstack("kind")
     data.columns = data.columns.swaplevel(0, 1)
     kinds = _kinds(df)
-    data = data.reindex(columns=pd.MultiIndex.from_tuples([(k, m) for k in kinds for m in metrics.values()],
-                                                          names=["kind", "metric"]))
+    data = data.reindex(
+        columns=pd.MultiIndex.from_tuples([(k, m) for k in kinds for m in metrics.values()], names=["kind", "metric"])
+    )
     order = sorted(data.index, key=lambda t: (t[0], t[1], approach_sort_key(t[2])))
     data = data.reindex(pd.MultiIndex.from_tuples(order, names=["dataset", "option", "fusion"]))
-    return Table("fusions", f"Fusion functions averaged over all SAE sizes ({pool} groups)", data,
-                 marks=mark_best(data, {"Pop": False}, within="dataset"),
-                 notes=["Mean over groups, then over SAE variants; popularity: lower is better."])
+    return Table(
+        "fusions",
+        f"Fusion functions averaged over all SAE sizes ({pool} groups)",
+        data,
+        marks=mark_best(data, {"Pop": False}, within="dataset"),
+        notes=["Mean over groups, then over SAE variants; popularity: lower is better."],
+    )
 
 
 def timing_table(pg: pd.DataFrame, opts: ReportOptions) -> Table:
@@ -450,9 +494,14 @@ def timing_table(pg: pd.DataFrame, opts: ReportOptions) -> Table:
     per["total ms"] = per.sum(axis=1, min_count=1)
     order = sorted(per.index, key=lambda t: (t[0], approach_sort_key(t[1])))
     per = per.reindex(pd.MultiIndex.from_tuples(order, names=["dataset", "approach"]))
-    return Table("timing", f"Time per group ({pool} groups, mean over group kinds and SAE variants)", per,
-                 marks=mark_best(per, False, within="dataset"), decimals={c: 3 for c in per.columns},
-                 notes=["Seconds per group from the evaluation, times 1000; lower is better."])
+    return Table(
+        "timing",
+        f"Time per group ({pool} groups, mean over group kinds and SAE variants)",
+        per,
+        marks=mark_best(per, False, within="dataset"),
+        decimals={c: 3 for c in per.columns},
+        notes=["Seconds per group from the evaluation, times 1000; lower is better."],
+    )
 
 
 # ----------------------------------------------------------------------------- dispatch

@@ -31,7 +31,11 @@ from sagea.recommenders.sagea import SageaRecommender
 log = logging.getLogger(__name__)
 
 
-def _settings(settings: Mapping[str, Any] | GroupEvalSettings, device: str) -> GroupEvalSettings:
+def _settings(settings: Mapping[str, Any] | GroupEvalSettings, device: str, threads: int | None = None) -> GroupEvalSettings:
+    if threads:  # the rule's threads: more intra-op threads than cores stalls every tensor op
+        import torch
+
+        torch.set_num_threads(threads)
     if isinstance(settings, GroupEvalSettings):
         return settings
     from sagea.runtime import select_device
@@ -85,12 +89,13 @@ def evaluate_sagea_job(
     device: str = "auto",
     tracking_uri: str | None = None,
     note: str | None = None,
+    threads: int | None = None,
 ) -> dict[str, dict]:
     """Evaluate every fusion in ``out_dirs`` (fusion -> output folder); returns the summaries."""
     from sagea.models.elsa import ELSA
     from sagea.models.sae import SAE
 
-    settings = _settings(settings, device)
+    settings = _settings(settings, device, threads)
     rows, groups, popularity = _load_common(data_dir, split_path, groups_path, popularity_with_targets)
     elsa = ELSA.load(elsa_path, settings.device)
     sae = SAE.load(sae_path, settings.device)
@@ -157,11 +162,12 @@ def evaluate_baselines_job(
     device: str = "auto",
     tracking_uri: str | None = None,
     note: str | None = None,
+    threads: int | None = None,
 ) -> dict[str, dict]:
     """Evaluate every baseline in ``out_dirs`` (strategy -> output folder); returns the summaries."""
     from sagea.models.elsa import ELSA
 
-    settings = _settings(settings, device)
+    settings = _settings(settings, device, threads)
     rows, groups, popularity = _load_common(data_dir, split_path, groups_path, popularity_with_targets)
     elsa = ELSA.load(elsa_path, settings.device)
     strategies = build_baselines(list(out_dirs), elsa, popularity)

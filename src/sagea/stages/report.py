@@ -33,16 +33,23 @@ def _load(collected: dict[str, str | os.PathLike]) -> dict[str, pd.DataFrame]:
     return {kind: read_parquet(path) for kind, path in collected.items()}
 
 
-def make_table(name: str, collected: dict[str, str | os.PathLike], options: dict,
-               csv: str | os.PathLike, tex: str | os.PathLike, md: str | os.PathLike) -> None:
+def make_table(
+    name: str,
+    collected: dict[str, str | os.PathLike],
+    options: dict,
+    csv: str | os.PathLike,
+    tex: str | os.PathLike,
+    md: str | os.PathLike,
+) -> None:
     """Build table ``name`` from the collected Parquet files and write CSV, LaTeX and Markdown."""
     table = tables.build_table(name, _load(collected), tables.ReportOptions(**options))
     writers.write_table(table, csv, tex, md)
     log.info("table %s: %d rows x %d columns", name, *table.data.shape)
 
 
-def make_figure(name: str, collected: dict[str, str | os.PathLike], options: dict,
-                png: str | os.PathLike, svg: str | os.PathLike) -> None:
+def make_figure(
+    name: str, collected: dict[str, str | os.PathLike], options: dict, png: str | os.PathLike, svg: str | os.PathLike
+) -> None:
     """Build figure ``name`` and save it as PNG and SVG."""
     import matplotlib.pyplot as plt
 
