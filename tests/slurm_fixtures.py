@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -166,10 +166,13 @@ class LocalSlurm:
         )
         self._wait(lambda: socket_path.exists(), "munged did not create its socket")
         self._spawn("slurmctld", [_find("slurmctld"), "-D", "-i", "-f", str(self.conf)])
-        self._wait(lambda: self.run("scontrol", "ping", check=False).returncode == 0
-                   and "UP" in self.run("scontrol", "ping", check=False).stdout, "slurmctld did not answer `scontrol ping`")
+        self._wait(self._controller_up, "slurmctld did not answer `scontrol ping`")
         self._spawn("slurmd", [_find("slurmd"), "-D", "-N", NODE, "-f", str(self.conf)])
         self._wait(lambda: self.node_state() == "idle", "the node did not become idle in sinfo")
+
+    def _controller_up(self) -> bool:
+        ping = self.run("scontrol", "ping", check=False)
+        return ping.returncode == 0 and "UP" in ping.stdout
 
     def _write_client_wrappers(self) -> None:
         """``<root>/bin/<cmd>`` wrappers that point SLURM clients at this cluster's slurm.conf.
@@ -189,13 +192,13 @@ class LocalSlurm:
             wrapper.chmod(0o755)
 
     def _spawn(self, name: str, cmd: list) -> None:
-        log = open(self.root / f"{name}.stdout", "w")
-        self.processes[name] = subprocess.Popen(
-            [str(c) for c in cmd], env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with open(self.root / f"{name}.stdout", "w") as log:  # the child keeps its own descriptor
+            self.processes[name] = subprocess.Popen(
+                [str(c) for c in cmd], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
 
-    def _wait(self, ready, what: str) -> None:
+    def _wait(self, ready: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             for name, proc in self.processes.items():

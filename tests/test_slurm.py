@@ -38,9 +38,9 @@ CHAINS = {
     "elsa": [f"results/{DATASET}/elsa/{ELSA_RUN}/user_embeddings.parquet"],
 }
 #: (chain, rule whose running SLURM job gets cancelled) for the scancel test. Each SLURM job
-#: costs ~20-30 s here (two Snakemake start-ups and status polling), so only the data stage by
-#: default; ("elsa", "train_elsa") also works and takes ~2 minutes more.
-CANCEL_CASES = [("data", "prepare")]
+#: costs 10-40 s (two Snakemake start-ups and status polling), so only the data stage by
+#: default; SAGEA_SLURM_FULL=1 also cancels a running train_elsa (~2 minutes more).
+CANCEL_CASES = [("data", "prepare")] + ([("elsa", "train_elsa")] if os.environ.get("SAGEA_SLURM_FULL") == "1" else [])
 
 
 # ----------------------------------------------------------------------------- helpers

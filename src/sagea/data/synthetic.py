@@ -5,7 +5,9 @@ popularity inside it (weight ``rank^-zipf_exponent``); every user likes ``m_u ~ 
 distinct clusters mixed with Dirichlet(1) weights; the user's activity is log-normal
 (``exp(N(0, activity_sigma))`` scaled so the total matches ``n_interactions``). Each draw picks,
 with probability ``noise``, a uniformly random item, otherwise a cluster from the user's mix and an
-item from the cluster's Zipf distribution. Duplicate draws collapse; missing pairs are topped up
+item from the cluster's Zipf distribution; with probability ``mainstream`` the item comes instead
+from one global Zipf popularity over all items (the blockbusters every taste shares, which real
+data has and which lets users of different clusters hold items in common). Duplicate draws collapse; missing pairs are topped up
 in a few extra rounds. Everything is vectorised over draws, so ML-32M scale (16M pairs) takes
 seconds. The planted clusters are returned as ground truth.
 """
@@ -42,6 +44,7 @@ def generate(
     zipf_exponent: float = 1.1,
     activity_sigma: float = 0.8,
     noise: float = 0.05,
+    mainstream: float = 0.3,
     seed: int = 42,
     max_rounds: int = 6,
 ) -> SyntheticData:
@@ -81,6 +84,10 @@ def generate(
     chosen = np.take_along_axis(chosen, by_weight, axis=1)
     mix_cdf = np.cumsum(mix, axis=1)
     mix_cdf[:, -1] = 1.0
+    # global popularity: Zipf over a seeded permutation of all items
+    global_order = rng.permutation(n_items)
+    global_cum = np.cumsum(np.arange(1, n_items + 1, dtype=np.float64) ** -zipf_exponent)
+    global_cum /= global_cum[-1]
     activity = rng.lognormal(0.0, activity_sigma, size=n_users)
     activity /= activity.sum()
 
@@ -90,7 +97,11 @@ def generate(
         cluster = chosen[users, np.minimum(slot, max_m - 1)]
         pos = np.searchsorted(global_cdf, cluster + rng.random(n_draws), side="right")
         items = order[np.minimum(pos, n_items - 1)]
-        is_noise = rng.random(n_draws) < noise
+        kind = rng.random(n_draws)
+        is_main = kind < mainstream
+        picks = np.searchsorted(global_cum, rng.random(int(is_main.sum())), side="right")
+        items[is_main] = global_order[np.minimum(picks, n_items - 1)]
+        is_noise = (kind >= mainstream) & (kind < mainstream + noise)
         items[is_noise] = rng.integers(0, n_items, size=int(is_noise.sum()))
         return users.astype(np.int64) * n_items + items
 

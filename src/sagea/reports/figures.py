@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -29,6 +31,8 @@ from sagea.reports.tables import (  # noqa: E402
 )
 
 FIGURE_KINDS = ("heatmap", "bars", "group_similarity", "training")
+#: Training-history columns drawn by ``training-*`` (ELSA: loss, validation NDCG/recall; SAE: below).
+CURVE_METRICS = ("loss", "Loss_train", "Loss_valid", "CosineSim_valid", "L0_valid", "DeadNeurons_valid")
 
 
 def figure_names(datasets: list[str]) -> list[str]:
@@ -156,6 +160,9 @@ def training_curves(history: pd.DataFrame, dataset: str) -> plt.Figure:
     if df.empty:
         return _empty(f"no training history for {dataset}")
     panels = list(dict.fromkeys(zip(df["model"], df["metric"])))
+    # The SAE history has ~17 columns (every loss term); keep the informative ones when present.
+    key = [p for p in panels if p[1] in CURVE_METRICS or re.match(r"(NDCG|R)\d+_valid$", p[1])]
+    panels = key or panels
     ncols = min(3, len(panels))
     nrows = int(np.ceil(len(panels) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.5 * ncols, 3 * nrows), squeeze=False)
