@@ -138,6 +138,7 @@ def test_synthetic_generator_ground_truth():
         n_clusters=6,
         max_clusters_per_user=2,
         noise=0.0,
+        mainstream=0.0,
         seed=1,
     )
     a, b = generate(**kw), generate(**kw)
@@ -148,7 +149,7 @@ def test_synthetic_generator_ground_truth():
     assert np.bincount(a.item_cluster).tolist() == [50] * 6
     assert all(1 <= len(c) <= 2 and len(set(c)) == len(c) for c in a.user_clusters)
     assert all(c[0] == m for c, m in zip(a.user_clusters, a.user_main_cluster))
-    # without noise every item comes from one of the user's planted clusters
+    # without noise or mainstream draws every item comes from one of the user's planted clusters
     item_c = a.item_cluster[a.interactions["item"].to_numpy()]
     members = {(u, int(c)) for u, cs in enumerate(a.user_clusters) for c in cs}
     assert all((u, c) in members for u, c in zip(a.interactions["user"].to_numpy(), item_c))
