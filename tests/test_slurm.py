@@ -7,7 +7,9 @@ and compare every Parquet output with a local run. They skip, saying why, where 
 The SIGKILL test needs no cluster: it kills a local training mid-way and checks that the rerun
 resumes from the periodic checkpoint and ends with exactly the uninterrupted result.
 
-Extend the chain by adding targets to ``CHAINS`` (e.g. SAE, groups, evaluation outputs).
+Extend the chain by adding targets to ``CHAINS`` (e.g. SAE, groups, evaluation outputs);
+``SAGEA_SLURM_FULL=1`` also cancels a running ``train_elsa`` job in the scancel test.
+Run: ``.venv/bin/pytest tests/test_slurm.py`` (as root; ``-m slurm`` for the cluster tests only).
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ rule compare_elsa:
         f"{LOGS}/{{dataset}}/compare/elsa.log",
     benchmark:
         f"{BENCH}/{{dataset}}/compare/elsa.tsv"
+    conda:
+        "../envs/sagea.yaml"
     threads: 2
     resources:
         **heavy_resources(),
@@ -63,6 +65,8 @@ rule compare_sae:
         f"{LOGS}/{{dataset}}/compare/sae.log",
     benchmark:
         f"{BENCH}/{{dataset}}/compare/sae.tsv"
+    conda:
+        "../envs/sagea.yaml"
     threads: 2
     resources:
         **heavy_resources(),
@@ -93,6 +97,8 @@ rule compare_table:
         f"{BENCH}/{{dataset}}/compare/{{kind}}_table.tsv"
     wildcard_constraints:
         kind="elsa|sae",
+    conda:
+        "../envs/sagea.yaml"
     params:
         title=lambda wc: f"{wc.dataset}: {'ELSA item embeddings' if wc.kind == 'elsa' else 'SAE dictionaries'}",
     script:
@@ -114,6 +120,8 @@ rule compare_sae_pairs_figure:
         f"{LOGS}/{{dataset}}/compare/sae_pairs.log",
     benchmark:
         f"{BENCH}/{{dataset}}/compare/sae_pairs.tsv"
+    conda:
+        "../envs/sagea.yaml"
     params:
         title=lambda wc: f"{wc.dataset}: SAE dictionaries, every pair",
     script:

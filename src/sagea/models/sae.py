@@ -329,9 +329,8 @@ def positive_view(
         ),
         shape=rows.shape,
     )
-    view.data[:] = 1.0  # duplicates (noise hitting a kept item) collapse to 1
     view.sum_duplicates()
-    view.data[:] = 1.0
+    view.data[:] = 1.0  # duplicates (a noise item hitting a kept one) collapse to 1
     return view
 
 
