@@ -66,7 +66,9 @@ def synthetic(n_users: int, n_items: int, per_user: int, n_clusters: int = 20, s
         outside = rng.choice(n_items, size=(len(users), per_user - n_in), p=pop / pop.sum())
         rows.append(np.repeat(users, per_user))
         cols.append(np.concatenate([inside, outside], axis=1).reshape(-1))
-    mat = sp.csr_matrix((np.ones(sum(map(len, rows)), np.float32), (np.concatenate(rows), np.concatenate(cols))), shape=(n_users, n_items))
+    mat = sp.csr_matrix(
+        (np.ones(sum(map(len, rows)), np.float32), (np.concatenate(rows), np.concatenate(cols))), shape=(n_users, n_items)
+    )
     mat.data[:] = 1.0
     return mat
 
@@ -146,10 +148,17 @@ def main() -> None:
     }
     for name, runner in runners.items():
         res = runner(train, test, matrix.shape[1], args, device)
-        out[name] = {k: v for k, v in res.items() if k in ("seconds_per_epoch", "epochs_seconds", "cpu_per_epoch", "epochs_cpu", "NDCG20", "R20", "curve")}
+        out[name] = {
+            k: v
+            for k, v in res.items()
+            if k in ("seconds_per_epoch", "epochs_seconds", "cpu_per_epoch", "epochs_cpu", "NDCG20", "R20", "curve")
+        }
         best = int(np.argmax(res["curve"]))
-        print(f"{name:12s} {res['seconds_per_epoch']:.3f} s/epoch (CPU {res['cpu_per_epoch']:.3f} s)  final NDCG@20 {res['NDCG20']:.4f}  R@20 {res['R20']:.4f}  "
-              f"best NDCG@20 {res['curve'][best]:.4f} (epoch {best + 1})", flush=True)
+        print(
+            f"{name:12s} {res['seconds_per_epoch']:.3f} s/epoch (CPU {res['cpu_per_epoch']:.3f} s)  final NDCG@20 {res['NDCG20']:.4f}  R@20 {res['R20']:.4f}  "
+            f"best NDCG@20 {res['curve'][best]:.4f} (epoch {best + 1})",
+            flush=True,
+        )
     print(json.dumps({k: out[k] for k in ("data", "shape", "nnz", "machine")}))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

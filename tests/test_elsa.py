@@ -245,6 +245,11 @@ def test_checkpoint_round_trip_and_research_format(tmp_path):
     # a research-code checkpoint: model + optimiser state dicts
     torch.save({"model_state_dict": model.state_dict(), "optimizer_state_dict": {}}, tmp_path / "research.ckpt")
     assert torch.equal(ELSA.load(tmp_path / "research.ckpt").encoder, model.encoder)
+    plain = ELSA(30, 4, seed=1, relu=False)  # the elsarec-style objective survives a round trip
+    x = torch.eye(30)[:3]
+    assert torch.equal(plain(x), plain.scores(x)) and (plain.scores(x) < 0).any()
+    save(plain, tmp_path / "plain.pt")
+    assert ELSA.load(tmp_path / "plain.pt").relu is False and ELSA.load(tmp_path / "model.pt").relu is True
     torch.save({"model_state_dict": {"W": model.encoder}}, tmp_path / "bad.pt")
     with pytest.raises(KeyError, match="encoder"):
         ELSA.load(tmp_path / "bad.pt")

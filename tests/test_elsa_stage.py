@@ -16,6 +16,7 @@ from sagea.io import read_embeddings
 from sagea.models.elsa import ELSA
 from sagea.stages.elsa import extract_embeddings, single_user_baselines, train_elsa
 
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     before = torch.get_num_threads()
@@ -60,7 +61,9 @@ def test_train_extract_and_baselines(data_dir, tmp_path):
     np.testing.assert_allclose(read_embeddings(out / "user_embeddings.parquet"), x @ a, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(read_embeddings(out / "item_embeddings.parquet"), axis=1), 1.0, rtol=1e-5)
 
-    base = single_user_baselines(data_dir, data_dir / "split.parquet", tmp_path / "baselines.json", ease_lambda=50.0, device="cpu")
+    base = single_user_baselines(
+        data_dir, data_dir / "split.parquet", tmp_path / "baselines.json", ease_lambda=50.0, device="cpu"
+    )
     assert set(base) == {"POP", "EASE"} and base["EASE"]["test"]["NDCG20"] > base["POP"]["test"]["NDCG20"]
     assert json.loads((tmp_path / "baselines.json").read_text())["POP"]["valid"]["users"] == 30
 

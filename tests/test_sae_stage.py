@@ -132,6 +132,9 @@ def test_train_and_extract_jobs_write_the_contract(tmp_path):
     for name in ("CosineSim/test", "L0/test", "DeadNeurons/test", "NDCG20/test", "NDCG20_Degradation/test",
                  "R20/test", "CosineSim/valid"):  # fmt: skip
         assert name in run.data.metrics, name
+    # the latest CosineSim/valid is the final (best model) value, after the per-validation series
+    assert run.data.metrics["CosineSim/valid"] == pytest.approx(saved["valid"]["CosineSim"])
+    assert len(client.get_metric_history(run.info.run_id, "CosineSim/valid")) == 4
 
     files = [out / "codes_topk.parquet", out / "codes_all.parquet", out / "features.parquet"]
     extract_sae(out / "model.pt", paths["elsa"] / "model.pt", paths["elsa"] / "user_embeddings.parquet",

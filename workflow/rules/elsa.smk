@@ -34,6 +34,15 @@ rule train_elsa:
         model="results/{dataset}/elsa/{elsa}/model.pt",
         metrics="results/{dataset}/elsa/{elsa}/metrics.json",
         history="results/{dataset}/elsa/{elsa}/history.parquet",
+    log:
+        "logs/{dataset}/elsa/{elsa}/train.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/elsa/{elsa}/train.tsv"
+    conda:
+        "../envs/sagea.yaml"
+    threads: 4
+    resources:
+        **heavy_resources(),
     params:
         hp=elsa_hp,
         k=config["evaluation"]["k"],
@@ -41,13 +50,6 @@ rule train_elsa:
         data_filter=elsa_filter,
         device=config["device"],
         mlflow_uri=mlflow_uri(),
-    threads: 4
-    resources:
-        **heavy_resources(),
-    log:
-        "logs/{dataset}/elsa/{elsa}/train.log",
-    benchmark:
-        "logs/benchmarks/{dataset}/elsa/{elsa}/train.tsv"
     script:
         "../scripts/train_elsa.py"
 
@@ -61,15 +63,17 @@ rule extract_elsa_embeddings:
     output:
         user_embeddings="results/{dataset}/elsa/{elsa}/user_embeddings.parquet",
         item_embeddings="results/{dataset}/elsa/{elsa}/item_embeddings.parquet",
-    params:
-        device=config["device"],
-    threads: 2
-    resources:
-        **heavy_resources(),
     log:
         "logs/{dataset}/elsa/{elsa}/embeddings.log",
     benchmark:
         "logs/benchmarks/{dataset}/elsa/{elsa}/embeddings.tsv"
+    conda:
+        "../envs/sagea.yaml"
+    threads: 2
+    resources:
+        **heavy_resources(),
+    params:
+        device=config["device"],
     script:
         "../scripts/extract_elsa_embeddings.py"
 
@@ -82,17 +86,19 @@ rule single_user_baselines:
         split="results/{dataset}/data/split.parquet",
     output:
         metrics="results/{dataset}/baselines/metrics.json",
+    log:
+        "logs/{dataset}/baselines/single_user.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/baselines/single_user.tsv"
+    conda:
+        "../envs/sagea.yaml"
+    threads: 4
+    resources:
+        **heavy_resources(),
     params:
         ease_lambda=config["elsa"]["ease_lambda"],
         k=config["evaluation"]["k"],
         split=elsa_split,
         device=config["device"],
-    threads: 4
-    resources:
-        **heavy_resources(),
-    log:
-        "logs/{dataset}/baselines/single_user.log",
-    benchmark:
-        "logs/benchmarks/{dataset}/baselines/single_user.tsv"
     script:
         "../scripts/single_user_baselines.py"

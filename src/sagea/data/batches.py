@@ -50,8 +50,6 @@ class DeviceCSR:
             return out
         offsets = torch.cumsum(counts, 0) - counts
         batch_rows = torch.repeat_interleave(torch.arange(n, device=self.device), counts, output_size=total)
-        pos = torch.arange(total, device=self.device) + torch.repeat_interleave(
-            starts - offsets, counts, output_size=total
-        )
+        pos = torch.arange(total, device=self.device) + torch.repeat_interleave(starts - offsets, counts, output_size=total)
         out[batch_rows, self.indices[pos]] = self.values[pos]
         return out

@@ -126,7 +126,14 @@ def train_elsa(
         "train_seconds": seconds,
         "hyperparameters": dict(hp),
     }
-    log.info("best epoch %d: valid NDCG%d %.4f, test NDCG%d %.4f", fit.best_epoch, k, metrics["valid"][f"NDCG{k}"], k, metrics["test"][f"NDCG{k}"])
+    log.info(
+        "best epoch %d: valid NDCG%d %.4f, test NDCG%d %.4f",
+        fit.best_epoch,
+        k,
+        metrics["valid"][f"NDCG{k}"],
+        k,
+        metrics["test"][f"NDCG{k}"],
+    )
     elsa_model.save(model, model_path, {**hp, "k": k}, best_epoch=fit.best_epoch, dataset=dataset)
     history = pd.DataFrame(fit.history)
     cols = ["epoch", "loss", f"NDCG{k}_valid", f"R{k}_valid", "seconds"]
@@ -218,7 +225,9 @@ def single_user_baselines(
             for part, pair in parts.items()
         }
         out[name]["fit_seconds"] = fit_seconds
-        log.info("%s: valid NDCG%d %.4f, test NDCG%d %.4f", name, k, out[name]["valid"][f"NDCG{k}"], k, out[name]["test"][f"NDCG{k}"])
+        log.info(
+            "%s: valid NDCG%d %.4f, test NDCG%d %.4f", name, k, out[name]["valid"][f"NDCG{k}"], k, out[name]["test"][f"NDCG{k}"]
+        )
     out["EASE"]["lambda"] = ease_lambda
     write_json(out, metrics_path)
     return out

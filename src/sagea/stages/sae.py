@@ -186,8 +186,12 @@ def _log_mlflow(uri, dataset, elsa_run, sae_run, hp, base_factors, metrics, mode
     history = metrics["history"]
     step_metrics = {f"loss/{t}/{p}": [(r["epoch"], r[f"{t}_{p}"]) for r in history]
                     for t in LOSS_TERMS for p in ("train", "valid")}  # fmt: skip
-    for name in ("CosineSim", "L0", "DeadNeurons"):
-        step_metrics[f"{name}/valid"] = [(r["epoch"], r.get(f"{name}_valid")) for r in history]
+    # per-validation CosineSim/DeadNeurons share the final metrics' names: the final (best-model)
+    # value goes last, one step after the last epoch, so MLflow's latest value is the final one
+    last = max([r["epoch"] for r in history], default=0) + 1
+    for name in ("CosineSim", "DeadNeurons"):
+        key = f"{name}/valid"
+        step_metrics[key] = [(r["epoch"], r.get(f"{name}_valid")) for r in history] + [(last, final.pop(key))]
     log_run(uri, f"Sparse_{dataset}", f"{elsa_run}/{sae_run}", params, final, step_metrics, artifacts=[model_path])
 
 
