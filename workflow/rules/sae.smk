@@ -48,6 +48,8 @@ rule train_sae:
         "logs/{dataset}/sae/{elsa}/{sae}/train.log",
     benchmark:
         "logs/benchmarks/{dataset}/sae/{elsa}/{sae}/train.tsv"
+    conda:
+        "../envs/sagea.yaml"
     threads: 2
     resources:
         **heavy_resources(),
@@ -74,6 +76,8 @@ rule extract_sae:
         "logs/{dataset}/sae/{elsa}/{sae}/extract.log",
     benchmark:
         "logs/benchmarks/{dataset}/sae/{elsa}/{sae}/extract.tsv"
+    conda:
+        "../envs/sagea.yaml"
     threads: 2
     resources:
         **heavy_resources(),
