@@ -19,7 +19,7 @@ def config(repo):
 
 
 def test_schema_fills_defaults(config):
-    assert config["elsa"]["lr"] == 1e-4
+    assert config["elsa"]["beta2"] == 0.99
     assert config["sae"]["base"]["aux_coef"] == 0.03125
     assert config["groups"]["split"]["target_ratio"] == 0.5
     assert config["evaluation"]["k"] == 20
@@ -39,7 +39,7 @@ def test_schema_rejects_unknown_key_and_bad_value(repo, config):
 
 def test_elsa_runs_main_first_and_readable(config):
     runs = plan.elsa_runs(config, "synthetic")
-    assert list(runs) == ["f64-s42", "f32-s42"]
+    assert list(runs) == ["f64-s42", "f32-s42", "f64-s43"]
     assert runs["f32-s42"]["batch_size"] == runs["f64-s42"]["batch_size"]
     config["elsa"]["extra_runs"] = [{"factors": 64, "lr": 0.001}]
     assert list(plan.elsa_runs(config, "synthetic")) == ["f64-s42", "f64-s42-lr0.001"]
