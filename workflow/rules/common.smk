@@ -7,7 +7,6 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
 from sagea import plan  # noqa: E402
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 RESULTS = "results"
@@ -52,8 +51,68 @@ def mlflow_uri():
     return m["tracking_uri"] if m["enabled"] else None
 
 
+# ----------------------------------------------------------------------------- stage helpers
+def sae_split_params(wc):
+    """The single-user evaluation split of the dataset (datasets.<name>.split)."""
+    split = plan.dataset_spec(config, wc.dataset).get("split") or {}
+    return {
+        "target_fraction": split.get("target_fraction", 0.2),
+        "split_seed": split.get("seed", 42),
+    }
+
+
+def sae_targets():
+    targets = []
+    for dataset in plan.datasets(config):
+        elsa = main_elsa(dataset)
+        for sae in plan.sae_runs(config):
+            folder = f"results/{dataset}/sae/{elsa}/{sae}"
+            targets += [
+                f"{folder}/{name}"
+                for name in (
+                    "model.pt",
+                    "metrics.json",
+                    "history.parquet",
+                    "codes_topk.parquet",
+                    "codes_all.parquet",
+                    "features.parquet",
+                )
+            ]
+    return targets
+
+
+def report_targets():
+    """Every table (csv, tex, md) and figure (png, svg) of the study."""
+    study = config["study"]
+    datasets = plan.datasets(config)
+    names = _report_tables().table_names(datasets, config["reports"]["comparisons"])
+    out = [
+        f"{RESULTS}/{study}/tables/{name}.{ext}"
+        for name in names
+        for ext in ("csv", "tex", "md")
+    ]
+    out += [
+        f"{RESULTS}/{study}/figures/{name}.{ext}"
+        for name in _report_figures().figure_names(datasets)
+        for ext in ("png", "svg")
+    ]
+    return out
+
+
+def _report_tables():
+    from sagea.reports import tables
+
+    return tables
+
+
+def _report_figures():
+    from sagea.reports import figures
+
+    return figures
+
+
 # ----------------------------------------------------------------------------- targets
-# Each rules file defines a `<stage>_targets()` function; `rule all` asks for all of them.
+# Each stage has a `<stage>_targets()` function (in its rules file or above); `rule all` asks for all.
 STAGE_TARGETS = (
     "data_targets",
     "elsa_targets",

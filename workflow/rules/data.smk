@@ -14,6 +14,8 @@ rule download:
         f"{LOGS}/{{dataset}}/download.log",
     # no benchmark: Snakemake forbids it on rules eligible for between-workflow caching
     cache: "omit-software"
+    conda:
+        "../envs/sagea.yaml"
     params:
         spec=lambda wc: plan.download_params(config, wc.dataset),
         raw_dir=lambda wc: f"{RESULTS}/{wc.dataset}/raw",
@@ -38,6 +40,8 @@ rule prepare:
         f"{LOGS}/{{dataset}}/prepare.log",
     benchmark:
         f"{BENCH}/{{dataset}}/prepare.tsv"
+    conda:
+        "../envs/sagea.yaml"
     threads: 1
     resources:
         **{**heavy_resources(), "gpu": 0},
@@ -56,6 +60,8 @@ rule split:
         f"{LOGS}/{{dataset}}/split.log",
     benchmark:
         f"{BENCH}/{{dataset}}/split.tsv"
+    conda:
+        "../envs/sagea.yaml"
     params:
         split=lambda wc: plan.split_params(config, wc.dataset),
     script:

@@ -3,7 +3,9 @@
 # per ELSA main run). Logic lives in sagea.stages.evaluate; one MLflow run per strategy folder.
 
 # Output folders with escaped wildcards (expand() fills only the strategy name).
-EVAL_SAGEA_DIR = "results/{{dataset}}/eval/{{pool}}/{{groupset}}/{{elsa}}/{{sae}}/{{option}}"
+EVAL_SAGEA_DIR = (
+    "results/{{dataset}}/eval/{{pool}}/{{groupset}}/{{elsa}}/{{sae}}/{{option}}"
+)
 EVAL_BASELINES_DIR = "results/{{dataset}}/eval/{{pool}}/{{groupset}}/{{elsa}}/baselines"
 EVAL_FILES = ("per_group.parquet", "recommendations.parquet", "summary.json")
 
@@ -56,22 +58,26 @@ rule evaluate_sagea:
         sae="results/{dataset}/sae/{elsa}/{sae}/model.pt",
     output:
         **eval_outputs(EVAL_SAGEA_DIR, plan.fusions(config)),
+    log:
+        "logs/{dataset}/eval/{pool}/{groupset}/{elsa}/{sae}/{option}.log",
+    benchmark:
+        "logs/benchmarks/{dataset}/eval/{pool}/{groupset}/{elsa}/{sae}/{option}.tsv"
+    conda:
+        "../envs/sagea.yaml"
+    threads: 2
+    resources:
+        **heavy_resources(),
     params:
         fusions=plan.fusions(config),
         settings=evaluation_settings,
         option=lambda wc: plan.parse_option(wc.option),
         sae_hp=sae_hp,
         zero_fallback=config["evaluation"]["sagea"]["zero_fallback"],
-        popularity_with_targets=config["evaluation"]["research"]["popularity_with_targets"],
+        popularity_with_targets=config["evaluation"]["research"][
+            "popularity_with_targets"
+        ],
         device=config["device"],
         mlflow_uri=mlflow_uri(),
-    threads: 2
-    resources:
-        **heavy_resources(),
-    log:
-        "logs/{dataset}/eval/{pool}/{groupset}/{elsa}/{sae}/{option}.log",
-    benchmark:
-        "logs/benchmarks/{dataset}/eval/{pool}/{groupset}/{elsa}/{sae}/{option}.tsv"
     script:
         "../scripts/evaluate_sagea.py"
 
@@ -87,18 +93,22 @@ rule evaluate_baselines:
         item_embeddings="results/{dataset}/elsa/{elsa}/item_embeddings.parquet",
     output:
         **eval_outputs(EVAL_BASELINES_DIR, plan.baselines(config)),
-    params:
-        strategies=plan.baselines(config),
-        settings=evaluation_settings,
-        popularity_with_targets=config["evaluation"]["research"]["popularity_with_targets"],
-        device=config["device"],
-        mlflow_uri=mlflow_uri(),
-    threads: 2
-    resources:
-        **heavy_resources(),
     log:
         "logs/{dataset}/eval/{pool}/{groupset}/{elsa}/baselines.log",
     benchmark:
         "logs/benchmarks/{dataset}/eval/{pool}/{groupset}/{elsa}/baselines.tsv"
+    conda:
+        "../envs/sagea.yaml"
+    threads: 2
+    resources:
+        **heavy_resources(),
+    params:
+        strategies=plan.baselines(config),
+        settings=evaluation_settings,
+        popularity_with_targets=config["evaluation"]["research"][
+            "popularity_with_targets"
+        ],
+        device=config["device"],
+        mlflow_uri=mlflow_uri(),
     script:
         "../scripts/evaluate_baselines.py"

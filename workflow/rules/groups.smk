@@ -66,6 +66,8 @@ rule sample_groups:
         "logs/{dataset}/groups/{pool}.log",
     benchmark:
         "logs/benchmarks/{dataset}/groups/{pool}.tsv"
+    conda:
+        "../envs/sagea.yaml"
     threads: 1
     resources:
         **heavy_resources(),

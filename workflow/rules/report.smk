@@ -39,24 +39,6 @@ wildcard_constraints:
     comparison=r"[A-Za-z0-9_.]+",
 
 
-def report_targets():
-    """Every table (csv, tex, md) and figure (png, svg) of the study."""
-    study = config["study"]
-    datasets = plan.datasets(config)
-    names = report_tables.table_names(datasets, config["reports"]["comparisons"])
-    out = [
-        f"{RESULTS}/{study}/tables/{name}.{ext}"
-        for name in names
-        for ext in ("csv", "tex", "md")
-    ]
-    out += [
-        f"{RESULTS}/{study}/figures/{name}.{ext}"
-        for name in report_figures.figure_names(datasets)
-        for ext in ("png", "svg")
-    ]
-    return out
-
-
 # Light jobs: reading Parquet/JSON and plotting (the per-kind rules are defined in the loops below).
 localrules:
     report_collect,
@@ -88,6 +70,8 @@ rule report_collect:
         f"{LOGS}/{{study}}/report/collect.log",
     benchmark:
         f"{BENCH}/{{study}}/report/collect.tsv"
+    conda:
+        "../envs/sagea.yaml"
     params:
         entries=REPORT_ENTRIES,
     script:
@@ -127,6 +111,8 @@ for _kind, (_stem, _needs) in REPORT_TABLES.items():
             f"{LOGS}/{{study}}/report/table_{_stem}.log",
         benchmark:
             f"{BENCH}/{{study}}/report/table_{_stem}.tsv"
+        conda:
+            "../envs/sagea.yaml"
         params:
             name=_stem,  # wildcards are filled in by Snakemake
             options=REPORT_OPTIONS,
@@ -160,6 +146,8 @@ for _kind, (_stem, _needs) in REPORT_FIGURES.items():
             f"{LOGS}/{{study}}/report/figure_{_stem}.log",
         benchmark:
             f"{BENCH}/{{study}}/report/figure_{_stem}.tsv"
+        conda:
+            "../envs/sagea.yaml"
         params:
             name=_stem,  # wildcards are filled in by Snakemake
             options=REPORT_OPTIONS,

@@ -3,35 +3,6 @@
 # Logic lives in sagea.stages.sae.
 
 
-def sae_split_params(wc):
-    """The single-user evaluation split of the dataset (datasets.<name>.split)."""
-    split = plan.dataset_spec(config, wc.dataset).get("split") or {}
-    return {
-        "target_fraction": split.get("target_fraction", 0.2),
-        "split_seed": split.get("seed", 42),
-    }
-
-
-def sae_targets():
-    targets = []
-    for dataset in plan.datasets(config):
-        elsa = main_elsa(dataset)
-        for sae in plan.sae_runs(config):
-            folder = f"results/{dataset}/sae/{elsa}/{sae}"
-            targets += [
-                f"{folder}/{name}"
-                for name in (
-                    "model.pt",
-                    "metrics.json",
-                    "history.parquet",
-                    "codes_topk.parquet",
-                    "codes_all.parquet",
-                    "features.parquet",
-                )
-            ]
-    return targets
-
-
 rule train_sae:
     input:
         embeddings="results/{dataset}/elsa/{elsa}/user_embeddings.parquet",
