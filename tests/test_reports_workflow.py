@@ -20,14 +20,8 @@ from sagea.reports import figures, tables  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-CONFIGS = sorted(
-    str(p.relative_to(REPO))
-    for p in [
-        REPO / "config" / "config.yaml",
-        *(REPO / "config").glob("paper/*.yaml"),
-        *(REPO / "config").glob("thesis/*.yaml"),
-    ]
-)
+# every shipped config, found by glob so configs added later are covered
+CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / "config").rglob("*.yaml"))
 REPORT_RULES = (
     ["report_collect"]
     + [
@@ -86,6 +80,8 @@ def expected_upstream_jobs(config: dict) -> dict[str, int]:
     sets = len(plan.group_pools(config)) * len(plan.group_sets(config))
     saes = len(plan.sae_runs(config))
     out = {
+        "prepare": n,
+        "split": n,
         "train_sae": n * saes,
         "evaluate_sagea": n * sets * saes * len(plan.sagea_options(config)),
         "evaluate_baselines": n * sets if plan.baselines(config) else 0,
