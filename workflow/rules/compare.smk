@@ -30,7 +30,7 @@ rule compare_elsa:
         f"{BENCH}/{{dataset}}/compare/elsa.tsv"
     conda:
         "../envs/sagea.yaml"
-    threads: 2
+    threads: config["resources"]["threads"]
     resources:
         **heavy_resources(),
     params:
@@ -67,7 +67,7 @@ rule compare_sae:
         f"{BENCH}/{{dataset}}/compare/sae.tsv"
     conda:
         "../envs/sagea.yaml"
-    threads: 2
+    threads: config["resources"]["threads"]
     resources:
         **heavy_resources(),
     params:

@@ -40,7 +40,7 @@ rule train_elsa:
         "logs/benchmarks/{dataset}/elsa/{elsa}/train.tsv"
     conda:
         "../envs/sagea.yaml"
-    threads: 4
+    threads: config["resources"]["threads"]
     resources:
         **heavy_resources(),
     params:
@@ -69,7 +69,7 @@ rule extract_elsa_embeddings:
         "logs/benchmarks/{dataset}/elsa/{elsa}/embeddings.tsv"
     conda:
         "../envs/sagea.yaml"
-    threads: 2
+    threads: config["resources"]["threads"]
     resources:
         **heavy_resources(),
     params:
@@ -92,7 +92,7 @@ rule single_user_baselines:
         "logs/benchmarks/{dataset}/baselines/single_user.tsv"
     conda:
         "../envs/sagea.yaml"
-    threads: 4
+    threads: config["resources"]["threads"]
     resources:
         **heavy_resources(),
     params:

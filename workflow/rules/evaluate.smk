@@ -64,7 +64,7 @@ rule evaluate_sagea:
         "logs/benchmarks/{dataset}/eval/{pool}/{groupset}/{elsa}/{sae}/{option}.tsv"
     conda:
         "../envs/sagea.yaml"
-    threads: 2
+    threads: config["resources"]["threads"]
     resources:
         **heavy_resources(),
     params:
@@ -99,7 +99,7 @@ rule evaluate_baselines:
         "logs/benchmarks/{dataset}/eval/{pool}/{groupset}/{elsa}/baselines.tsv"
     conda:
         "../envs/sagea.yaml"
-    threads: 2
+    threads: config["resources"]["threads"]
     resources:
         **heavy_resources(),
     params:

@@ -21,7 +21,7 @@ rule train_sae:
         "logs/benchmarks/{dataset}/sae/{elsa}/{sae}/train.tsv"
     conda:
         "../envs/sagea.yaml"
-    threads: 2
+    threads: config["resources"]["threads"]
     resources:
         **heavy_resources(),
     params:
@@ -49,7 +49,7 @@ rule extract_sae:
         "logs/benchmarks/{dataset}/sae/{elsa}/{sae}/extract.tsv"
     conda:
         "../envs/sagea.yaml"
-    threads: 2
+    threads: config["resources"]["threads"]
     resources:
         **heavy_resources(),
     params:
