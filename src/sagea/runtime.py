@@ -30,6 +30,14 @@ def select_device(preference: str = "auto") -> "torch.device":  # noqa: F821
     return torch.device(preference)
 
 
+def set_threads(threads: int | None) -> None:
+    """Torch intra-op threads = the rule's ``threads`` (more threads than cores stalls every op)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
     import torch

@@ -20,18 +20,9 @@ from __future__ import annotations
 
 import torch
 
+from sagea.plan import FUSIONS  # the fusion names of REFERENCE.md §5, one list for all
 from sagea.recommenders.base import stable_topk
 
-FUSIONS = (
-    "average",
-    "square_average",
-    "topk",
-    "max",
-    "min",
-    "common_features",
-    "at_least_2_common_features",
-    "wcom",
-)
 ZERO_FALLBACKS = ("average", "nan")
 
 

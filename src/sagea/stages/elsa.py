@@ -24,7 +24,7 @@ from sagea.evaluation.single_user import evaluate_scorer, single_user_split
 from sagea.io import read_json, write_embeddings, write_json, write_parquet
 from sagea.models import elsa as elsa_model
 from sagea.recommenders.single_user import ease_scorer, pop_scorer
-from sagea.runtime import seed_everything, select_device
+from sagea.runtime import seed_everything, select_device, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,6 @@ def load_data(data_dir: str | os.PathLike, split_path: str | os.PathLike) -> tup
     return matrix, split
 
 
-def _set_threads(threads: int | None) -> None:
-    if threads:
-        torch.set_num_threads(int(threads))
-
-
 def train_elsa(
     data_dir: str | os.PathLike,
     split_path: str | os.PathLike,
@@ -92,7 +87,7 @@ def train_elsa(
     missing = [key for key in ELSA_HP_KEYS if key not in hp]
     if missing:
         raise KeyError(f"ELSA hyperparameters {missing} missing (config section elsa)")
-    _set_threads(threads)
+    set_threads(threads)
     seed_everything(int(hp["seed"]))
     dev = select_device(device)
     matrix, split = load_data(data_dir, split_path)
@@ -183,7 +178,7 @@ def extract_embeddings(
     threads: int | None = None,
 ) -> None:
     """``user_embeddings.parquet`` = ``x A`` of every user's full row; ``item_embeddings.parquet`` = rows of ``A``."""
-    _set_threads(threads)
+    set_threads(threads)
     dev = select_device(device)
     model = elsa_model.ELSA.load(model_path, dev)
     matrix = load_interactions(data_dir)
@@ -209,7 +204,7 @@ def single_user_baselines(
     threads: int | None = None,
 ) -> dict:
     """POP and EASE fitted on the training users, evaluated on valid/test like ELSA."""
-    _set_threads(threads)
+    set_threads(threads)
     dev = select_device(device)
     matrix, split = load_data(data_dir, split_path)
     train = matrix[split["train"]]

@@ -22,6 +22,7 @@ from sagea.evaluation.group import (
     write_strategy_outputs,
 )
 from sagea.io import read_embeddings
+from sagea.runtime import set_threads
 from sagea.recommenders.aggregation import SCORE_AGGREGATIONS, ElsaMean, ElsaUnion, ScoreAggregation
 from sagea.recommenders.epfuzzda import EPFuzzDA
 from sagea.recommenders.gfar import GFAR
@@ -32,10 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def _settings(settings: Mapping[str, Any] | GroupEvalSettings, device: str, threads: int | None = None) -> GroupEvalSettings:
-    if threads:  # the rule's threads: more intra-op threads than cores stalls every tensor op
-        import torch
-
-        torch.set_num_threads(threads)
+    set_threads(threads)
     if isinstance(settings, GroupEvalSettings):
         return settings
     from sagea.runtime import select_device

@@ -24,7 +24,7 @@ from sagea.evaluation.sae_metrics import code_statistics, reconstruction_metrics
 from sagea.io import atomic_path, read_embeddings, write_json, write_parquet, write_torch
 from sagea.models.elsa import ELSA
 from sagea.models.sae import LOSS_TERMS, MODEL_NAMES, RECONSTRUCTION_LOSSES, SAE, EmbeddingData, InteractionData, fit
-from sagea.runtime import seed_everything, select_device
+from sagea.runtime import seed_everything, select_device, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,7 @@ def train_sae(
     missing = [key for key in SAE_HP_KEYS if key not in hp]
     if missing:
         raise KeyError(f"SAE hyperparameters {missing} missing (config section sae.base)")
-    if threads:
-        torch.set_num_threads(int(threads))
+    set_threads(threads)
     seed = int(hp["seed"])
     seed_everything(seed)
     dev = select_device(device)
@@ -210,8 +209,7 @@ def extract_sae(
     threads: int | None = None,
 ) -> None:
     """Sparse codes of every user (TopK at inference on / off) and the per-feature table."""
-    if threads:
-        torch.set_num_threads(int(threads))
+    set_threads(threads)
     dev = select_device(device)
     sae = SAE.load(sae_path, dev)
     elsa = ELSA.load(elsa_path, dev)
