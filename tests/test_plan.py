@@ -91,3 +91,22 @@ def test_wildcard_constraints(name, value, ok):
     import re
 
     assert bool(re.fullmatch(plan.WILDCARD_CONSTRAINTS[name], value)) is ok
+
+
+def test_global_seed_fills_unset_stage_seeds_only(repo):
+    cfg = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    cfg["seed"] = 7
+    cfg["groups"]["seed"] = 3  # set explicitly: kept
+    plan.apply_global_seed(cfg)
+    validate(cfg, str(repo / SCHEMA))
+    assert cfg["elsa"]["seed"] == 7 and cfg["sae"]["base"]["seed"] == 7
+    assert cfg["groups"]["seed"] == 3 and cfg["groups"]["split"]["seed"] == 7
+    assert cfg["datasets"]["synthetic"]["split"]["seed"] == 7
+    assert cfg["datasets"]["synthetic"]["synthetic"]["seed"] == 7
+    assert list(plan.elsa_runs(cfg, "synthetic"))[0] == "f64-s7"
+    assert all(sae.endswith("-s7") for sae in plan.sae_runs(cfg))
+    untouched = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    untouched.pop("seed")
+    plan.apply_global_seed(untouched)
+    validate(untouched, str(repo / SCHEMA))
+    assert untouched["elsa"]["seed"] == 42

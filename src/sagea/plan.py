@@ -61,6 +61,39 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+# ----------------------------------------------------------------------------- seeds
+#: Where stage seeds live; each defaults to the top-level ``seed`` when the config leaves it out.
+STAGE_SEEDS = (("elsa",), ("sae", "base"), ("groups",), ("groups", "split"), ("compare",))
+DATASET_SEEDS = (("split",), ("synthetic",))
+
+
+def apply_global_seed(config: dict) -> dict:
+    """Fill every stage seed the config does not set with the top-level ``seed`` (in place).
+
+    Call before schema validation (which would fill them with the schema's 42). Without a
+    top-level ``seed`` nothing changes, so the schema's defaults (the paper's 42) apply.
+    """
+    if "seed" not in config:
+        return config
+    seed = config["seed"]
+
+    def fill(section: dict, path: tuple[str, ...]) -> None:
+        for key in path:
+            section = section.setdefault(key, {})
+            if not isinstance(section, dict):
+                return
+        section.setdefault("seed", seed)
+
+    for path in STAGE_SEEDS:
+        fill(config, path)
+    for spec in (config.get("datasets") or {}).values():
+        if isinstance(spec, dict):
+            for path in DATASET_SEEDS:
+                if path != ("synthetic",) or spec.get("source") == "synthetic":
+                    fill(spec, path)
+    return config
+
+
 # ----------------------------------------------------------------------------- datasets
 def datasets(config: dict) -> list[str]:
     """Dataset names in config order."""

@@ -7,6 +7,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
 from sagea import plan  # noqa: E402
 
+plan.apply_global_seed(config)
 validate(config, schema="../schemas/config.schema.yaml")
 
 RESULTS = "results"
