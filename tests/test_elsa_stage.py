@@ -103,3 +103,18 @@ def test_elsa_rules_end_to_end(repo, python, data_dir):
     assert read_embeddings(workdir / targets[1]).shape == (80, 8)
     assert (workdir / "logs/tiny/elsa/f8-s42/train.log").read_text().count("epoch ") >= 1
     assert (workdir / "logs/benchmarks/tiny/elsa/f8-s42/train.tsv").exists()
+
+
+def test_relu_switch_reaches_the_checkpoint(data_dir, tmp_path):
+    """config elsa.relu: false trains the elsarec-style objective and says so in the checkpoint."""
+    out = tmp_path / "plain"
+    hp = {**HP, "relu": False, "epochs": 2}
+    train_elsa(
+        data_dir, data_dir / "split.parquet", out / "model.pt", out / "metrics.json", out / "history.parquet",
+        hp, k=20, device="cpu", dataset="tiny", run_name="plain",
+    )  # fmt: skip
+    assert ELSA.load(out / "model.pt").relu is False
+    x = torch.tensor(load_interactions(data_dir)[:5].toarray())
+    model = ELSA.load(out / "model.pt")
+    a = model.encoder.detach()
+    np.testing.assert_allclose(model(x).detach(), x @ a @ a.T - x, rtol=1e-5, atol=1e-5)

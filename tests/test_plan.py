@@ -41,8 +41,8 @@ def test_elsa_runs_main_first_and_readable(config):
     runs = plan.elsa_runs(config, "synthetic")
     assert list(runs) == ["f64-s42", "f32-s42", "f64-s43"]
     assert runs["f32-s42"]["batch_size"] == runs["f64-s42"]["batch_size"]
-    config["elsa"]["extra_runs"] = [{"factors": 64, "lr": 0.001}]
-    assert list(plan.elsa_runs(config, "synthetic")) == ["f64-s42", "f64-s42-lr0.001"]
+    config["elsa"]["extra_runs"] = [{"factors": 64, "lr": 0.001}, {"relu": False}]
+    assert list(plan.elsa_runs(config, "synthetic")) == ["f64-s42", "f64-s42-lr0.001", "f64-s42-relu0"]
 
 
 def test_dataset_override_changes_main_run_not_its_id(config):

@@ -13,8 +13,10 @@ import itertools
 from typing import Any
 
 # Short names used in ELSA run ids for hyperparameters that differ from the main run.
-_ELSA_SHORT = {"lr": "lr", "beta1": "b1", "beta2": "b2", "batch_size": "b", "epochs": "e", "patience": "p"}
-ELSA_KEYS = ("factors", "lr", "beta1", "beta2", "batch_size", "epochs", "patience", "seed")
+_ELSA_SHORT = {
+    "lr": "lr", "beta1": "b1", "beta2": "b2", "batch_size": "b", "epochs": "e", "patience": "p", "relu": "relu",
+}  # fmt: skip
+ELSA_KEYS = ("factors", "lr", "beta1", "beta2", "batch_size", "epochs", "patience", "seed", "relu")
 
 # SAE hyperparameters whose non-default values appear in the variant id (REFERENCE.md §3 defaults).
 _SAE_SUFFIX_DEFAULTS = {

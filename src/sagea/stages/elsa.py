@@ -98,7 +98,9 @@ def train_elsa(
         "ELSA %s on %s: %d items, %d train / %d valid / %d test users, device %s",
         run_name, dataset, matrix.shape[1], len(split["train"]), len(split["valid"]), len(split["test"]), dev,
     )  # fmt: skip
-    model = elsa_model.ELSA(matrix.shape[1], int(hp["factors"]), seed=int(hp["seed"]))
+    model = elsa_model.ELSA(
+        matrix.shape[1], int(hp["factors"]), seed=int(hp["seed"]), relu=bool(hp.get("relu", True))
+    )
     state_file = state_path(Path(model_path).parent)
     tic = time.perf_counter()
     fit = elsa_model.fit(
@@ -155,7 +157,7 @@ def _log_mlflow(uri, data_dir, dataset, run_name, hp, matrix, k, metrics, histor
         "model": "ELSA", "dataset": dataset, "factors": hp["factors"], "items": matrix.shape[1],
         "users": matrix.shape[0], "lr": hp["lr"], "beta1": hp["beta1"], "beta2": hp["beta2"],
         "batch_size": hp["batch_size"], "epochs": hp["epochs"], "early_stop": hp["patience"],
-        "seed": hp["seed"], **filters, "elsa_run": run_name,
+        "seed": hp["seed"], "relu": hp.get("relu", True), **filters, "elsa_run": run_name,
     }  # fmt: skip
     step_metrics = {
         "loss/train": [(r["epoch"], r["loss"]) for r in history],
