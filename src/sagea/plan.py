@@ -146,7 +146,8 @@ def data_files(config: dict, results: str = "results") -> list[str]:
 # ----------------------------------------------------------------------------- ELSA
 def elsa_base_hp(config: dict, dataset: str) -> dict:
     """The dataset's main ELSA hyperparameters: the ``elsa`` section with its overrides."""
-    hp = {key: config["elsa"][key] for key in ELSA_KEYS}
+    hp = {key: config["elsa"][key] for key in ELSA_KEYS if key != "relu"}
+    hp["relu"] = config["elsa"].get("relu", True)  # added after the first configs: absent = research default
     hp.update(dataset_spec(config, dataset).get("elsa") or {})
     return hp
 
@@ -155,7 +156,7 @@ def elsa_id(hp: dict, base: dict) -> str:
     """``f{factors}-s{seed}`` plus ``-<short><value>`` for each key differing from ``base``."""
     ident = f"f{hp['factors']}-s{hp['seed']}"
     for key, short in _ELSA_SHORT.items():
-        if hp[key] != base[key]:
+        if hp.get(key) != base.get(key):
             ident += f"-{short}{_fmt(hp[key])}"
     return ident
 
