@@ -5,7 +5,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded default applies only when no --configfile is given: a --configfile *replaces* it
+# (schema defaults fill the rest), so a paper config never inherits the default's datasets or
+# values. --config key=value still overrides single keys either way.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # this repo's library, never another
 from sagea import plan  # noqa: E402
 
 plan.apply_global_seed(config)
