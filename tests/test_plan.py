@@ -110,3 +110,15 @@ def test_global_seed_fills_unset_stage_seeds_only(repo):
     plan.apply_global_seed(untouched)
     validate(untouched, str(repo / SCHEMA))
     assert untouched["elsa"]["seed"] == 42
+
+
+def test_research_mode_fills_unset_switches_and_keeps_explicit_ones():
+    cfg = {"research_mode": True, "evaluation": {"research": {"hit_rate_needs_two": False}},
+           "datasets": {"a": {"source": "synthetic"}}}  # fmt: skip
+    plan.apply_research_mode(cfg)
+    assert cfg["evaluation"]["research"] == {"hit_rate_needs_two": False, "popularity_with_targets": True}
+    assert cfg["evaluation"]["sagea"]["zero_fallback"] == "nan"
+    assert cfg["groups"]["split"]["shared_mask"] is True
+    assert cfg["sae"]["base"]["early_stop_unit"] == "epochs"
+    off = {"research_mode": False}
+    assert plan.apply_research_mode(off) == {"research_mode": False}

@@ -96,6 +96,45 @@ def apply_global_seed(config: dict) -> dict:
     return config
 
 
+# ----------------------------------------------------------------------------- research mode
+#: What ``research_mode: true`` switches on: (config path, research value) for every switch that
+#: reproduces the research code (its defects and random streams). Keys the config sets itself win.
+#: ``datasets.*`` paths apply to every dataset.
+RESEARCH_MODE: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("evaluation", "research", "hit_rate_needs_two"), True),
+    (("evaluation", "research", "popularity_with_targets"), True),
+    (("evaluation", "sagea", "zero_fallback"), "nan"),
+    (("groups", "split", "shared_mask"), True),
+    (("sae", "base", "early_stop_unit"), "epochs"),
+)
+
+
+def apply_research_mode(config: dict) -> dict:
+    """Expand the umbrella switch ``research_mode: true`` into its switches (in place).
+
+    Call before schema validation. Each switch of :data:`RESEARCH_MODE` the config leaves unset
+    takes its research value; explicit settings are kept, so one can reproduce all but one defect.
+    """
+    if not config.get("research_mode"):
+        return config
+
+    def fill(section: dict, path: tuple[str, ...], value: Any) -> None:
+        for key in path[:-1]:
+            section = section.setdefault(key, {})
+            if not isinstance(section, dict):
+                return
+        section.setdefault(path[-1], value)
+
+    for path, value in RESEARCH_MODE:
+        if path[0] == "datasets":
+            for spec in (config.get("datasets") or {}).values():
+                if isinstance(spec, dict):
+                    fill(spec, path[1:], value)
+        else:
+            fill(config, path, value)
+    return config
+
+
 # ----------------------------------------------------------------------------- datasets
 def datasets(config: dict) -> list[str]:
     """Dataset names in config order."""

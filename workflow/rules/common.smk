@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # this repo's library, 
 from sagea import plan  # noqa: E402
 
 plan.apply_global_seed(config)
+plan.apply_research_mode(config)
 validate(config, schema="../schemas/config.schema.yaml")
 
 RESULTS = "results"
