@@ -302,3 +302,137 @@ def fusions(config: dict) -> list[str]:
 
 def baselines(config: dict) -> list[str]:
     return list(config["evaluation"]["baselines"])
+
+
+# ----------------------------------------------------------------------------- cross-key checks
+class ConfigError(ValueError):
+    """A config whose keys contradict each other; the message names every key involved."""
+
+
+def pool_size_estimate(config: dict, dataset: str, pool: str, n_users: int | None = None) -> int | None:
+    """Users a group pool holds: from the dataset's user count (``n_users``, e.g. its card once
+    prepared) or, for synthetic data, the generator's ``n_users`` (an upper bound: filtering may
+    drop a few); ``None`` when unknown before the data is prepared."""
+    spec = dataset_spec(config, dataset)
+    if n_users is None and spec["source"] == "synthetic":
+        n_users = (spec.get("synthetic") or {}).get("n_users", 3000)
+    if n_users is None:
+        return None
+    split = spec.get("split") or {}
+    valid = int(n_users * split.get("valid_fraction", 0.1) + 1e-9)
+    test = int(n_users * split.get("test_fraction", 0.1) + 1e-9)
+    size = {"valid": valid, "test": test, "train": n_users - valid - test, "full": n_users}[pool]
+    return min(size, config["groups"].get("max_pool_users", 20_000))
+
+
+def _needs_selection(config: dict) -> bool:
+    """Whether the report picks an SAE configuration on a pool (overall/fairness tables, heatmap)."""
+    return bool(fusions(config))
+
+
+def config_problems(config: dict, n_users: dict[str, int] | None = None) -> list[str]:
+    """Constraints between keys of a schema-validated config, one message per violation.
+
+    ``n_users`` maps datasets already prepared to their user count (for pool-size checks).
+    Everything here is known before any job runs, so a study fails in seconds, not after
+    hours of training.
+    """
+    n_users = n_users or {}
+    problems: list[str] = []
+    # SAE: k cannot exceed the width; the loss coefficients must leave a positive rec_coef
+    for sae, hp in sae_runs(config).items():
+        if hp["variant"] in ("topk", "batchtopk") and hp["k"] > hp["width"]:
+            problems.append(
+                f"sae: variant {sae} has k={hp['k']} > width={hp['width']} (sae.base.k / sae.grid.k must be "
+                "<= sae.base.width / sae.grid.width); drop that combination or raise the width"
+            )
+        coefs = hp["l1_coef"] + hp["aux_coef"] + hp["contrastive_coef"]
+        if coefs >= 1:
+            problems.append(
+                f"sae: variant {sae} has l1_coef + aux_coef + contrastive_coef = {coefs:g} >= 1, so the "
+                "reconstruction weight 1 - (l1 + aux + contrastive) is not positive; lower the coefficients"
+            )
+    # groups: the pools must exist, and hold enough users for the groups asked for
+    pools = group_pools(config)
+    sizes = [sum(parse_group_set(s)[1]) for s in group_sets(config)]
+    for dataset in datasets(config):
+        split = dataset_spec(config, dataset).get("split") or {}
+        fractions = {"valid": split.get("valid_fraction", 0.1), "test": split.get("test_fraction", 0.1)}
+        if fractions["valid"] + fractions["test"] >= 1:
+            problems.append(
+                f"datasets.{dataset}.split: valid_fraction + test_fraction = "
+                f"{fractions['valid'] + fractions['test']:g} leaves no training user; keep their sum below 1"
+            )
+        for pool in pools:
+            if fractions.get(pool, 1) == 0:
+                problems.append(
+                    f"groups.pools lists {pool!r} but datasets.{dataset}.split.{pool}_fraction is 0, so the "
+                    f"pool is empty; raise the fraction or drop {pool!r} from groups.pools"
+                )
+                continue
+            size = pool_size_estimate(config, dataset, pool, n_users.get(dataset))
+            if size is not None and sizes and max(sizes) > size:
+                problems.append(
+                    f"groups.kinds: groups of {max(sizes)} members cannot be drawn from the {pool} pool of "
+                    f"{dataset} (about {size} users); use smaller groups, a larger "
+                    f"datasets.{dataset}.split.{pool}_fraction or another pool"
+                )
+    # reports: choose SAE configurations on one pool, report on another (unless explicitly allowed)
+    r = config.get("reports") or {}
+    if _needs_selection(config) and group_sets(config):
+        sel, rep = r.get("selection_pool", "valid"), r.get("report_pool", "test")
+        allowed = r.get("allow_selection_on_report_pool", False)
+        for key, pool in (("selection_pool", sel), ("report_pool", rep)):
+            if pool not in pools:
+                if key == "selection_pool" and allowed and rep in pools:
+                    continue
+                problems.append(
+                    f"reports.{key} is {pool!r} but groups.pools {pools} has no such pool; add {pool!r} to "
+                    f"groups.pools" + (
+                        " (the SAE configuration must be chosen on groups the tables do not report)"
+                        if key == "selection_pool" else ""
+                    )
+                )  # fmt: skip
+        if sel == rep and not allowed:
+            problems.append(
+                f"reports.selection_pool and reports.report_pool are both {sel!r}: the tables would choose "
+                "the SAE configuration on the very groups they report. Select on another pool, or set "
+                "reports.allow_selection_on_report_pool: true to accept it (the tables then say so)"
+            )
+    # reports.comparisons must select something that is evaluated
+    grid = {**{k: [v] for k, v in config["sae"]["base"].items()}, **(config["sae"].get("grid") or {})}
+    options = config["evaluation"]["sagea"]
+    for i, comparison in enumerate(r.get("comparisons") or []):
+        if comparison.get("fusion", "average") not in fusions(config):
+            problems.append(
+                f"reports.comparisons[{i}] ({comparison['name']}): fusion {comparison.get('fusion', 'average')!r} "
+                "is not in evaluation.sagea.fusions"
+            )
+        for side in ("main", "compare"):
+            for key, value in comparison[side].items():
+                values = options[key] if key in ("topk_inference", "normalize_users_embeddings") else grid.get(key, [])
+                if value not in values:
+                    where = f"evaluation.sagea.{key}" if key in options else f"sae.grid.{key} / sae.base.{key}"
+                    problems.append(
+                        f"reports.comparisons[{i}] ({comparison['name']}).{side}: {key}={value!r} is never "
+                        f"evaluated ({where} holds {values}); add it there or fix the comparison"
+                    )
+    # compare: extra SAE grids only on declared ELSA runs
+    for dataset in datasets(config):
+        runs = elsa_runs(config, dataset)
+        for run in (config.get("compare") or {}).get("sae_elsa_runs", []):
+            if run not in runs:
+                problems.append(
+                    f"compare.sae_elsa_runs names {run!r}, which is not an ELSA run of {dataset} "
+                    f"(declared: {list(runs)}); add it to elsa.extra_runs or fix the id"
+                )
+    return problems
+
+
+def check_config(config: dict, n_users: dict[str, int] | None = None) -> None:
+    """Raise :class:`ConfigError` listing every cross-key problem of the config."""
+    problems = config_problems(config, n_users)
+    if problems:
+        raise ConfigError(
+            "the config is inconsistent (nothing was run):\n" + "\n".join(f"  - {p}" for p in problems)
+        )

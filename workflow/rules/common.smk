@@ -4,12 +4,32 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # this repo's library, never another
+sys.path.insert(
+    0, str(Path(workflow.basedir) / "src")
+)  # this repo's library, never another
 from sagea import plan  # noqa: E402
 
 plan.apply_global_seed(config)
 plan.apply_research_mode(config)
 validate(config, schema="../schemas/config.schema.yaml")
+
+
+def _prepared_users():
+    """User counts of datasets already prepared (their cards), for pool-size checks."""
+    import json
+
+    counts = {}
+    for dataset in plan.datasets(config):
+        card = Path("results", dataset, "data", "card.json")
+        if card.exists():
+            try:
+                counts[dataset] = json.loads(card.read_text())["counts"]["users"]
+            except (ValueError, KeyError):
+                pass  # a damaged card is rebuilt by its rule; check what the config alone says
+    return counts
+
+
+plan.check_config(config, _prepared_users())
 
 RESULTS = "results"
 LOGS = "logs"

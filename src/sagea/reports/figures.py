@@ -26,8 +26,8 @@ from sagea.reports.tables import (  # noqa: E402
     _chosen_rows,
     _kinds,
     _option,
-    _pool,
     grid_fusion,
+    selection_pool,
 )
 
 FIGURE_KINDS = ("heatmap", "bars", "group_similarity", "training")
@@ -52,7 +52,7 @@ def sagea_heatmap(pg: pd.DataFrame, dataset: str, opts: ReportOptions, fusion: s
     df = pg[(pg["dataset"] == dataset) & (pg["family"] == "sagea") & (pg["strategy"] == fusion)]
     if df.empty:
         return _empty(f"no SAGEA {fusion} results for {dataset}")
-    pool = _pool(df, opts.selection_pool, f"heatmap-{dataset}")
+    pool = selection_pool(df, opts, f"heatmap-{dataset}")
     option = _option(df, opts.main_option)
     df = df[(df["pool"] == pool) & (df["option"] == option)]
     metrics = {**{v: f"NDCG_{n}" for n, v in opts.ndcg.items()}, "Popularity": "Pop"}

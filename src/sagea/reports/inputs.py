@@ -156,6 +156,7 @@ def options_from_config(config: dict) -> dict:
         "seed": config["seed"],
         "selection_pool": r.get("selection_pool", "valid"),
         "report_pool": r.get("report_pool", "test"),
+        "allow_selection_on_report_pool": r.get("allow_selection_on_report_pool", False),
         "main_option": plan.sagea_options(config)[0],
         "comparisons": [dict(c) for c in r["comparisons"]],
     }

@@ -50,6 +50,7 @@ class ReportOptions:
     seed: int = 42
     selection_pool: str = "valid"
     report_pool: str = "test"
+    allow_selection_on_report_pool: bool = False
     main_option: str = "ti1-nu0"
     comparisons: list[dict] = field(default_factory=list)
 
@@ -64,13 +65,36 @@ class ReportOptions:
 
 
 def _pool(pg: pd.DataFrame, wanted: str, what: str) -> str:
+    """``wanted`` if the collected results hold that pool; otherwise an error (never a silent swap)."""
     pools = list(dict.fromkeys(pg["pool"]))
-    if wanted in pools:
-        return wanted
     if not pools:
         raise ValueError("no evaluation results collected")
-    log.warning("%s: pool %r not evaluated, using %r", what, wanted, pools[0])
-    return pools[0]
+    if wanted in pools:
+        return wanted
+    raise ValueError(
+        f"{what}: no groups of the {wanted!r} pool were evaluated (evaluated: {pools}); add {wanted!r} to "
+        "groups.pools or set reports.report_pool / reports.selection_pool to an evaluated pool"
+    )
+
+
+def selection_pool(pg: pd.DataFrame, opts: "ReportOptions", what: str) -> str:
+    """The pool whose groups choose SAE configurations: ``opts.selection_pool``, which must differ
+    from the reported pool unless ``opts.allow_selection_on_report_pool`` (then, if the selection
+    pool was not evaluated, the reported pool is used and the tables say so)."""
+    pools = list(dict.fromkeys(pg["pool"]))
+    if opts.selection_pool == opts.report_pool and not opts.allow_selection_on_report_pool:
+        raise ValueError(
+            f"{what}: reports.selection_pool and reports.report_pool are both {opts.report_pool!r}; choosing the "
+            "SAE configuration on the reported groups biases the tables. Evaluate another pool (groups.pools) "
+            "and select there, or set reports.allow_selection_on_report_pool: true"
+        )
+    if opts.selection_pool in pools:
+        return opts.selection_pool
+    if opts.allow_selection_on_report_pool and opts.report_pool in pools:
+        log.warning("%s: selection pool %r not evaluated; selecting on the reported %r groups (allowed by config)",
+                    what, opts.selection_pool, opts.report_pool)  # fmt: skip
+        return opts.report_pool
+    return _pool(pg, opts.selection_pool, what)
 
 
 def _option(df: pd.DataFrame, wanted: str) -> str | None:
@@ -154,7 +178,7 @@ def sagea_grid_table(pg: pd.DataFrame, dataset: str, opts: ReportOptions, fusion
     df = pg[(pg["dataset"] == dataset) & (pg["family"] == "sagea") & (pg["strategy"] == fusion)]
     if df.empty:
         raise ValueError(f"no SAGEA {fusion!r} results for dataset {dataset!r}")
-    pool = _pool(df, opts.selection_pool, f"sagea_grid-{dataset}")
+    pool = selection_pool(df, opts, f"sagea_grid-{dataset}")
     option = _option(df, opts.main_option)
     df = df[(df["pool"] == pool) & (df["option"] == option)]
     metrics = {**{v: f"NDCG_{n}" for n, v in opts.ndcg.items()}, "Popularity": "Pop"}
@@ -182,7 +206,7 @@ def select_sae(pg: pd.DataFrame, dataset: str, opts: ReportOptions) -> pd.DataFr
     df = pg[(pg["dataset"] == dataset) & (pg["family"] == "sagea")]
     if df.empty:
         return pd.DataFrame(columns=["groupset", "kind", "strategy", "sae", "option", "score", "pool"])
-    pool = _pool(df, opts.selection_pool, f"SAE selection on {dataset}")
+    pool = selection_pool(df, opts, f"SAE selection on {dataset}")
     df = df[df["pool"] == pool]
     means = df.groupby(["groupset", "kind", "strategy", "sae", "option"], sort=True)[opts.com].mean()
     means = (
@@ -218,10 +242,17 @@ def _approach_index(rows: pd.DataFrame) -> list[str]:
 def _selection_notes(chosen: pd.DataFrame, pool: str) -> list[str]:
     if chosen.empty:
         return []
+    chosen_on = chosen["pool"].iat[0]
     notes = [
-        f"SAE configuration per group kind chosen by mean NDCG_com on the {chosen['pool'].iat[0]} "
+        f"SAE configuration per group kind chosen by mean NDCG_com on the {chosen_on} "
         f"groups, reported on the {pool} groups:"
     ]
+    if chosen_on == pool:
+        notes.insert(
+            0,
+            f"WARNING: the SAE configurations were chosen on the very {pool} groups this table reports "
+            "(reports.allow_selection_on_report_pool: true), so the SAGEA rows are optimistically biased.",
+        )
     for kind, sub in chosen.groupby("kind", sort=False):
         picks = ", ".join(f"{approach_name('sagea', r.strategy)}={r.sae}/{r.option}" for r in sub.itertuples())
         notes.append(f"{kind}: {picks}")
