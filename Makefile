@@ -9,7 +9,7 @@ CORES ?= all
 CONFIG ?= config/config.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup run report test lint dryrun clean
+.PHONY: setup sysdeps run report test lint dryrun clean
 
 setup: $(STAMP)
 
@@ -27,7 +27,12 @@ run: setup
 	$(PY) -m snakemake --cores 1 --configfile $(CONFIG) --report results/report.html
 	@echo "Report: $$(pwd)/results/report.html"
 
-test: setup
+## System services of the tests (SLURM, headless Chromium): installed once, as root; skipped otherwise.
+sysdeps:
+	-@.ci/install-slurm >/dev/null 2>&1 || echo "SLURM not installed (needs root + apt-get): the SLURM tests will skip"
+	-@.ci/install-chromium >/dev/null 2>&1 || echo "Chromium not installed (needs root + apt-get): the report browser test will skip"
+
+test: setup sysdeps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import report_fixtures  # noqa: E402
 
 from sagea import plan  # noqa: E402
+from sagea.io import write_json  # noqa: E402
 from sagea.reports import figures, tables  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,19 +91,36 @@ def expected_upstream_jobs(config: dict) -> dict[str, int]:
     return {rule: c for rule, c in out.items() if c}
 
 
+def chromium_dom(page: Path) -> str:
+    """The DOM of ``page`` after its scripts ran, from a real headless Chromium."""
+    browser = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no Chromium on PATH: run .ci/install-chromium (Debian package chromium) as root")
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000",
+           "--dump-dom", page.as_uri()]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout
+
+
 @pytest.mark.workflow
 def test_report_rules_on_fixture_files_and_html_report(tmp_path):
     config = load_config("config/config.yaml")
     report_fixtures.write_results(config, tmp_path, n_groups=10)
     study = config["study"]
     datasets = plan.datasets(config)
+    for dataset in datasets:
+        card = {"counts": {"users": 3000, "items": 1500, "interactions": 150000, "density": 1 / 30},
+                "item_popularity_gini": 0.5}  # fmt: skip
+        write_json(card, tmp_path / f"results/{dataset}/data/card.json")
     targets = [
         f"results/{study}/tables/{n}.{e}"
         for n in tables.table_names(datasets, config["reports"]["comparisons"])
-        for e in ("csv", "tex", "md")
+        for e in ("csv", "tex", "md", "html")
     ]
     targets += [f"results/{study}/figures/{n}.{e}" for n in figures.figure_names(datasets) for e in ("png", "svg")]
-    common = ["--configfile", str(REPO / "config/config.yaml"), "--allowed-rules", *REPORT_RULES]
+    targets.append(f"results/{study}/report/front.rst")
+    common = ["--configfile", str(REPO / "config/config.yaml"), "--allowed-rules", *REPORT_RULES, "report_front"]
     run = snakemake([*common, "--cores", "2", "--", *targets], tmp_path)
     assert run.returncode == 0, run.stderr[-4000:]
     for target in targets:
@@ -113,6 +132,17 @@ def test_report_rules_on_fixture_files_and_html_report(tmp_path):
     assert report.returncode == 0, report.stderr[-4000:]
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "overall-synthetic" in html and "heatmap-synthetic" in html
+    # Opened in a real browser, the landing page shows the study: dataset facts, the headline
+    # table's cells (with marks and stars) and the embedded heatmap
+    dom = chromium_dom(tmp_path / "report.html")
+    assert f"SAGEA study" in dom and study in dom
+    assert re.search(r"<td[^>]*>3,000</td>", dom)  # users of the dataset card
+    assert re.search(r'<td[^>]*class="best"[^>]*>0\.\d{3}', dom)  # a best cell of the overall table
+    assert re.search(r"<th>SAE-TopK</th>", dom) and re.search(r"<th>ELSA-INT</th>", dom)
+    assert re.search(r'<img[^>]+src="data:image/png;base64,', dom)  # the heatmap figure
+    # every table also exists as a standalone HTML page for the report's viewer
+    page = (tmp_path / f"results/{study}/tables/overall-synthetic.html").read_text()
+    assert "<table class=\"sagea\"" in page and "<script>" in page
 
 
 @pytest.mark.workflow

@@ -1,13 +1,23 @@
 # Configuration, validation, wildcard constraints and target functions shared by all rules.
+import os
 import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
-sys.path.insert(
-    0, str(Path(workflow.basedir) / "src")
-)  # this repo's library, never another
+# This workflow's own library, never another checkout's or an installed copy: first on the path
+# here (parsing needs only sagea.plan and other pure modules) and on every job's PYTHONPATH (jobs
+# inherit the environment), so rules run in any env that has the dependencies
+# (workflow/envs/sagea.yaml), wherever it lives.
+SAGEA_SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SAGEA_SRC)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        p for p in (SAGEA_SRC, os.environ.get("PYTHONPATH")) if p
+    )
+)
 from sagea import plan  # noqa: E402
+from sagea.reports import names as report_names  # noqa: E402
 
 plan.apply_global_seed(config)
 plan.apply_research_mode(config)
@@ -107,30 +117,19 @@ def report_targets():
     """Every table (csv, tex, md) and figure (png, svg) of the study."""
     study = config["study"]
     datasets = plan.datasets(config)
-    names = _report_tables().table_names(datasets, config["reports"]["comparisons"])
+    names = report_names.table_names(datasets, config["reports"]["comparisons"])
     out = [
         f"{RESULTS}/{study}/tables/{name}.{ext}"
         for name in names
-        for ext in ("csv", "tex", "md")
+        for ext in ("csv", "tex", "md", "html")
     ]
     out += [
         f"{RESULTS}/{study}/figures/{name}.{ext}"
-        for name in _report_figures().figure_names(datasets)
+        for name in report_names.figure_names(datasets)
         for ext in ("png", "svg")
     ]
+    out.append(f"{RESULTS}/{study}/report/front.rst")
     return out
-
-
-def _report_tables():
-    from sagea.reports import tables
-
-    return tables
-
-
-def _report_figures():
-    from sagea.reports import figures
-
-    return figures
 
 
 # ----------------------------------------------------------------------------- targets

@@ -17,6 +17,7 @@ localrules:
 
 
 rule compare_elsa:
+    """Compare the item embedding spaces of the ELSA runs (kNN overlap, CKA, noise floors)."""
     input:
         embeddings=lambda wc: [
             f"{RESULTS}/{wc.dataset}/elsa/{e}/item_embeddings.parquet"
@@ -44,6 +45,7 @@ rule compare_elsa:
 
 
 rule compare_sae:
+    """Compare the SAE dictionaries pairwise (feature matching, code overlap, random baselines)."""
     input:
         models=lambda wc: [
             f"{RESULTS}/{wc.dataset}/sae/{e}/{s}/model.pt"
@@ -79,6 +81,7 @@ rule compare_sae:
 
 
 rule compare_table:
+    """Table and figure of one comparison (ELSA runs or SAE dictionaries)."""
     input:
         scores=f"{RESULTS}/{{dataset}}/compare/{{kind}}.parquet",
     output:
@@ -106,6 +109,7 @@ rule compare_table:
 
 
 rule compare_sae_pairs_figure:
+    """Heat maps of every SAE dictionary pair."""
     input:
         scores=f"{RESULTS}/{{dataset}}/compare/sae.parquet",
     output:

@@ -8,6 +8,7 @@ localrules:
 
 
 rule download:
+    """Download a dataset's raw archive (resumable, checksummed) and unpack it under results/<dataset>/raw/."""
     output:
         files=directory(f"{RESULTS}/{{dataset}}/raw/files"),
     log:
@@ -24,6 +25,7 @@ rule download:
 
 
 rule prepare:
+    """Parse, binarise and filter a dataset into interactions/users/items Parquet files and its card."""
     input:
         unpack(lambda wc: plan.raw_input(config, wc.dataset, RESULTS)),
     output:
@@ -35,6 +37,7 @@ rule prepare:
             f"{RESULTS}/{{dataset}}/data/card.md",
             category="Data",
             caption="../report/data_card.rst",
+            labels={"dataset": "{dataset}", "file": "dataset card"},
         ),
     log:
         f"{LOGS}/{{dataset}}/prepare.log",
@@ -52,6 +55,7 @@ rule prepare:
 
 
 rule split:
+    """Split users into train/valid/test (seeded)."""
     input:
         user_table=f"{RESULTS}/{{dataset}}/data/users.parquet",
     output:

@@ -24,6 +24,7 @@ elsa_filter = lambda wc: (plan.dataset_spec(config, wc.dataset).get("filter") or
 
 
 rule train_elsa:
+    """Train one ELSA run with early stopping on validation NDCG; log it to MLflow (Dense_<dataset>)."""
     input:
         interactions="results/{dataset}/data/interactions.parquet",
         user_table="results/{dataset}/data/users.parquet",
@@ -55,6 +56,7 @@ rule train_elsa:
 
 
 rule extract_elsa_embeddings:
+    """Encode every user's row and every item with a trained ELSA (user/item embeddings)."""
     input:
         model="results/{dataset}/elsa/{elsa}/model.pt",
         interactions="results/{dataset}/data/interactions.parquet",
@@ -79,6 +81,7 @@ rule extract_elsa_embeddings:
 
 
 rule single_user_baselines:
+    """POP and EASE on the same split, the single-user reference points of ELSA."""
     input:
         interactions="results/{dataset}/data/interactions.parquet",
         user_table="results/{dataset}/data/users.parquet",

@@ -47,6 +47,7 @@ eval_outputs = lambda folder, names: {
 
 
 rule evaluate_sagea:
+    """Recommend to a group set with every SAGEA fusion of one SAE and option; one folder and MLflow run per fusion."""
     input:
         interactions="results/{dataset}/data/interactions.parquet",
         user_table="results/{dataset}/data/users.parquet",
@@ -83,6 +84,7 @@ rule evaluate_sagea:
 
 
 rule evaluate_baselines:
+    """Recommend to a group set with every baseline (ELSA, ADD, GFAR, ...); one folder and MLflow run each."""
     input:
         interactions="results/{dataset}/data/interactions.parquet",
         user_table="results/{dataset}/data/users.parquet",

@@ -38,6 +38,7 @@ groups_sampling_params = lambda: dict(
 
 
 rule sample_groups:
+    """Sample every group set (similar, divergent, random, opposing) of one user pool, with diagnostics."""
     input:
         embeddings=lambda wc: f"results/{wc.dataset}/elsa/{main_elsa(wc.dataset)}/user_embeddings.parquet",
         interactions="results/{dataset}/data/interactions.parquet",
@@ -55,12 +56,22 @@ rule sample_groups:
             caption="../report/groups_diagnostics.rst",
             category="Groups",
             subcategory="{dataset} {pool}",
+            labels={
+                "dataset": "{dataset}",
+                "pool": "{pool}",
+                "figure": "group similarity histograms",
+            },
         ),
         subgroups=report(
             "results/{dataset}/groups/{pool}/opposing_subgroups.png",
             caption="../report/groups_diagnostics.rst",
             category="Groups",
             subcategory="{dataset} {pool}",
+            labels={
+                "dataset": "{dataset}",
+                "pool": "{pool}",
+                "figure": "opposing subgroup similarity",
+            },
         ),
     log:
         "logs/{dataset}/groups/{pool}.log",

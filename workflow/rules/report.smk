@@ -2,9 +2,7 @@
 # built from the evaluations' per_group.parquet (never from MLflow), collected once into
 # results/<study>/collected/. Logic lives in sagea.reports (tables, stats, figures) and
 # sagea.stages.report; every table/figure is marked for `snakemake --report`.
-from sagea.reports import figures as report_figures  # noqa: E402
 from sagea.reports import inputs as report_inputs  # noqa: E402
-from sagea.reports import tables as report_tables  # noqa: E402
 
 REPORT_ENTRIES = report_inputs.report_entries(config, RESULTS)
 REPORT_OPTIONS = report_inputs.options_from_config(config)
@@ -39,9 +37,22 @@ wildcard_constraints:
     comparison=r"[A-Za-z0-9_.]+",
 
 
+# The report's landing page: built by report_front once the study ran, the static page before.
+REPORT_FRONT = f"{RESULTS}/{config['study']}/report/front.rst"
+REPORT_TEXT = (
+    os.path.abspath(REPORT_FRONT)
+    if os.path.exists(REPORT_FRONT)
+    else "../report/workflow.rst"
+)
+
+
+report: REPORT_TEXT
+
+
 # Light jobs: reading Parquet/JSON and plotting (the per-kind rules are defined in the loops below).
 localrules:
     report_collect,
+    report_front,
     report_table_single_user,
     report_table_sae_reconstruction,
     report_table_sagea_grid,
@@ -58,6 +69,7 @@ localrules:
 
 
 rule report_collect:
+    """Gather every per-group evaluation, metric file, history and group file of the study into results/<study>/collected/."""
     input:
         per_group=report_inputs.entry_paths(REPORT_ENTRIES["per_group"]),
         single_user=report_inputs.entry_paths(REPORT_ENTRIES["single_user"]),
@@ -81,6 +93,7 @@ rule report_collect:
 for _kind, (_stem, _needs) in REPORT_TABLES.items():
 
     rule:
+        f"""Table {_stem} of the study (CSV, LaTeX, Markdown and an HTML page for the report)."""
         name:
             f"report_table_{_kind}"
         input:
@@ -91,21 +104,22 @@ for _kind, (_stem, _needs) in REPORT_TABLES.items():
                 caption=f"../report/table_{_kind}.rst",
                 category="Tables",
                 subcategory=_kind,
-                labels={"table": _stem, "format": "csv"},
+                labels={"table": _stem, "format": "CSV (download)"},
             ),
             tex=report(
                 f"{REPORT_DIR}/tables/{_stem}.tex",
                 caption=f"../report/table_{_kind}.rst",
                 category="Tables",
                 subcategory=_kind,
-                labels={"table": _stem, "format": "LaTeX"},
+                labels={"table": _stem, "format": "LaTeX (download)"},
             ),
-            md=report(
-                f"{REPORT_DIR}/tables/{_stem}.md",
+            md=f"{REPORT_DIR}/tables/{_stem}.md",
+            html=report(
+                f"{REPORT_DIR}/tables/{_stem}.html",
                 caption=f"../report/table_{_kind}.rst",
                 category="Tables",
                 subcategory=_kind,
-                labels={"table": _stem, "format": "Markdown"},
+                labels={"table": _stem, "format": "table (HTML)"},
             ),
         log:
             f"{LOGS}/{{study}}/report/table_{_stem}.log",
@@ -123,6 +137,7 @@ for _kind, (_stem, _needs) in REPORT_TABLES.items():
 for _kind, (_stem, _needs) in REPORT_FIGURES.items():
 
     rule:
+        f"""Figure {_stem} of the study (PNG and SVG)."""
         name:
             f"report_figure_{_kind}"
         input:
@@ -153,3 +168,28 @@ for _kind, (_stem, _needs) in REPORT_FIGURES.items():
             options=REPORT_OPTIONS,
         script:
             "../scripts/report_figure.py"
+
+
+rule report_front:
+    """The report's landing page: datasets, models, groups, headline tables and the config."""
+    input:
+        per_group=COLLECTED["per_group"],
+        groups=COLLECTED["groups"],
+        cards=[f"{RESULTS}/{d}/data/card.json" for d in plan.datasets(config)],
+        heatmaps=[
+            f"{REPORT_DIR}/figures/heatmap-{d}.png" for d in plan.datasets(config)
+        ],
+    output:
+        front=f"{REPORT_DIR}/report/front.rst",
+    log:
+        f"{LOGS}/{{study}}/report/front.log",
+    benchmark:
+        f"{BENCH}/{{study}}/report/front.tsv"
+    conda:
+        "../envs/sagea.yaml"
+    params:
+        config=config,
+        datasets=plan.datasets(config),
+        options=REPORT_OPTIONS,
+    script:
+        "../scripts/report_front.py"

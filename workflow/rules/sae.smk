@@ -4,6 +4,7 @@
 
 
 rule train_sae:
+    """Train one sparse autoencoder of the grid on an ELSA run's user embeddings; log it (Sparse_<dataset>)."""
     input:
         embeddings="results/{dataset}/elsa/{elsa}/user_embeddings.parquet",
         elsa="results/{dataset}/elsa/{elsa}/model.pt",
@@ -34,6 +35,7 @@ rule train_sae:
 
 
 rule extract_sae:
+    """Every user's sparse code (TopK at inference on and off) and the feature table of a trained SAE."""
     input:
         sae="results/{dataset}/sae/{elsa}/{sae}/model.pt",
         elsa="results/{dataset}/elsa/{elsa}/model.pt",

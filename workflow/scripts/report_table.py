@@ -1,4 +1,4 @@
-"""Rules report_table_*: build one table from the collected results; write CSV, LaTeX, Markdown."""
+"""Rules report_table_*: build one table from the collected results; write CSV, LaTeX, Markdown, HTML."""
 
 from sagea.runtime import setup_logging
 from sagea.stages.report import make_table
@@ -12,4 +12,5 @@ make_table(
     csv=snakemake.output.csv,
     tex=snakemake.output.tex,
     md=snakemake.output.md,
+    html=snakemake.output.html,
 )

@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sagea.reports import stats  # noqa: E402
+from sagea.reports.names import FIGURE_KINDS, figure_names  # noqa: E402, F401 (re-exported)
 from sagea.reports.tables import (  # noqa: E402
     ReportOptions,
     _approach_index,
@@ -30,13 +31,8 @@ from sagea.reports.tables import (  # noqa: E402
     selection_pool,
 )
 
-FIGURE_KINDS = ("heatmap", "bars", "group_similarity", "training")
 #: Training-history columns drawn by ``training-*`` (ELSA: loss, validation NDCG/recall; SAE: below).
 CURVE_METRICS = ("loss", "Loss_train", "Loss_valid", "CosineSim_valid", "L0_valid", "DeadNeurons_valid")
-
-
-def figure_names(datasets: list[str]) -> list[str]:
-    return [f"{kind}-{d}" for kind in FIGURE_KINDS for d in datasets]
 
 
 def _empty(message: str) -> plt.Figure:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from sagea.reports import stats
 from sagea.reports.collect import SAE_HP_COLUMNS, approach_name, approach_sort_key
+from sagea.reports.names import DATASET_TABLES, GLOBAL_TABLES, table_names  # noqa: F401 (re-exported)
 from sagea.reports.table import Table, mark_best
 
 log = logging.getLogger(__name__)
@@ -536,18 +537,6 @@ def timing_table(pg: pd.DataFrame, opts: ReportOptions) -> Table:
 
 
 # ----------------------------------------------------------------------------- dispatch
-GLOBAL_TABLES = ("single_user", "sae_reconstruction", "common_features", "fusions", "timing")
-DATASET_TABLES = ("sagea_grid", "overall", "fairness")
-
-
-def table_names(datasets: list[str], comparisons: list[dict]) -> list[str]:
-    """Every table file stem of a study."""
-    names = list(GLOBAL_TABLES)
-    names += [f"{t}-{d}" for t in DATASET_TABLES for d in datasets]
-    names += [f"comparison-{c['name']}" for c in comparisons]
-    return names
-
-
 def build_table(name: str, collected: dict[str, pd.DataFrame], opts: ReportOptions) -> Table:
     """Build the table called ``name`` (see :func:`table_names`) from the collected frames.
 

@@ -40,10 +40,11 @@ def make_table(
     csv: str | os.PathLike,
     tex: str | os.PathLike,
     md: str | os.PathLike,
+    html: str | os.PathLike | None = None,
 ) -> None:
-    """Build table ``name`` from the collected Parquet files and write CSV, LaTeX and Markdown."""
+    """Build table ``name`` from the collected Parquet files and write CSV, LaTeX, Markdown (and HTML)."""
     table = tables.build_table(name, _load(collected), tables.ReportOptions(**options))
-    writers.write_table(table, csv, tex, md)
+    writers.write_table(table, csv, tex, md, html)
     log.info("table %s: %d rows x %d columns", name, *table.data.shape)
 
 
@@ -57,3 +58,25 @@ def make_figure(
     save_figure(fig, png, svg)
     plt.close(fig)
     log.info("figure %s written", name)
+
+
+def make_front(
+    study: str,
+    config: dict,
+    cards: dict[str, str | os.PathLike],
+    collected: dict[str, str | os.PathLike],
+    heatmaps: dict[str, str | os.PathLike],
+    options: dict,
+    out: str | os.PathLike,
+) -> None:
+    """Write the report's landing page (reST) of the study."""
+    import json
+    from pathlib import Path
+
+    from sagea.io import write_text
+    from sagea.reports.front import front_page
+
+    loaded_cards = {dataset: json.loads(Path(path).read_text()) for dataset, path in cards.items()}
+    page = front_page(study, config, loaded_cards, _load(collected), heatmaps, tables.ReportOptions(**options))
+    write_text(page, out)
+    log.info("front page of %s -> %s", study, out)
