@@ -21,9 +21,11 @@ include: "workflow/rules/groups.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/compare.smk"
+include: "workflow/rules/targets.smk"
 
 
 rule all:
+    """Everything the config asks for: data, models, groups, evaluations, tables, figures."""
     default_target: True
     input:
         all_targets,

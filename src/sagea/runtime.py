@@ -66,11 +66,37 @@ def setup_logging(logfile: str | None = None, level: int = logging.INFO) -> logg
     return log
 
 
+_TTY = None
+
+
+def progress_stream():
+    """Where progress bars go: the terminal when there is one, else nowhere.
+
+    ``SAGEA_PROGRESS``: ``auto`` (default) draws on stderr when it is a terminal, else on the
+    controlling terminal (``/dev/tty``, which a Snakemake job started from a shell still has even
+    when its stderr is piped), else not at all — so cluster jobs, CI and log files stay clean;
+    ``1`` always draws on stderr; ``0`` never draws.
+    """
+    global _TTY
+    mode = os.environ.get("SAGEA_PROGRESS", "auto")
+    if mode == "0":
+        return None
+    if mode == "1" or sys.stderr.isatty():
+        return sys.stderr
+    if _TTY is None:
+        try:
+            _TTY = open("/dev/tty", "w")  # noqa: SIM115 (kept open for the process)
+        except OSError:
+            _TTY = False
+    return _TTY or None
+
+
 def progress(iterable=None, **kwargs):
-    """A tqdm progress bar that stays quiet when stderr is not a terminal unless forced by env."""
+    """A tqdm progress bar drawn where :func:`progress_stream` says (quiet in logs and on clusters)."""
     from tqdm.auto import tqdm
 
+    stream = progress_stream()
     disable = kwargs.pop("disable", None)
     if disable is None:
-        disable = os.environ.get("SAGEA_PROGRESS", "auto") == "0"
-    return tqdm(iterable, disable=disable, mininterval=1.0, **kwargs)
+        disable = stream is None
+    return tqdm(iterable, disable=disable, mininterval=1.0, file=stream or sys.stderr, **kwargs)

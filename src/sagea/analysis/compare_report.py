@@ -123,8 +123,15 @@ def pairwise_figure(scores: pd.DataFrame, title: str = ""):
     measures = [m for m in all_measures if not (m.endswith("_ba") and m[:-3] + "_ab" in all_measures)]
     ncols = min(4, max(1, len(measures)))
     nrows = max(1, math.ceil(len(measures) / ncols))
-    size = 1.2 + 0.45 * len(ids)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    # Ticks are short numbers with a key below the panels: run ids ("f64-s42/topk-h128-k8-l2")
+    # are too long to read as rotated tick labels. Cells carry their values while they fit.
+    size = 2.2 + 0.5 * len(ids)
+    annotate = len(ids) <= 12
+    key_lines = math.ceil(len(ids) / 2)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows + 0.25 * key_lines + 0.6), squeeze=False
+    )
+    ticks = [str(i + 1) for i in range(len(ids))]
     for ax, m in zip(axes.flat, measures):
         mat = np.full((len(ids), len(ids)), np.nan)
         reverse = m[:-3] + "_ba" if m.endswith("_ab") and m[:-3] + "_ba" in all_measures else m
@@ -135,13 +142,22 @@ def pairwise_figure(scores: pd.DataFrame, title: str = ""):
         im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis")
         panel = TITLES.get(m, m)
         ax.set_title(panel.replace(" a→b", " row→column") if reverse != m else panel, fontsize=9)
-        ax.set_xticks(range(len(ids)), ids, rotation=90, fontsize=6)
-        ax.set_yticks(range(len(ids)), ids, fontsize=6)
+        ax.set_xticks(range(len(ids)), ticks, fontsize=8)
+        ax.set_yticks(range(len(ids)), ticks, fontsize=8)
+        if annotate:
+            for (r, c), v in np.ndenumerate(mat):
+                if np.isfinite(v):
+                    ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="k" if v > 0.5 else "w")
         fig.colorbar(im, ax=ax, fraction=0.046)
     for ax in list(axes.flat)[len(measures):]:
         ax.axis("off")
+    half = math.ceil(len(ids) / 2)
+    key = [f"{i + 1} = {r}" for i, r in enumerate(ids)]
+    columns = ["\n".join(key[:half]), "\n".join(key[half:])]
+    for x, text in zip((0.02, 0.52), columns):
+        fig.text(x, 0.01, text, fontsize=7, va="bottom", ha="left", family="monospace")
     fig.suptitle(title or "Pairwise similarity")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, (0.25 * key_lines + 0.4) / fig.get_figheight(), 1, 1))
     return fig
 
 

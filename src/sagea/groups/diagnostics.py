@@ -65,8 +65,8 @@ def opposing_subgroup_figure(sets: dict[str, GroupSet], td: float, ts: float, bi
             values = values[np.isfinite(values)]
             if len(values):
                 ax.hist(values, bins=edges, alpha=0.6, color=color, label=label)
-        ax.axvline(td, color="tab:green", ls="--", lw=1)
-        ax.axvline(ts, color="tab:red", ls="--", lw=1)
+        ax.axvline(td, color="tab:green", ls="--", lw=1, label=f"Td={td:.3f} (similar)")
+        ax.axvline(ts, color="tab:red", ls="--", lw=1, label=f"Ts={ts:.3f} (divergent)")
         ax.set_title(name)
         ax.set_xlabel("mean pairwise similarity")
         ax.set_ylabel("groups")

@@ -42,6 +42,20 @@ def _empty(message: str) -> plt.Figure:
     return fig
 
 
+#: Short axis labels for approach names too long to read rotated (tables keep the full names).
+SHORT_NAMES = {
+    "SAE-at_least_2_common_features": "SAE-ComF≥2",
+    "SAE-square_average": "SAE-SqAvg",
+    "SAE-min": "SAE-Min",
+}
+#: Readable names of the opposing-group similarity columns.
+SIMILARITY_LABELS = {
+    "subgroup_similarity_0": "within subgroup A",
+    "subgroup_similarity_1": "within subgroup B",
+    "between_similarity": "between subgroups",
+}
+
+
 def sagea_heatmap(pg: pd.DataFrame, dataset: str, opts: ReportOptions, fusion: str | None = None) -> plt.Figure:
     """Grid of heatmaps: rows = metric, columns = group kind; cells = SAE variant (width, loss, ...) by k."""
     fusion = fusion or grid_fusion(pg)
@@ -111,11 +125,15 @@ def approach_bars(pg: pd.DataFrame, dataset: str, opts: ReportOptions) -> plt.Fi
                 lows.append(m - lo if np.isfinite(lo) else 0.0)
                 highs.append(hi - m if np.isfinite(hi) else 0.0)
             ax.bar(x + (j - (len(kinds) - 1) / 2) * width, means, width, yerr=[lows, highs], capsize=2, label=kind)
-        ax.set_xticks(x, approaches, rotation=45, ha="right")
+        ax.set_xticks(x, [SHORT_NAMES.get(a, a) for a in approaches], rotation=30, ha="right")
         ax.set_ylabel(f"NDCG@{opts.k} {label}")
-        ax.legend(fontsize=8, ncols=len(kinds))
+        ax.set_xlim(-0.6, len(approaches) - 0.4)
+    # one legend for all panels, above them, so it never hides a bar
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncols=max(len(kinds), 1), fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, 0.975), title="group kind", title_fontsize=8)  # fmt: skip
     fig.suptitle(f"{dataset}: approaches ({pool} groups), 95% bootstrap CI")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
 
 
@@ -134,7 +152,9 @@ def group_similarity_hist(groups: pd.DataFrame, dataset: str) -> plt.Figure:
         sub = df[df["pool"] == pool]
         ax = axes[i, 0]
         for gs, part in sub.groupby("groupset", sort=True):
-            ax.hist(part["group_similarity"].dropna(), bins=bins, alpha=0.5, label=f"{gs} ({part['kind'].iat[0]})")
+            kind = part["kind"].iat[0]
+            name = gs if kind == gs else f"{gs} ({kind})"
+            ax.hist(part["group_similarity"].dropna(), bins=bins, alpha=0.5, label=name)
         ax.set_title(f"{pool}: mean pairwise similarity")
         ax.set_xlabel("similarity (cos+1)/2")
         ax.legend(fontsize=7)
@@ -142,7 +162,10 @@ def group_similarity_hist(groups: pd.DataFrame, dataset: str) -> plt.Figure:
             ax = axes[i, 1]
             opp = sub.dropna(subset=["between_similarity"]) if "between_similarity" in sub else sub.iloc[:0]
             for col in opp_cols:
-                ax.hist(opp[col].dropna(), bins=bins, alpha=0.5, label=col)
+                values = opp[col].dropna()
+                if len(values):  # a subgroup of one member has no within-subgroup similarity
+                    ax.hist(values, bins=bins, alpha=0.5, label=SIMILARITY_LABELS.get(col, col))
+            ax.set_xlabel("similarity (cos+1)/2")
             ax.set_title(f"{pool}: opposing groups")
             ax.legend(fontsize=7)
     fig.suptitle(f"{dataset}: synthetic group similarity")
