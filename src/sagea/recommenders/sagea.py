@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from sagea.recommenders.base import ElsaLike, Recommendation, SaeLike, exclude, stable_topk
-from sagea.recommenders.fusion import ZERO_FALLBACKS, fuse, normalize_members, relax, rescale
+from sagea.recommenders.fusion import fuse, normalize_members, relax, rescale
 
 
 @dataclass
@@ -51,10 +51,8 @@ def fused_code(
 
     The flag says whether the fusion itself gave an all-zero code, before ``zero_fallback``
     (``relax`` / ``average`` / ``nan``, see :mod:`sagea.recommenders.fusion`) replaced it.
-    ``k``: the SAE's k, for ``topk``.
+    ``k``: the SAE's k, for ``topk``; an unknown ``zero_fallback`` raises in :func:`rescale`.
     """
-    if zero_fallback not in ZERO_FALLBACKS:
-        raise ValueError(f"unknown zero_fallback {zero_fallback!r} (config evaluation.sagea.zero_fallback): {ZERO_FALLBACKS}")
     codes = normalize_members(members.codes) if normalize_users_embeddings else members.codes
     fused = fuse(codes, fusion, k)
     zero = fused.norm(dim=-1) == 0
