@@ -77,7 +77,7 @@ def run(folder: Path) -> dict:
     t0 = time.perf_counter()
     evaluate_sagea_job(sae_path=folder / "sae" / "model.pt", out_dirs={f: tmp / f for f in fusions},
                        sae_run=SAE, sae_hp={"width": 128, "k": 8, "reconstruction_loss": "l2"},
-                       topk_inference=True, normalize_users_embeddings=False, zero_fallback="average",
+                       topk_inference=True, normalize_users_embeddings=False, zero_fallback="relax",
                        **common)  # fmt: skip
     evaluate_baselines_job(out_dirs={b: tmp / b for b in baselines}, **common)
     out["eval_cuda_seconds"] = time.perf_counter() - t0

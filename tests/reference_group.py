@@ -66,9 +66,27 @@ def norm(v):
     return math.sqrt(sum(x * x for x in v))
 
 
+def relax(codes, fusion, k):
+    """The 'relax' fallback: the shared-feature fusions over the features active in most members."""
+    if fusion not in ("common_features", "at_least_2_common_features", "min"):
+        return fuse(codes, fusion, k)
+    m, h = len(codes), len(codes[0])
+    active = [sum(1 for u in range(m) if codes[u][f] > 0) for f in range(h)]
+    most = max(active)
+    out = []
+    for f in range(h):
+        if most == 0 or active[f] != most:
+            out.append(0.0)
+        elif fusion == "min":
+            out.append(min(codes[u][f] for u in range(m) if codes[u][f] > 0))
+        else:
+            out.append(sum(codes[u][f] for u in range(m)) / m)
+    return out
+
+
 @torch.no_grad()
-def sagea_group(A, sae, member_inputs, seen, fusion, k, sae_k, topk_inference=True, normalize=False, zero_fallback="average"):
-    """One group's SAGEA list and its number of common features."""
+def sagea_group(A, sae, member_inputs, seen, fusion, k, sae_k, topk_inference=True, normalize=False, zero_fallback="relax"):
+    """One group's SAGEA list, its number of common features and whether the fused code was all-zero."""
     codes, means, stds = [], [], []
     for x in member_inputs:
         e = torch.as_tensor((x @ A)[None], dtype=torch.float64)
@@ -81,9 +99,12 @@ def sagea_group(A, sae, member_inputs, seen, fusion, k, sae_k, topk_inference=Tr
     fused_from = [[v / norm(c) for v in c] if norm(c) > 0 else c for c in codes] if normalize else codes
     fused = fuse(fused_from, fusion, sae_k)
     target = sum(norm(c) for c in codes) / m
-    if norm(fused) == 0:
+    zero = norm(fused) == 0
+    if zero:
         if zero_fallback == "nan":
             fused = [math.nan] * h
+        elif zero_fallback == "relax":
+            fused = relax(fused_from, fusion, sae_k)
         else:
             fused = fuse(fused_from, "average", sae_k)
     if norm(fused) > 0 and not any(math.isnan(v) for v in fused):
@@ -92,7 +113,7 @@ def sagea_group(A, sae, member_inputs, seen, fusion, k, sae_k, topk_inference=Tr
     emb = sae.decode(code, torch.tensor([[sum(means) / m]], dtype=torch.float64), torch.tensor([[sum(stds) / m]], dtype=torch.float64))
     scores = emb[0].numpy() @ A.T
     candidates = [i for i in range(len(seen)) if not seen[i]]
-    return ranked(scores, candidates, k), common
+    return ranked(scores, candidates, k), common, zero
 
 
 # ----------------------------------------------------------------------------- baselines
@@ -201,17 +222,18 @@ def metrics_group(lst, member_targets, k, seen, pop, item_rows, personal_top, m_
     def rec(h, t):
         return h / min(k, len(t)) if t else 0.0
 
-    def ratio(a, b):
-        return a / b if b > 0 else math.nan
+    def ratio(a, b, undefined):
+        return a / b if b > 0 else undefined
 
     out = {
         f"NDCG{k}_com": ndcg(lst, common, k),
         f"NDCG{k}_mean": sum(nd) / m,
         f"NDCG{k}_min": min(nd),
         f"NDCG{k}_max": max(nd),
-        f"NDCG{k}_min_mean": ratio(min(nd), sum(nd) / m),
-        f"NDCG{k}_min_max": ratio(min(nd), max(nd)),
-        f"NDCG{k}_jain": ratio(sum(nd) ** 2, m * sum(v * v for v in nd)),
+        # every member at 0: min/mean and min/max count 0, Jain its minimum 1/m (docs/metrics.md)
+        f"NDCG{k}_min_mean": ratio(min(nd), sum(nd) / m, 0.0),
+        f"NDCG{k}_min_max": ratio(min(nd), max(nd), 0.0),
+        f"NDCG{k}_jain": ratio(sum(nd) ** 2, m * sum(v * v for v in nd), 1 / m),
         f"P{k}_com": hc / k,
         f"P{k}_mean": sum(h / k for h in hits) / m,
         f"P{k}_min": min(h / k for h in hits),
@@ -225,7 +247,8 @@ def metrics_group(lst, member_targets, k, seen, pop, item_rows, personal_top, m_
         "MProportionality": sum(1 for top in personal_top if len(set(top) & set(lst)) >= m_prop) / m,
         "Popularity": sum(pop[i] / max(pop) for i in lst) / len(lst) if lst else math.nan,
         "GT_group": float(len(common)),
-        "GT_user": sum(len(t) for t in member_targets) / m,
+        "GT_user": float(sum(len(t) for t in member_targets)),
+        "GT_user_mean": sum(len(t) for t in member_targets) / m,
         "Candidates": float(sum(1 for s in seen if not s)),
     }
     sims = []

@@ -111,7 +111,8 @@ def test_baselines_match_reference(seed, size):
 
 
 @pytest.mark.parametrize("topk_inference,normalize,zero_fallback", [
-    (True, False, "average"), (False, False, "average"), (True, True, "average"), (True, False, "nan"),
+    (True, False, "relax"), (False, False, "relax"), (True, True, "relax"), (True, False, "average"),
+    (True, False, "nan"),
 ])
 @pytest.mark.parametrize("seed,size", [(3, 3), (4, 5)])
 def test_sagea_fusions_match_reference(seed, size, topk_inference, normalize, zero_fallback):
@@ -136,6 +137,7 @@ def test_sagea_fusions_match_reference(seed, size, topk_inference, normalize, ze
         assert ours == lists, fusion
         per_group = results[fusion].per_group
         np.testing.assert_array_equal(per_group["CommonFeatures"].to_numpy(), [o[1] for o in out])
+        np.testing.assert_array_equal(per_group["ZeroFusedCode"].to_numpy(), [float(o[2]) for o in out])
         zero_common += int((per_group["CommonFeatures"] == 0).sum())
         assert_metrics(per_group, reference_metrics(dense, groups, masks, lists, elsa, pop, s))
     if topk_inference:  # with TopK at inference (k=3 of 24) some groups share no feature
@@ -143,7 +145,11 @@ def test_sagea_fusions_match_reference(seed, size, topk_inference, normalize, ze
 
 
 def test_zero_fallback_rules():
-    """All-zero common_features code: 'average' = the average fusion's list; 'nan' = defect 5."""
+    """All-zero common_features code: 'average' = the average fusion's list; 'nan' = defect 5.
+
+    With k = 1 of 64 features a group's members share a feature only by chance: relax then
+    uses the features of the most members, here all of them, i.e. the average fusion's code too.
+    """
     dense, groups, elsa = make_case(7)
     sae = make_sae(5, h=64, k=1, seed=7)
     rows = sp.csr_matrix(dense)
@@ -158,6 +164,8 @@ def test_zero_fallback_rules():
     nan = evaluate_groups([SageaRecommender(elsa, sae, "common_features", sae.k, zero_fallback="nan")], rows, groups, s, pop, emb, elsa)
     zero = res["common_features"].per_group["CommonFeatures"].to_numpy() == 0
     assert zero.any()
+    np.testing.assert_array_equal(res["common_features"].per_group["ZeroFusedCode"].to_numpy(), zero)
+    assert not res["average"].per_group["ZeroFusedCode"].any()
     avg = res["average"].recommendations.groupby("group")["item"].apply(list)
     com = res["common_features"].recommendations.groupby("group")["item"].apply(list)
     nan_lists = nan["common_features"].recommendations.groupby("group")["item"].apply(list)
@@ -218,7 +226,8 @@ def test_hand_computed_metrics():
     assert out["Popularity"][0] == pytest.approx((1 + 0.5 + 0.25) / 3)
     c = 1 / math.sqrt(2)
     assert out["RecommendationsSimilarity"][0] == pytest.approx((0 + c + c) / 3)
-    assert out["GT_group"][0] == 1 and out["GT_user"][0] == 2 and out["Candidates"][0] == 4
+    assert out["GT_group"][0] == 1 and out["Candidates"][0] == 4
+    assert out["GT_user"][0] == 4 and out["GT_user_mean"][0] == 2  # 2 + 2 held-out items: sum, mean
     assert out["ZeroRecall"][0] == 0.0
     two = group_metrics(recs, targets, common, 4, seen, pop, emb, min_hits=2)  # defect 1
     assert two["Hit4_com"][0] == 0.0 and two["Hit4_min"][0] == 0.0 and two["Hit4_mean"][0] == 0.5
@@ -240,10 +249,40 @@ def test_research_names_for_mlflow():
                            "embedding_dim", "top_k", "note", "topk_inference", "normalize_users_embeddings",
                            "group_set", "user_set"}  # fmt: skip
     frame = pd.DataFrame({"group": [0, 1], "NDCG20_com": [0.2, 0.4], "NDCG20_mean": [0.5, 0.7], "NDCG20_min": [0.1, 0.3],
-                          "NDCG20_min_mean": [0.2, np.nan], "P20_min": [0.1, 0.2], "Popularity": [0.5, 1.0], "Time": [1.0, 3.0]})
+                          "NDCG20_min_mean": [0.2, np.nan], "P20_min": [0.1, 0.2], "Popularity": [0.5, 1.0], "Time": [1.0, 3.0],
+                          "GT_user": [6.0, 9.0], "GT_user_mean": [2.0, 3.0], "ZeroFusedCode": [1.0, 0.0]})
     m = mlflow_metrics(frame, 20)
     assert m["CommonItemsNDCG20/mean"] == m["NDCG20_com"] == pytest.approx(0.3)
     assert m["NDCG20/mean"] == pytest.approx(0.6) and m["NDCG20/min"] == m["NDCG20_min"] == pytest.approx(0.2)
     assert m["NDCG20/min:mean"] == pytest.approx(0.2)  # NaN-aware mean
     assert m["P20_min"] == pytest.approx(0.15) and m["Popularity/mean"] == 0.75 and m["Time/mean"] == 2.0
     assert "NDCG20_mean/mean" not in m and "group/mean" not in m
+    assert m["GT_user"] == 7.5 and m["GT_user_mean"] == 2.5
+    assert m["ZeroFusedCode/share"] == 0.5 and "ZeroFusedCode/mean" not in m
+
+
+def test_metric_conventions_when_every_member_scores_zero():
+    """min:mean and min:max count 0 and Jain takes its minimum 1/m when every member's NDCG is 0;
+    GT_user is the sum of the members' held-out counts (as the research code), GT_user_mean the mean."""
+    from sagea.evaluation.group_metrics import group_metrics
+
+    recs = np.array([[0, 1], [0, 1]])
+    targets = np.zeros((2, 3, 6), dtype=bool)
+    targets[0, 0, [2, 3]] = True  # group 0: nobody's targets in the list -> NDCG 0, 0, 0
+    targets[0, 1, [4]] = True
+    targets[0, 2, [2, 4, 5]] = True
+    targets[1, 0, [0]] = True  # group 1: member 0 NDCG 1, members 1 and 2 NDCG 0
+    targets[1, 1, [3]] = True
+    common = targets.all(1)
+    seen = np.zeros((2, 6), dtype=bool)
+    emb = np.eye(6)
+    out = group_metrics(recs, targets, common, 2, seen, np.ones(6), emb)
+    np.testing.assert_array_equal(out["NDCG2_mean"], [0.0, 1 / 3])
+    assert out["NDCG2_min_mean"][0] == 0.0 and out["NDCG2_min_max"][0] == 0.0
+    assert out["NDCG2_jain"][0] == pytest.approx(1 / 3)
+    assert out["NDCG2_min_mean"][1] == 0.0 and out["NDCG2_min_max"][1] == 0.0
+    assert out["NDCG2_jain"][1] == pytest.approx(1 / 3)  # (1 + 0 + 0)² / (3 · 1): the same minimum
+    np.testing.assert_array_equal(out["GT_user"], [2 + 1 + 3, 1 + 1 + 0])
+    np.testing.assert_allclose(out["GT_user_mean"], [6 / 3, 2 / 3])
+    for col, values in out.items():
+        assert not np.isnan(values).any(), col  # every metric defined for every group of this case

@@ -103,7 +103,12 @@ def test_evaluation_rules_with_mlflow_server(tmp_path, repo, python, mlflow_serv
     recs = pd.read_parquet(folder / "recommendations.parquet")
     summary = json.loads((folder / "summary.json").read_text())
     assert len(per_group) == 10 and list(recs.columns) == ["group", "rank", "item"]
-    assert {"NDCG20_com", "NDCG20_min", "NDCG20_mean", "P20_com", "Time_scoring", "CommonFeatures"} <= set(per_group.columns)
+    assert {"NDCG20_com", "NDCG20_min", "NDCG20_mean", "P20_com", "Time_scoring", "CommonFeatures", "ZeroFusedCode",
+            "GT_user", "GT_user_mean"} <= set(per_group.columns)  # fmt: skip
+    assert summary["params"]["zero_fallback"] == "relax"
+    # common_features is all-zero exactly where no feature is active in every member
+    assert per_group["ZeroFusedCode"].tolist() == (per_group["CommonFeatures"] == 0).astype(float).tolist()
+    assert summary["metrics"]["ZeroFusedCode/share"] == pytest.approx(per_group["ZeroFusedCode"].mean())
     assert summary["params"]["group_type"] == "sim" and summary["params"]["SAE_fusion_strategy"] == "common_features"
     assert summary["metrics"]["CommonItemsNDCG20/mean"] == pytest.approx(per_group["NDCG20_com"].mean())
 
@@ -126,7 +131,8 @@ def test_evaluation_rules_with_mlflow_server(tmp_path, repo, python, mlflow_serv
     assert row["params.note"] == "sizes_L2_with_acts" and row["params.embedding_dim"] == "16"
     for name in ("NDCG20_com", "NDCG20_min", "NDCG20/mean", "P20_com", "P20_min", "R20_com", "R20_min", "Hit20_com",
                  "Hit20_min", "GT_group", "GT_user", "Candidates", "NDCG20/min:mean", "Popularity/mean",
-                 "RecommendationsSimilarity/mean", "Time/mean", "CommonItemsNDCG20/mean", "NDCG20/min"):  # fmt: skip
+                 "RecommendationsSimilarity/mean", "Time/mean", "CommonItemsNDCG20/mean", "NDCG20/min",
+                 "ZeroFusedCode/share", "GT_user_mean"):  # fmt: skip
         assert f"metrics.{name}" in found.columns, name
     # seed notebook 000's code, unchanged, on our store
     seed = next(iter(sorted(SEEDS.glob("000_*.txt"))), None)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import reference_group as ref
 from sagea.recommenders.base import minmax, stable_topk
 from sagea.recommenders.epfuzzda import epfuzzda_select
-from sagea.recommenders.fusion import fuse, normalize_members, rescale
+from sagea.recommenders.fusion import fuse, normalize_members, relax, rescale
 from sagea.recommenders.gfar import borda_candidates, gfar_select
 
 CODES = torch.tensor([[[1.0, 0.0, 2.0, 0.0], [3.0, 1.0, 0.0, 0.0], [2.0, 0.0, 4.0, 0.0]]], dtype=torch.float64)
@@ -50,8 +50,45 @@ def test_rescale_to_members_mean_norm_and_zero_fallback():
     out = rescale(zero, codes, fallback=avg, zero_fallback="average")
     assert torch.allclose(out.norm(), torch.tensor(3.0)) and torch.allclose(out / out.norm(), avg / avg.norm())
     assert torch.isnan(rescale(zero, codes, zero_fallback="nan")).all()  # defect 5
+    assert rescale(zero, codes, fallback=zero, zero_fallback="relax")[0].tolist() == [0.0, 0.0, 0.0]  # stays zero
     with pytest.raises(ValueError, match="zero_fallback"):
         rescale(fused, codes, zero_fallback="bogus")
+
+
+# member codes without a feature active in all three; features 1 and 3 are active in two
+PARTLY_SHARED = torch.tensor([[[2.0, 0.0, 0.0, 1.0], [0.0, 3.0, 1.0, 0.0], [0.0, 1.0, 0.0, 2.0]]], dtype=torch.float64)
+DISJOINT = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 2.0, 4.0]]], dtype=torch.float64)  # no feature in two members
+
+
+@pytest.mark.parametrize(
+    "codes,fusion,fused,relaxed",
+    [
+        # most-shared features: 1 and 3 (2 of 3 members); mean over all three members there
+        (PARTLY_SHARED, "common_features", [0, 0, 0, 0], [0, 4 / 3, 0, 1]),
+        # min over the members that have the feature: f1 min(3, 1), f3 min(1, 2)
+        (PARTLY_SHARED, "min", [0, 0, 0, 0], [0, 1, 0, 1]),
+        (PARTLY_SHARED, "at_least_2_common_features", [0, 4 / 3, 0, 1], [0, 4 / 3, 0, 1]),
+        # disjoint members: every active feature is "most shared" (1 member)
+        (DISJOINT, "common_features", [0, 0, 0], [0.5, 1, 2]),
+        (DISJOINT, "at_least_2_common_features", [0, 0, 0], [0.5, 1, 2]),
+        (DISJOINT, "min", [0, 0, 0], [1, 2, 4]),
+        (DISJOINT, "max", [1, 2, 4], [1, 2, 4]),  # other fusions: unchanged
+    ],
+)
+def test_relax_fallback_by_hand(codes, fusion, fused, relaxed):
+    np.testing.assert_allclose(fuse(codes, fusion, k=2)[0].numpy(), fused)
+    np.testing.assert_allclose(relax(codes, fusion, k=2)[0].numpy(), relaxed)
+
+
+@pytest.mark.parametrize("fusion", ["average", "square_average", "topk", "max", "min", "common_features",
+                                    "at_least_2_common_features", "wcom"])
+def test_every_fusion_is_zero_for_all_zero_members_and_relax_keeps_zero(fusion):
+    """Only members without any active feature make every fusion all-zero; relax has nothing to use."""
+    zero = torch.zeros(1, 3, 4, dtype=torch.float64)
+    assert not fuse(zero, fusion, k=2).any() and not relax(zero, fusion, k=2).any()
+    one_active = zero.clone()
+    one_active[0, 1, 2] = 0.5
+    assert relax(one_active, fusion, k=2)[0, 2] > 0  # one active feature anywhere: relax uses it
 
 
 def test_normalize_members_unit_norm_keeps_zero_codes():

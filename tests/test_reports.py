@@ -291,6 +291,36 @@ def test_common_features_fusions_and_timing():
     assert tm.marks.loc[("d", "SAE-Max"), "total ms"] == BEST  # lower is better
 
 
+def test_zero_fused_code_share_column_in_overall_and_fusions_tables():
+    """SAE rows show the share of groups whose fused code was all-zero, in csv, tex and md."""
+    pg, *_ = _overall_fixture()
+    assert "zero %" not in tables.overall_table(pg, "d", OPTS).data.columns.get_level_values(1)  # no column
+    flag = np.where(pg["family"] == "sagea", 0.0, np.nan)
+    outlier_h128 = (pg["groupset"] == "opposing_2-1") & (pg["sae"] == "topk-h128-k8-l2") & (pg["pool"] == "test")
+    flag[np.flatnonzero(outlier_h128)[:3]] = 1.0  # 3 of the 6 test groups of the chosen outlier SAE
+    pg = pg.assign(ZeroFusedCode=flag)
+    t = tables.overall_table(pg, "d", OPTS)
+    assert list(t.data.columns) == [(k, c) for k in ("sim", "outlier") for c in ("com", "min", "mean", "zero %")]
+    assert t.data.loc["SAE-Avg", ("outlier", "zero %")] == pytest.approx(50.0)
+    assert t.data.loc["SAE-Avg", ("sim", "zero %")] == 0.0
+    assert t.data.loc[["ADD", "ELSA"], ("outlier", "zero %")].isna().all()
+    assert not t.marks[("outlier", "zero %")].any() and not t.stars[("outlier", "zero %")].any()
+    without = tables.overall_table(pg.drop(columns="ZeroFusedCode"), "d", OPTS)
+    pd.testing.assert_frame_equal(t.data.drop(columns="zero %", level=1), without.data)  # NDCG columns unchanged
+    pd.testing.assert_frame_equal(t.pvalues, without.pvalues)
+    assert any("all-zero" in n for n in t.notes)
+    header = to_csv(t).splitlines()[0]
+    assert "outlier/zero %" in header and "zero % p" not in header
+    assert r"zero \%" in to_latex(t) and "50.0" in to_latex(t)
+    md = to_markdown(t)
+    assert "outlier/zero %" in md and "| 50.0 |" in md
+    fu = tables.fusions_table(pg, OPTS)
+    # mean over groups per SAE variant, then over variants: (3/6 + 0/6) / 2 on the test pool
+    assert fu.data.loc[("d", "ti1-nu0", "SAE-Avg"), ("outlier", "zero %")] == pytest.approx(25.0)
+    assert fu.data.loc[("d", "ti1-nu0", "SAE-Avg"), ("sim", "zero %")] == 0.0
+    assert "zero %" in to_markdown(fu) and r"zero \%" in to_latex(fu) and "outlier/zero %" in to_csv(fu)
+
+
 def test_fairness_columns_and_minmax_fallback():
     mx = np.array([0.5, 0.0])
     pg = pg_of(
@@ -316,7 +346,7 @@ def test_fairness_columns_and_minmax_fallback():
     )
     t = tables.fairness_table(pg, "d", OPTS)
     assert list(t.data.columns) == [("sim", "min/max"), ("sim", "Jain"), ("sim", "zero-recall"), ("sim", "m-prop")]
-    assert t.data.loc["SAE-Avg", ("sim", "min/max")] == pytest.approx(0.5)  # group 2 has max 0 -> NaN, skipped
+    assert t.data.loc["SAE-Avg", ("sim", "min/max")] == pytest.approx(0.25)  # group 2 has max 0 -> 0 (convention)
     assert t.data.loc["SAE-Avg", ("sim", "zero-recall")] == pytest.approx(1 / 6)
     assert t.marks.loc["SAE-Avg", ("sim", "zero-recall")] == BEST
     # the evaluation's own ratio column wins over the fallback

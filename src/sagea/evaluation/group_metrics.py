@@ -8,14 +8,18 @@ out). Column names follow the research code with ``K`` = k (``NDCG20_com`` for k
 - ``NDCG{K}_mean|min|max``, ``P{K}_…``, ``R{K}_…``, ``Hit{K}_…``: per-member values against each
   member's own targets, then mean / min / max over members.
 - ``NDCG{K}_min_mean`` = min/mean, ``NDCG{K}_min_max`` = min/max, ``NDCG{K}_jain`` =
-  ``(Σ_u n_u)² / (m Σ_u n_u²)`` (Jain's fairness index) of the member NDCGs (NaN where the
-  denominator is 0, i.e. every member scores 0).
+  ``(Σ_u n_u)² / (m Σ_u n_u²)`` (Jain's fairness index) of the member NDCGs ``n_u``. Where every
+  member scores 0 the ratios are 0/0; by convention each then takes the worst value of its
+  range — min/mean = min/max = 0 (the research code's min/mean, defect 12), Jain = 1/m — so
+  every group has a value and every approach is averaged over the same groups, and an approach
+  gains no fairness by serving nobody (docs/metrics.md).
 - ``ZeroRecall``: share of members with no relevant item in the list.
 - ``MProportionality``: share of members with at least m of their personal top-N in the list.
 - ``Popularity``: mean over the list of ``freq(i) / max_j freq(j)``.
 - ``RecommendationsSimilarity``: mean pairwise cosine of the ELSA item rows of the list.
-- ``GT_group`` = |common targets|, ``GT_user`` = mean member |targets|, ``Candidates`` = items
-  not seen by the group.
+- ``GT_group`` = |common targets|, ``GT_user`` = Σ_u |targets_u| (the *sum* over members, as the
+  research code logs it, defect 11), ``GT_user_mean`` = the mean over members, ``Candidates`` =
+  items not seen by the group.
 
 Recall uses ``min(k, |targets|)`` as denominator; hit rate needs ``min_hits`` relevant items
 (1; the research code's 2 is defect 1). Lists or members without targets score 0.
@@ -45,8 +49,14 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def jain_index(values: np.ndarray) -> np.ndarray:
-    """Jain's index over the last axis: ``(Σ x)² / (n Σ x²)`` (NaN when all values are 0)."""
-    return _ratio(values.sum(-1) ** 2, values.shape[-1] * (values**2).sum(-1))
+    """Jain's index over the last axis: ``(Σ x)² / (n Σ x²)``; ``1/n`` (its minimum) when all values are 0."""
+    n = values.shape[-1]
+    return np.nan_to_num(_ratio(values.sum(-1) ** 2, n * (values**2).sum(-1)), nan=1.0 / n)
+
+
+def _ratio_or_zero(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den``, 0 where ``den`` is 0 (the min/mean and min/max convention)."""
+    return np.nan_to_num(_ratio(num, den), nan=0.0)
 
 
 def recommendation_similarity(recs: np.ndarray, item_unit: np.ndarray) -> np.ndarray:
@@ -100,8 +110,8 @@ def group_metrics(
         f"NDCG{K}_min": ndcg_u.min(1),
         f"NDCG{K}_max": ndcg_u.max(1),
     }
-    out[f"NDCG{K}_min_mean"] = _ratio(out[f"NDCG{K}_min"], out[f"NDCG{K}_mean"])
-    out[f"NDCG{K}_min_max"] = _ratio(out[f"NDCG{K}_min"], out[f"NDCG{K}_max"])
+    out[f"NDCG{K}_min_mean"] = _ratio_or_zero(out[f"NDCG{K}_min"], out[f"NDCG{K}_mean"])
+    out[f"NDCG{K}_min_max"] = _ratio_or_zero(out[f"NDCG{K}_min"], out[f"NDCG{K}_max"])
     out[f"NDCG{K}_jain"] = jain_index(ndcg_u)
     for name, com, per in (
         ("P", metrics.precision(hits_c), prec_u),
@@ -121,7 +131,8 @@ def group_metrics(
     out["Popularity"] = _ratio(pop.sum(1), valid.sum(1).astype(np.float64))
     out["RecommendationsSimilarity"] = recommendation_similarity(recs, item_unit)
     out["GT_group"] = n_c.astype(np.float64)
-    out["GT_user"] = n_u.mean(1)
+    out["GT_user"] = n_u.sum(1).astype(np.float64)
+    out["GT_user_mean"] = n_u.mean(1)
     out["Candidates"] = (~seen).sum(-1).astype(np.float64)
     return out
 
@@ -131,14 +142,15 @@ def mlflow_metrics(per_group: "pd.DataFrame", k: int) -> dict[str, float]:  # no
 
     ``NDCG{K}_com`` is also logged as ``CommonItemsNDCG{K}/mean``, the per-group member mean /
     min / min:mean as ``NDCG{K}/mean``, ``NDCG{K}/min``, ``NDCG{K}/min:mean``; the com/min
-    precision, recall, hit rate and the counts keep their names; every other column ``c`` is
+    precision, recall, hit rate and the counts keep their names; the SAGEA flag
+    ``ZeroFusedCode`` (0/1) is logged as ``ZeroFusedCode/share``; every other column ``c`` is
     logged as ``c/mean`` (``Popularity/mean``, ``Time/mean``, ...).
     """
     K = k
     means = {c: float(np.nanmean(per_group[c].to_numpy(dtype=np.float64))) if per_group[c].notna().any() else float("nan")
              for c in per_group.columns if c != "group"}
     out: dict[str, float] = {}
-    keep = {f"{n}{K}_{v}" for n in ("NDCG", "P", "R", "Hit") for v in ("com", "min")} | {"GT_group", "GT_user", "Candidates"}
+    keep = {f"{n}{K}_{v}" for n in ("NDCG", "P", "R", "Hit") for v in ("com", "min")} | {"GT_group", "GT_user", "GT_user_mean", "Candidates"}
     for col, value in means.items():
         out[col if col in keep else f"{col}/mean"] = value
     alias = {
@@ -146,10 +158,12 @@ def mlflow_metrics(per_group: "pd.DataFrame", k: int) -> dict[str, float]:  # no
         f"NDCG{K}_mean": f"NDCG{K}/mean",
         f"NDCG{K}_min": f"NDCG{K}/min",
         f"NDCG{K}_min_mean": f"NDCG{K}/min:mean",
+        "ZeroFusedCode": "ZeroFusedCode/share",
     }
     for col, name in alias.items():
         if col in means:
             out[name] = means[col]
     out.pop(f"NDCG{K}_mean/mean", None)
     out.pop(f"NDCG{K}_min_mean/mean", None)
+    out.pop("ZeroFusedCode/mean", None)
     return out

@@ -10,10 +10,22 @@ which feature f is active, ``mean_f = 1/m Σ_u c_uf``:
 - ``at_least_2_common_features``: ``mean_f`` where ``a_f >= 2``, else 0
 - ``wcom``: ``mean_f · a_f``
 
-:func:`rescale` then gives the fused code the members' mean L2 norm; an all-zero fused code
-(e.g. ``common_features`` of members without a shared feature) cannot be rescaled — the
-``zero_fallback`` rule decides: ``average`` uses the ``average`` fusion instead (default),
-``nan`` reproduces the research code's division by zero (defect 5: NaN scores).
+:func:`rescale` then gives the fused code the members' mean L2 norm. A fused code can be
+all-zero (zero norm) and then cannot be rescaled: ``common_features`` and ``min`` when no feature
+is active in every member, ``at_least_2_common_features`` when no feature is active in two
+members; every fusion when every member's code is all-zero. The ``zero_fallback`` rule decides:
+
+- ``relax`` (default): :func:`relax` keeps the fusion's meaning with the most-shared features,
+  ``a* = max_f a_f``: ``common_features`` / ``at_least_2_common_features`` → ``mean_f`` where
+  ``a_f = a*``; ``min`` → the smallest non-zero value of the feature among the members that have
+  it, where ``a_f = a*``. It applies only where the fusion is all-zero (``0 < a* < m``; for
+  ``at_least_2_common_features`` ``a* = 1``, so every active feature: the ``average`` code).
+- ``average``: the ``average`` fusion of the same members (SAE-Avg under the fusion's name).
+- ``nan``: the research code's division by zero (defect 5): NaN code, NaN scores for every item;
+  the list is then the lowest-index unseen items, in ascending item order.
+
+If every member's code is all-zero, no rule has a feature to use: ``relax`` and ``average`` keep
+the zero code (the SAE decodes its bias alone), ``nan`` gives NaN.
 """
 
 from __future__ import annotations
@@ -23,7 +35,9 @@ import torch
 from sagea.plan import FUSIONS  # the fusion names of REFERENCE.md §5, one list for all
 from sagea.recommenders.base import stable_topk
 
-ZERO_FALLBACKS = ("average", "nan")
+ZERO_FALLBACKS = ("relax", "average", "nan")
+#: Fusions that keep only features shared by (enough) members, so may fuse to zero on their own.
+SHARED_FEATURE_FUSIONS = ("common_features", "at_least_2_common_features", "min")
 
 
 def fuse(codes: torch.Tensor, fusion: str, k: int | None = None) -> torch.Tensor:
@@ -54,6 +68,25 @@ def fuse(codes: torch.Tensor, fusion: str, k: int | None = None) -> torch.Tensor
     raise ValueError(f"unknown fusion {fusion!r}; expected one of {FUSIONS} (config evaluation.sagea.fusions)")
 
 
+def relax(codes: torch.Tensor, fusion: str, k: int | None = None) -> torch.Tensor:
+    """The ``relax`` fallback of ``fusion`` for codes ``[B, m, h]`` (see module doc).
+
+    For the shared-feature fusions the feature set relaxes from "active in every member" (``min``,
+    ``common_features``) or "in at least two" to "active in the largest number of members" of the
+    group; any other fusion is all-zero only when every member's code is, and is returned as is.
+    """
+    if fusion not in SHARED_FEATURE_FUSIONS:
+        return fuse(codes, fusion, k)
+    active = (codes > 0).sum(dim=1)  # [B, h]
+    most = active.amax(dim=-1, keepdim=True)
+    keep = (active == most) & (most > 0)
+    if fusion == "min":  # min over the members that have the feature
+        values = codes.masked_fill(codes <= 0, float("inf")).amin(dim=1)
+    else:
+        values = codes.mean(dim=1)
+    return torch.where(keep, values, torch.zeros_like(values))
+
+
 def normalize_members(codes: torch.Tensor) -> torch.Tensor:
     """Scale each member's code to unit L2 norm (all-zero codes stay zero)."""
     norm = codes.norm(dim=-1, keepdim=True)
@@ -61,19 +94,20 @@ def normalize_members(codes: torch.Tensor) -> torch.Tensor:
 
 
 def rescale(
-    fused: torch.Tensor, codes: torch.Tensor, fallback: torch.Tensor | None = None, zero_fallback: str = "average"
+    fused: torch.Tensor, codes: torch.Tensor, fallback: torch.Tensor | None = None, zero_fallback: str = "relax"
 ) -> torch.Tensor:
     """``fused · mean_u ||c_u|| / ||fused||``; all-zero rows handled by ``zero_fallback``.
 
-    ``codes``: the members' codes whose mean norm is the target; ``fallback``: the fused code
-    to use for all-zero rows under ``zero_fallback='average'`` (rescaled the same way).
+    ``codes``: the members' codes whose mean norm is the target; ``fallback``: the code to use
+    for all-zero rows under ``relax`` / ``average`` (rescaled the same way; rows still zero stay
+    zero); under ``nan`` all-zero rows become NaN (defect 5).
     """
+    if zero_fallback not in ZERO_FALLBACKS:
+        raise ValueError(f"unknown zero_fallback {zero_fallback!r} (config evaluation.sagea.zero_fallback): {ZERO_FALLBACKS}")
     target = codes.norm(dim=-1).mean(dim=1, keepdim=True)
     norm = fused.norm(dim=-1, keepdim=True)
     if zero_fallback == "nan":
         return fused * target / norm  # 0/0 -> NaN, the research behaviour (defect 5)
-    if zero_fallback != "average":
-        raise ValueError(f"unknown zero_fallback {zero_fallback!r} (config evaluation.sagea.zero_fallback): {ZERO_FALLBACKS}")
     zero = norm == 0
     if fallback is not None and bool(zero.any()):
         fused = torch.where(zero, fallback, fused)

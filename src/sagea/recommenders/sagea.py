@@ -3,7 +3,9 @@
 Members' inputs ``x_u`` → ELSA ``e_u = x_u A`` → SAE ``(c_u, μ_u, σ_u) = encode(e_u)`` →
 (optionally ``c_u / ||c_u||``) → ``fuse`` → rescale to ``mean_u ||c_u||`` (original codes) →
 SAE ``decode(c, mean_u μ_u, mean_u σ_u)`` → ELSA ``decode`` → exclude the union of the
-members' inputs → top k (REFERENCE.md §5). One encoding serves all fusions of a job.
+members' inputs → top k (REFERENCE.md §5). One encoding serves all fusions of a job. An
+all-zero fused code is replaced by the ``zero_fallback`` rule and flagged per group as
+``ZeroFusedCode`` (:mod:`sagea.recommenders.fusion`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from sagea.recommenders.base import ElsaLike, Recommendation, SaeLike, exclude, stable_topk
-from sagea.recommenders.fusion import fuse, normalize_members, rescale
+from sagea.recommenders.fusion import fuse, normalize_members, relax, rescale
 
 
 @dataclass
@@ -43,13 +45,21 @@ def fused_code(
     fusion: str,
     k: int,
     normalize_users_embeddings: bool = False,
-    zero_fallback: str = "average",
-) -> torch.Tensor:
-    """The rescaled group code ``[B, h]`` of one fusion (``k``: the SAE's k, for ``topk``)."""
+    zero_fallback: str = "relax",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rescaled group code ``[B, h]`` of one fusion and its zero flag ``[B]`` (bool).
+
+    The flag says whether the fusion itself gave an all-zero code, before ``zero_fallback``
+    (``relax`` / ``average`` / ``nan``, see :mod:`sagea.recommenders.fusion`) replaced it.
+    ``k``: the SAE's k, for ``topk``; an unknown ``zero_fallback`` raises in :func:`rescale`.
+    """
     codes = normalize_members(members.codes) if normalize_users_embeddings else members.codes
     fused = fuse(codes, fusion, k)
-    fallback = fuse(codes, "average") if zero_fallback == "average" and fusion != "average" else None
-    return rescale(fused, members.codes, fallback, zero_fallback)
+    zero = fused.norm(dim=-1) == 0
+    fallback = None
+    if zero_fallback != "nan" and bool(zero.any()):
+        fallback = relax(codes, fusion, k) if zero_fallback == "relax" else fuse(codes, "average")
+    return rescale(fused, members.codes, fallback, zero_fallback), zero
 
 
 def sagea_scores(elsa: ElsaLike, sae: SaeLike, members: MemberCodes, group_code: torch.Tensor) -> torch.Tensor:
@@ -72,7 +82,7 @@ class SageaRecommender:
         k: int,
         topk_inference: bool = True,
         normalize_users_embeddings: bool = False,
-        zero_fallback: str = "average",
+        zero_fallback: str = "relax",
     ) -> None:
         self.name = fusion
         self.elsa, self.sae, self.fusion, self.k = elsa, sae, fusion, k
@@ -85,6 +95,7 @@ class SageaRecommender:
         return encode_members(self.elsa, self.sae, inputs, self.topk_inference)
 
     def aggregate(self, state: MemberCodes, seen: torch.Tensor, k: int) -> Recommendation:
-        code = fused_code(state, self.fusion, self.k, self.normalize_users_embeddings, self.zero_fallback)
+        code, zero = fused_code(state, self.fusion, self.k, self.normalize_users_embeddings, self.zero_fallback)
         scores = sagea_scores(self.elsa, self.sae, state, code)
-        return Recommendation(stable_topk(exclude(scores, seen), k), {"CommonFeatures": state.common_features})
+        extras = {"CommonFeatures": state.common_features, "ZeroFusedCode": zero}
+        return Recommendation(stable_topk(exclude(scores, seen), k), extras)

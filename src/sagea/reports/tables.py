@@ -37,6 +37,12 @@ FAIRNESS_CANDIDATES = {
     "m-prop": ("MProportionality", "m_proportionality", "Proportionality", "mProportionality", "MProportionality{k}"),
 }
 FAIRNESS_HIGHER = {"min/max": True, "Jain": True, "zero-recall": False, "m-prop": True}
+#: SAGEA's per-group flag "the fusion gave an all-zero code" and its column label in tables (percent).
+ZERO_CODE, ZERO_LABEL = "ZeroFusedCode", "zero %"
+ZERO_NOTE = (
+    "zero % = share of groups (in %) whose fused SAE code was all-zero before the "
+    "evaluation.sagea.zero_fallback rule replaced it."
+)
 
 
 @dataclass
@@ -240,6 +246,14 @@ def _approach_index(rows: pd.DataFrame) -> list[str]:
     return sorted(dict.fromkeys(rows["approach"]), key=approach_sort_key)
 
 
+def _zero_code_percent(rows: pd.DataFrame, by: list[str]) -> pd.Series | None:
+    """Percent of SAGEA groups flagged ``ZeroFusedCode`` per ``by``; None when no group is flagged."""
+    if ZERO_CODE not in rows.columns:
+        return None
+    share = 100.0 * rows[rows["family"] == "sagea"].groupby(by)[ZERO_CODE].mean()
+    return share if (share > 0).any() else None
+
+
 def _selection_notes(chosen: pd.DataFrame, pool: str) -> list[str]:
     if chosen.empty:
         return []
@@ -287,17 +301,27 @@ def overall_table(pg: pd.DataFrame, dataset: str, opts: ReportOptions) -> Table:
             _, p = stats.best_vs_others(samples, True, opts.test, opts.correction)
             for a, value in p.items():
                 pvals.loc[a, (kind, label)] = value
-    stars = pvals.le(opts.alpha).fillna(False).astype(bool)
     test = "paired one-sided t-test" if opts.test == "ttest" else "one-sided Wilcoxon signed-rank test"
     corr = "" if opts.correction == "none" else f", {opts.correction} correction"
     notes = [f"* = the best approach of the column is significantly better ({test}{corr}, p <= {opts.alpha})."]
+    zero = _zero_code_percent(rows, ["approach", "kind"])
+    if zero is not None:  # a "zero %" column after each kind's NDCG columns
+        columns = pd.MultiIndex.from_tuples(
+            [(kind, label) for kind in kinds for label in [*opts.ndcg, ZERO_LABEL]], names=columns.names
+        )
+        data = data.reindex(columns=columns)  # (no p-values: the share is not tested)
+        for (a, kind), value in zero.items():
+            data.loc[a, (kind, ZERO_LABEL)] = value
+        notes.append(ZERO_NOTE + " Baselines: –.")
+    stars = pvals.reindex(columns=data.columns).le(opts.alpha).fillna(False).astype(bool)
     return Table(
         f"overall-{dataset}",
         f"Group recommendation on {dataset}: NDCG@{opts.k} ({pool} groups)",
         data,
-        marks=mark_best(data, True),
+        marks=mark_best(data, True, skip=(ZERO_LABEL,)),
         stars=stars,
         pvalues=pvals,
+        decimals={ZERO_LABEL: 1},
         notes=notes + _selection_notes(chosen, pool),
     )
 
@@ -324,7 +348,7 @@ def fairness_table(pg: pd.DataFrame, dataset: str, opts: ReportOptions) -> Table
 
     min/max ratio and Jain's index ``(Σx)² / (n Σx²)`` of member NDCGs, share of members with zero
     recall, m-proportionality — means over groups. When the evaluation wrote no min/max column it
-    is computed per group as ``NDCG_min / NDCG_max`` (NaN when the max is 0).
+    is computed per group as ``NDCG_min / NDCG_max`` (0 when the max is 0, as the evaluation does).
     """
     rows, chosen, pool = _chosen_rows(pg, dataset, opts)
     found = _fairness_columns(rows.columns, opts.k)
@@ -332,7 +356,7 @@ def fairness_table(pg: pd.DataFrame, dataset: str, opts: ReportOptions) -> Table
     if "min/max" not in found and {mn, mx} <= set(rows.columns):
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = rows[mn].to_numpy(float) / rows[mx].to_numpy(float)
-        rows = rows.assign(_minmax=np.where(rows[mx].to_numpy(float) > 0, ratio, np.nan))
+        rows = rows.assign(_minmax=np.where(rows[mx].to_numpy(float) > 0, ratio, 0.0))  # 0/0 -> 0 (docs/metrics.md)
         found = {"min/max": "_minmax", **found}
     labels = [lab for lab in FAIRNESS_CANDIDATES if lab in found]
     notes = [f"missing in per_group.parquet: {lab}" for lab in FAIRNESS_CANDIDATES if lab not in found]
@@ -494,9 +518,13 @@ def fusions_table(pg: pd.DataFrame, opts: ReportOptions) -> Table:
     pool = _pool(df, opts.report_pool, "fusions")
     df = df[df["pool"] == pool]
     metrics = {**{v: f"NDCG_{n}" for n, v in opts.ndcg.items()}, "Popularity": "Pop"}
+    if _zero_code_percent(df, ["approach"]) is not None:
+        metrics[ZERO_CODE] = ZERO_LABEL
     # Mean over groups per evaluation first, then over SAE variants (each SAE size weighs the same).
     per_eval = df.groupby(["dataset", "option", "approach", "kind", "sae"])[list(metrics)].mean()
     data = per_eval.groupby(level=["dataset", "option", "approach", "kind"]).mean().rename(columns=metrics)
+    if ZERO_LABEL in data.columns:
+        data[ZERO_LABEL] *= 100.0
     data = data.unstack("kind")
     data.columns = data.columns.swaplevel(0, 1)
     kinds = _kinds(df)
@@ -509,8 +537,10 @@ def fusions_table(pg: pd.DataFrame, opts: ReportOptions) -> Table:
         "fusions",
         f"Fusion functions averaged over all SAE sizes ({pool} groups)",
         data,
-        marks=mark_best(data, {"Pop": False}, within="dataset"),
-        notes=["Mean over groups, then over SAE variants; popularity: lower is better."],
+        marks=mark_best(data, {"Pop": False}, within="dataset", skip=(ZERO_LABEL,)),
+        decimals={ZERO_LABEL: 1},
+        notes=["Mean over groups, then over SAE variants; popularity: lower is better."]
+        + ([ZERO_NOTE] if ZERO_LABEL in metrics.values() else []),
     )
 
 
