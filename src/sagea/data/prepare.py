@@ -137,7 +137,7 @@ def _string_ranks(ids: pd.Index, what: str, name: str) -> tuple[np.ndarray, np.n
     clash = np.flatnonzero(ordered[1:] == ordered[:-1])
     if len(clash):
         raise DataError(
-            f"{name}: two different {what} ids have the same text {ordered[clash[0]]!r}; index_order "
+            f"{name}: two different {what} ids have the same text {str(ordered[clash[0]])!r}; index_order "
             f"'appearance' needs distinct texts (use datasets.{name}.index_order: sorted)"
         )
     rank = np.empty(len(order), dtype=np.int64)
