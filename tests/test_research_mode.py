@@ -99,13 +99,10 @@ def research_group_mask(n_items: int, ratio: float = 0.5, seed: int = SEED) -> n
 
 # ----------------------------------------------------------------------------- data
 @pytest.fixture(scope="module")
-def ratings_file(tmp_path_factory) -> Path:
+def ratings_file(ml_small, tmp_path_factory) -> Path:
     """The first lines of ml-latest-small with rows shuffled and a few repeated (so neither the raw
     row order nor duplicates can leak into the indices)."""
-    source = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ml-latest-small" / "ratings.csv"
-    if not source.exists():
-        pytest.skip(f"real MovieLens sample not found at {source}")
-    ratings = pd.read_csv(source, nrows=N_LINES)
+    ratings = pd.read_csv(ml_small / "ratings.csv", nrows=N_LINES)
     rng = np.random.default_rng(0)
     ratings = pd.concat([ratings, ratings.iloc[rng.choice(len(ratings), 50)]]).iloc[rng.permutation(len(ratings) + 50)]
     path = tmp_path_factory.mktemp("ml") / "ratings.csv"
