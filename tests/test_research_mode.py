@@ -32,6 +32,7 @@ from sagea.data.split import split_users
 from sagea.evaluation.sae_metrics import reconstruction_metrics
 from sagea.evaluation.single_user import evaluate_scorer, single_user_split
 from sagea.evaluation.splits import group_target_masks, user_input_target_split
+from sagea.groups.sampling import count_common_targets
 from sagea.io import read_json, write_parquet
 from sagea.models.elsa import ELSA
 from sagea.recommenders.single_user import pop_scorer
@@ -185,6 +186,21 @@ def test_shared_group_mask_equals_the_research_stream(reference):
     assert masks.shape == (3, n_items) and (masks == expected).all()
     assert group_target_masks(groups, 1001, 0.5, 3, shared_mask=True)[0].sum() != 500  # random count
     np.testing.assert_array_equal(group_target_masks(groups, 1001, 0.5, 3, True)[0], research_group_mask(1001, 0.5, 3))
+
+
+def test_group_sampling_filter_counts_with_the_research_mask(research_data, reference):
+    """The sampler's common held-out items under the shared mask = the research code's count:
+    member rows with the non-target items zeroed, items held by every member."""
+    csr = reference[2]
+    groups = np.random.default_rng(3).choice(csr.shape[0], size=(40, 3))
+    dense = csr.toarray()
+    expected = []
+    for group in groups:
+        targets = dense[group].copy()
+        targets[:, ~research_group_mask(csr.shape[1])] = 0
+        expected.append(int((targets.sum(axis=0) == len(group)).sum()))
+    got = count_common_targets(load_interactions(research_data), groups, 0.5, SEED, True, max_bytes=20_000)
+    assert got.tolist() == expected and max(expected) > 0
 
 
 def test_global_rng_is_left_alone(research_data):
