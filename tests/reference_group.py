@@ -268,7 +268,10 @@ def group_inputs_targets(rows_dense, members, mask):
 
 
 def shared_mask(n_items, ratio, seed):
-    """The research code's one mask for every group (defect 3)."""
-    mask = np.zeros(n_items, dtype=bool)
-    mask[np.random.default_rng(seed).permutation(n_items)[: int(round(ratio * n_items))]] = True
-    return mask
+    """The research code's one mask for every group (defect 3): its global-RNG calls, as written there."""
+    state = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        return np.random.random(n_items) < ratio
+    finally:
+        np.random.set_state(state)

@@ -106,6 +106,9 @@ RESEARCH_MODE: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("evaluation", "sagea", "zero_fallback"), "nan"),
     (("groups", "split", "shared_mask"), True),
     (("sae", "base", "early_stop_unit"), "epochs"),
+    (("datasets", "index_order"), "appearance"),
+    (("datasets", "split", "method"), "research"),
+    (("datasets", "split", "target_method"), "research"),
 )
 
 
@@ -146,13 +149,21 @@ def dataset_spec(config: dict, dataset: str) -> dict:
 
 
 #: Dataset keys that change the prepared data (ELSA or split settings must not re-run prepare).
-PREPARE_KEYS = ("source", "release", "threshold", "custom", "synthetic", "filter")
+PREPARE_KEYS = ("source", "release", "threshold", "custom", "synthetic", "filter", "index_order")
 DATA_FILES = ("interactions.parquet", "users.parquet", "items.parquet", "card.json", "card.md", "split.parquet")
+#: Research switches of a dataset and their defaults. Rule params leave them out at the default,
+#: so results built before the switches existed stay up to date (Snakemake reruns on new params).
+DATASET_SWITCH_DEFAULTS = {"index_order": "sorted"}
+SPLIT_SWITCH_DEFAULTS = {"method": "ours", "target_method": "ours"}
+
+
+def _drop_defaults(section: dict, defaults: dict) -> dict:
+    return {key: value for key, value in section.items() if defaults.get(key, object()) != value}
 
 
 def prepare_params(config: dict, dataset: str) -> dict:
     spec = dataset_spec(config, dataset)
-    return {key: spec[key] for key in PREPARE_KEYS if key in spec}
+    return _drop_defaults({key: spec[key] for key in PREPARE_KEYS if key in spec}, DATASET_SWITCH_DEFAULTS)
 
 
 def download_params(config: dict, dataset: str) -> dict:
@@ -160,9 +171,17 @@ def download_params(config: dict, dataset: str) -> dict:
     return {key: spec.get(key) for key in ("source", "release", "url", "sha256")}
 
 
+def split_settings(config: dict, dataset: str) -> dict:
+    """``datasets.<name>.split`` for the training/evaluation rules, research switches at their
+    default left out (``target_method`` absent = ``ours``)."""
+    return _drop_defaults(dict(dataset_spec(config, dataset).get("split") or {}), SPLIT_SWITCH_DEFAULTS)
+
+
 def split_params(config: dict, dataset: str) -> dict:
+    """Arguments of ``sagea.data.split.split_users`` (``method`` only when not ``ours``)."""
     split = dataset_spec(config, dataset)["split"]
-    return {key: split[key] for key in ("valid_fraction", "test_fraction", "seed")}
+    params = {key: split[key] for key in ("valid_fraction", "test_fraction", "seed")}
+    return {**params, **_drop_defaults({"method": split.get("method", "ours")}, SPLIT_SWITCH_DEFAULTS)}
 
 
 def raw_input(config: dict, dataset: str, results: str = "results") -> dict[str, str]:

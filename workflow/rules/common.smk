@@ -86,11 +86,14 @@ def mlflow_uri():
 # ----------------------------------------------------------------------------- stage helpers
 def sae_split_params(wc):
     """The single-user evaluation split of the dataset (datasets.<name>.split)."""
-    split = plan.dataset_spec(config, wc.dataset).get("split") or {}
-    return {
+    split = plan.split_settings(config, wc.dataset)
+    params = {
         "target_fraction": split.get("target_fraction", 0.2),
         "split_seed": split.get("seed", 42),
     }
+    if "target_method" in split:  # absent at the default, so older results stay up to date
+        params["target_method"] = split["target_method"]
+    return params
 
 
 def sae_targets():

@@ -19,7 +19,7 @@ elsa_targets = lambda: [
 ] + [f"results/{dataset}/baselines/metrics.json" for dataset in plan.datasets(config)]
 
 # The single-user evaluation split (datasets.<name>.split) and filter thresholds of a dataset.
-elsa_split = lambda wc: (plan.dataset_spec(config, wc.dataset).get("split") or {})
+elsa_split = lambda wc: plan.split_settings(config, wc.dataset)
 elsa_filter = lambda wc: (plan.dataset_spec(config, wc.dataset).get("filter") or {})
 
 

@@ -17,6 +17,7 @@ train_elsa(
     k=snakemake.params.k,
     target_fraction=snakemake.params.split.get("target_fraction", 0.2),
     split_seed=snakemake.params.split.get("seed", 42),
+    target_method=snakemake.params.split.get("target_method", "ours"),
     device=snakemake.params.device,
     threads=snakemake.threads,
     dataset=snakemake.wildcards.dataset,

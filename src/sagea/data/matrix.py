@@ -32,18 +32,25 @@ def load_interactions(data_dir: str | os.PathLike) -> sp.csr_matrix:
 
 
 def load_split(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """``split.parquet`` (user, split) -> {"train": users, "valid": users, "test": users}, sorted."""
-    frame = pd.read_parquet(path, columns=["user", "split"])
-    return {
-        name: np.sort(frame.loc[frame["split"] == name, "user"].to_numpy().astype(np.int64))
-        for name in SPLITS
-    }
+    """``split.parquet`` -> {"train": users, "valid": users, "test": users} in each split's row order.
+
+    The row order is the ``position`` column (``sagea.data.split.split_users``): increasing user
+    index by default, the research code's permuted order with ``split.method: research``. Files
+    without ``position`` give increasing user order. Every consumer that draws something per row
+    (single-user targets) or batches the rows iterates in this order.
+    """
+    frame = pd.read_parquet(path)
+    missing = {"user", "split"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: no column(s) {sorted(missing)}; rebuild it with the split rule")
+    frame = frame.sort_values(["position", "user"] if "position" in frame.columns else ["user"], kind="stable")
+    return {name: frame.loc[frame["split"] == name, "user"].to_numpy().astype(np.int64) for name in SPLITS}
 
 
 def pool_users(split: dict[str, np.ndarray], pool: str) -> np.ndarray:
-    """Users of a pool name: a split name or ``full`` (every user)."""
+    """Users of a pool name: a split name or ``full`` (every user), sorted."""
     if pool == "full":
         return np.sort(np.concatenate([split[s] for s in SPLITS]))
     if pool not in split:
         raise ValueError(f"unknown user pool {pool!r}; expected one of {SPLITS + ('full',)}")
-    return split[pool]
+    return np.sort(split[pool])  # a pool is a set: group sampling never depends on the split's row order

@@ -3,9 +3,10 @@
 Steps (REFERENCE.md §1): the parser has already kept the positives (threshold) → duplicate
 (user, item) pairs collapse to one → one filter pass: drop users with fewer than
 ``min_user_interactions`` pairs, then items with fewer than ``min_item_interactions`` among the
-remaining pairs (``iterate`` repeats both until nothing changes) → contiguous indices in the order
-of the sorted original ids → ``interactions.parquet``, ``users.parquet``, ``items.parquet`` and
-the dataset card (``card.json`` + ``card.md``).
+remaining pairs (``iterate`` repeats both until nothing changes) → contiguous indices (``index_order``:
+in the order of the sorted original ids, or the research code's order, see :func:`appearance_order`)
+→ ``interactions.parquet``, ``users.parquet``, ``items.parquet`` and the dataset card
+(``card.json`` + ``card.md``).
 
 Everything works on integer codes (``pd.factorize``) and ``int64`` pair keys
 ``user_code * n_items + item_code``, so 32M rows take seconds and little memory.
@@ -35,6 +36,10 @@ FILTER_DEFAULTS: dict[str, dict[str, int]] = {
     "synthetic": {"min_user_interactions": 5, "min_item_interactions": 5},
     "custom": {"min_user_interactions": 0, "min_item_interactions": 0},
 }
+
+
+#: How users and items get their contiguous indices (``datasets.<name>.index_order``).
+INDEX_ORDERS = ("sorted", "appearance")
 
 
 class DataError(ValueError):
@@ -124,6 +129,44 @@ def _meta_for(meta: pd.DataFrame | None, ids: pd.Index) -> pd.DataFrame | None:
     return aligned.reset_index(drop=True)
 
 
+def _string_ranks(ids: pd.Index, what: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, rank)`` of ``ids`` by their string form (code-point order = UTF-8 byte order)."""
+    text = np.asarray(ids.astype(str), dtype=str)
+    order = np.argsort(text, kind="stable")
+    ordered = text[order]
+    clash = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if len(clash):
+        raise DataError(
+            f"{name}: two different {what} ids have the same text {str(ordered[clash[0]])!r}; index_order "
+            f"'appearance' needs distinct texts (use datasets.{name}.index_order: sorted)"
+        )
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return order, rank
+
+
+def appearance_order(
+    user_ids: pd.Index, item_ids: pd.Index, users: np.ndarray, items: np.ndarray, name: str = "dataset"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The research code's index order of the kept users and items, as codes into ``user_ids`` / ``item_ids``.
+
+    The research loaders deduplicate the pairs, cast both ids to strings, sort the pairs by
+    (user text, item text), filter, and number users and items by their first appearance in that
+    frame (polars ``Categorical`` codes). So users come in the order of their id texts
+    (``"1" < "10" < "2"``) and items in the order the sorted pairs first mention them.
+    ``users``/``items``: codes of the kept (unique) pairs. Returns ``(user_order, item_order)``:
+    index ``j`` is the code ``user_order[j]`` (``item_order[j]``).
+    """
+    u_order, u_rank = _string_ranks(user_ids, "user", name)
+    i_order, i_rank = _string_ranks(item_ids, "item", name)
+    n_i = len(item_ids)
+    key = np.sort(u_rank[users] * n_i + i_rank[items])  # pairs in the research frame's row order
+    user_text_ranks = np.unique(key // n_i)  # first appearance of users = text order
+    item_text_ranks, first = np.unique(key % n_i, return_index=True)
+    item_by_appearance = item_text_ranks[np.argsort(first, kind="stable")]
+    return u_order[user_text_ranks], i_order[item_by_appearance]
+
+
 def prepare_interactions(
     raw: RawData,
     min_user_interactions: int,
@@ -131,8 +174,16 @@ def prepare_interactions(
     iterate: bool = False,
     name: str = "dataset",
     max_iterations: int = 100,
+    index_order: str = "sorted",
 ) -> Prepared:
-    """Dedupe, filter and re-index ``raw`` (see the module docstring); ``name`` is for messages."""
+    """Dedupe, filter and re-index ``raw`` (see the module docstring); ``name`` is for messages.
+
+    ``index_order``: ``sorted`` numbers users and items in the order of their sorted original ids;
+    ``appearance`` in the research code's order (:func:`appearance_order`). Either way
+    ``interactions`` is sorted by user, then item index.
+    """
+    if index_order not in INDEX_ORDERS:
+        raise DataError(f"datasets.{name}.index_order is {index_order!r}; expected one of {INDEX_ORDERS}")
     frame = raw.interactions
     for column in ("user", "item"):
         if column not in frame.columns:
@@ -192,17 +243,25 @@ def prepare_interactions(
             f"datasets.{name}.filter.min_user_interactions / min_item_interactions"
         )
 
-    new_user = np.cumsum(keep_user) - 1
-    new_item = np.cumsum(keep_item) - 1
-    # monotone re-indexing keeps the (user, item) sort order of the keys
-    out_users = new_user[users[row_mask]].astype(np.int32)
-    out_items = new_item[items[row_mask]].astype(np.int32)
-    interactions = pd.DataFrame({"user": out_users, "item": out_items})
-    ucount = final_ucount[keep_user].astype(np.int32)
-    icount = final_icount[keep_item].astype(np.int32)
+    if index_order == "sorted":
+        user_order, item_order = np.flatnonzero(keep_user), np.flatnonzero(keep_item)
+    else:
+        user_order, item_order = appearance_order(user_ids, item_ids, users[row_mask], items[row_mask], name)
+    new_user = np.full(n_u, -1, dtype=np.int64)
+    new_user[user_order] = np.arange(len(user_order))
+    new_item = np.full(n_i, -1, dtype=np.int64)
+    new_item[item_order] = np.arange(len(item_order))
+    out_users = new_user[users[row_mask]]
+    out_items = new_item[items[row_mask]]
+    if index_order != "sorted":  # sorted re-indexing is monotone: the keys' order is kept
+        order = np.argsort(out_users * len(item_order) + out_items)
+        out_users, out_items = out_users[order], out_items[order]
+    interactions = pd.DataFrame({"user": out_users.astype(np.int32), "item": out_items.astype(np.int32)})
+    ucount = final_ucount[user_order].astype(np.int32)
+    icount = final_icount[item_order].astype(np.int32)
 
-    kept_user_ids = user_ids[keep_user]
-    kept_item_ids = item_ids[keep_item]
+    kept_user_ids = user_ids[user_order]
+    kept_item_ids = item_ids[item_order]
     users_df = pd.DataFrame(
         {
             "user": np.arange(len(ucount), dtype=np.int32),
@@ -237,6 +296,7 @@ def prepare_interactions(
         "per_user": _describe(ucount),
         "per_item": _describe(icount),
         "item_popularity_gini": gini(icount),
+        "index_order": index_order,
         "filter": {
             "min_user_interactions": min_user_interactions,
             "min_item_interactions": min_item_interactions,
@@ -264,6 +324,13 @@ def prepare_interactions(
         card["counts"]["density"],
     )
     return Prepared(interactions=interactions, users=users_df, items=items_df, card=card)
+
+
+_INDEX_ORDER_TEXT = {
+    "sorted": "users and items numbered in the order of their sorted original ids",
+    "appearance": "users and items numbered as the research code does (order of first appearance "
+    "in the pairs sorted by id text)",
+}
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -307,6 +374,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- users left without interactions: {d['users_left_without_interactions']:,}",
         f"- filter passes: {f['passes']} ({'until stable' if f['iterate'] else 'single pass, as the research code'});"
         f" users now below the user minimum: {card['users_below_min_after_filter']:,}",
+        f"- indices: {_INDEX_ORDER_TEXT[card.get('index_order', 'sorted')]}",
         "",
     ]
     return "\n".join(lines)
@@ -334,6 +402,8 @@ def prepare_dataset(
 
     raw = load_raw(name, spec, raw_path)
     min_user, min_item, iterate = resolve_filter(spec["source"], spec.get("filter"))
-    prepared = prepare_interactions(raw, min_user, min_item, iterate, name=name)
+    prepared = prepare_interactions(
+        raw, min_user, min_item, iterate, name=name, index_order=spec.get("index_order", "sorted")
+    )
     write_prepared(prepared, out_dir)
     return prepared.card

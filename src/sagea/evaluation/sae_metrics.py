@@ -72,6 +72,7 @@ def reconstruction_metrics(
     *,
     target_fraction: float = 0.2,
     seed: int = 42,
+    target_method: str = "ours",
     k: int = 20,
     batch_size: int = 1024,
     topk_inference: bool = True,
@@ -79,8 +80,9 @@ def reconstruction_metrics(
 ) -> dict[str, float]:
     """Every reconstruction metric of REFERENCE.md §3 on the users of ``rows`` (research names).
 
-    ``rows``: the users' full interaction rows (CSR, in increasing user order, as
-    :func:`sagea.evaluation.single_user.single_user_split` expects); ``embeddings``: their ELSA
+    ``rows``: the users' full interaction rows (CSR, in the split's row order, as
+    :func:`sagea.evaluation.single_user.single_user_split` expects; ``target_method`` as there);
+    ``embeddings``: their ELSA
     embeddings of the full rows (computed when None). Ranking via
     :func:`sagea.evaluation.single_user.evaluate_scorer` (min-max scores, inputs excluded).
     """
@@ -88,7 +90,7 @@ def reconstruction_metrics(
     if embeddings is None:
         embeddings = encode_rows(elsa, rows, batch_size, device)
     out = code_statistics(sae, embeddings, batch_size, topk_inference, device)
-    inputs, targets = user_input_target_split(rows, target_fraction, seed)
+    inputs, targets = user_input_target_split(rows, target_fraction, seed, target_method)
 
     def plain(x: torch.Tensor) -> torch.Tensor:
         return elsa.decode(elsa.encode(x)) - x

@@ -32,15 +32,20 @@ ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def single_user_split(
-    matrix: sp.csr_matrix, users: np.ndarray, target_fraction: float = 0.2, seed: int = 42
+    matrix: sp.csr_matrix,
+    users: np.ndarray,
+    target_fraction: float = 0.2,
+    seed: int = 42,
+    method: str = "ours",
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """(inputs, targets) CSR of the rows ``users`` of ``matrix`` — the one split every model uses.
 
-    Always call it this way (rows of one split, in increasing user order) so that ELSA, the SAE
-    stage and the baselines see identical targets.
+    Always call it this way (rows of one split in the order ``sagea.data.matrix.load_split``
+    gives, the same ``method``) so that ELSA, the SAE stage and the baselines see identical
+    targets; ``method="research"`` draws per row in that order (``user_input_target_split``).
     """
     rows = sp.csr_matrix(matrix)[np.asarray(users)]
-    return user_input_target_split(rows, target_fraction=target_fraction, seed=seed)
+    return user_input_target_split(rows, target_fraction=target_fraction, seed=seed, method=method)
 
 
 def minmax_rows(scores: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

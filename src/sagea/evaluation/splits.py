@@ -8,17 +8,27 @@ import numpy as np
 import scipy.sparse as sp
 
 
+#: ``ours``: one vectorised draw; ``research``: the research code's per-row legacy-RNG stream.
+TARGET_METHODS = ("ours", "research")
+
+
 def user_input_target_split(
-    rows: sp.csr_matrix, target_fraction: float = 0.2, seed: int = 42
+    rows: sp.csr_matrix, target_fraction: float = 0.2, seed: int = 42, method: str = "ours"
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Per row, ``ceil(target_fraction * n_u)`` interactions chosen at random become targets.
 
-    Returns ``(inputs, targets)`` with the shape of ``rows``. Deterministic in ``seed``:
-    one uniform key per stored interaction, the smallest keys of a row are its targets.
+    Returns ``(inputs, targets)`` with the shape of ``rows``. Deterministic in ``seed``.
+    ``method="ours"``: one uniform key per stored interaction, the smallest keys of a row are its
+    targets. ``method="research"``: :func:`research_target_mask` — the research code's stream,
+    which depends on the order of the rows.
     """
+    if method not in TARGET_METHODS:
+        raise ValueError(f"datasets.<name>.split.target_method is {method!r}; expected one of {TARGET_METHODS}")
     rows = sp.csr_matrix(rows, dtype=np.float32, copy=True)
     rows.sum_duplicates()
     rows.data[:] = 1.0
+    if method == "research":
+        return _apply_target_mask(rows, research_target_mask(np.diff(rows.indptr), target_fraction, seed))
     rng = np.random.default_rng(seed)
     keys = rng.random(rows.nnz)
     counts = np.diff(rows.indptr)
@@ -29,6 +39,27 @@ def user_input_target_split(
     rank = np.empty(rows.nnz, dtype=np.int64)
     rank[order] = np.arange(rows.nnz) - np.repeat(rows.indptr[:-1], counts)
     is_target = rank < np.repeat(n_targets, counts)
+    return _apply_target_mask(rows, is_target)
+
+
+def research_target_mask(counts: np.ndarray, target_fraction: float = 0.2, seed: int = 42) -> np.ndarray:
+    """The research code's targets: one bool per stored interaction, rows one after another.
+
+    ``np.random.seed(seed)`` once, then per row with ``n`` interactions (in row order)
+    ``np.random.permutation`` of ``ceil(target_fraction * n)`` True (float ``ceil``, no tolerance)
+    followed by False, aligned with the row's column-sorted entries. One RNG call per row: a Python
+    loop by nature (a private ``RandomState``, so the global NumPy state is untouched).
+    """
+    rng = np.random.RandomState(seed)
+    parts = []
+    for n in np.asarray(counts, dtype=np.int64).tolist():
+        n_target = int(np.ceil(n * target_fraction))
+        parts.append(rng.permutation(np.arange(n) < n_target))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
+def _apply_target_mask(rows: sp.csr_matrix, is_target: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """(inputs, targets) of canonical 0/1 ``rows`` from one bool per stored entry."""
     targets = rows.copy()
     targets.data = is_target.astype(np.float32)
     targets.eliminate_zeros()
@@ -50,18 +81,26 @@ def group_target_masks(
     ``groups``: int array ``[n_groups, size]`` of member indices. The mask of a group depends only
     on ``seed`` and the *set* of its members (so it is the same wherever the group is evaluated)
     and holds exactly ``round(target_ratio * n_items)`` items. ``shared_mask`` reproduces the
-    research code's defect 3: one mask, drawn from ``seed`` alone, for every group.
+    research code's defect 3 bit for bit: one mask for every group, drawn from ``seed`` alone as
+    ``np.random.seed(seed); np.random.random(n_items) < target_ratio`` over the item index order
+    (so the number of target items is random, not exactly the ratio).
     """
     groups = np.asarray(groups)
+    if shared_mask:
+        mask = research_group_mask(n_items, target_ratio, seed)
+        return np.broadcast_to(mask, (len(groups), n_items)).copy()
     n_target = int(round(target_ratio * n_items))
     masks = np.zeros((len(groups), n_items), dtype=bool)
-    if shared_mask:
-        masks[:, np.random.default_rng(seed).permutation(n_items)[:n_target]] = True
-        return masks
     for g, members in enumerate(groups):
         rng = np.random.default_rng([seed, *sorted(int(m) for m in members)])
         masks[g, rng.permutation(n_items)[:n_target]] = True
     return masks
+
+
+def research_group_mask(n_items: int, target_ratio: float = 0.5, seed: int = 42) -> np.ndarray:
+    """The research code's one group mask ``[n_items]`` (True = target); legacy-RNG stream of
+    ``np.random.seed(seed); np.random.random(n_items) < target_ratio`` without touching global state."""
+    return np.random.RandomState(seed).random_sample(n_items) < target_ratio
 
 
 def group_split(

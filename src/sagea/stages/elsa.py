@@ -70,6 +70,7 @@ def train_elsa(
     k: int = 20,
     target_fraction: float = 0.2,
     split_seed: int = 42,
+    target_method: str = "ours",
     device: str = "auto",
     threads: int | None = None,
     eval_batch_size: int = 1024,
@@ -81,6 +82,8 @@ def train_elsa(
     """Train ELSA on the training users, early-stop on validation, evaluate on test, write outputs.
 
     ``hp``: factors, lr, beta1, beta2, batch_size, epochs, patience, seed (config ``elsa``).
+    ``target_fraction``, ``split_seed``, ``target_method``: the single-user targets of the
+    valid/test users (``datasets.<name>.split``), drawn in the split's row order.
     ``data_params``: min_user_interactions / min_item_interactions fallbacks for MLflow when the
     data card does not state them. Returns the metrics dict written to ``metrics_path``.
     """
@@ -92,8 +95,8 @@ def train_elsa(
     dev = select_device(device)
     matrix, split = load_data(data_dir, split_path)
     train = matrix[split["train"]]
-    valid = single_user_split(matrix, split["valid"], target_fraction, split_seed)
-    test = single_user_split(matrix, split["test"], target_fraction, split_seed)
+    valid = single_user_split(matrix, split["valid"], target_fraction, split_seed, target_method)
+    test = single_user_split(matrix, split["test"], target_fraction, split_seed, target_method)
     log.info(
         "ELSA %s on %s: %d items, %d train / %d valid / %d test users, device %s",
         run_name, dataset, matrix.shape[1], len(split["train"]), len(split["valid"]), len(split["test"]), dev,
@@ -201,6 +204,7 @@ def single_user_baselines(
     k: int = 20,
     target_fraction: float = 0.2,
     split_seed: int = 42,
+    target_method: str = "ours",
     device: str = "auto",
     batch_size: int = 1024,
     threads: int | None = None,
@@ -210,7 +214,10 @@ def single_user_baselines(
     dev = select_device(device)
     matrix, split = load_data(data_dir, split_path)
     train = matrix[split["train"]]
-    parts = {name: single_user_split(matrix, split[name], target_fraction, split_seed) for name in ("valid", "test")}
+    parts = {
+        name: single_user_split(matrix, split[name], target_fraction, split_seed, target_method)
+        for name in ("valid", "test")
+    }
     scorers = {"POP": lambda: pop_scorer(train, dev), "EASE": lambda: ease_scorer(train, ease_lambda, dev)}
     out: dict[str, dict] = {}
     for name, make in scorers.items():

@@ -74,6 +74,7 @@ def train_sae(
     *,
     target_fraction: float = 0.2,
     split_seed: int = 42,
+    target_method: str = "ours",
     device: str = "auto",
     threads: int | None = None,
     eval_batch_size: int = 1024,
@@ -146,7 +147,7 @@ def train_sae(
         users = split[part]
         metrics[part] = reconstruction_metrics(
             model, elsa, matrix[users], embeddings[users], target_fraction=target_fraction, seed=split_seed,
-            k=METRIC_KEY_K, batch_size=eval_batch_size, device=dev,
+            target_method=target_method, k=METRIC_KEY_K, batch_size=eval_batch_size, device=dev,
         )  # fmt: skip
         log.info("%s: %s", part, ", ".join(f"{k}={v:.4f}" for k, v in metrics[part].items()))
     metrics.update(
