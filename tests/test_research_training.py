@@ -311,6 +311,19 @@ def test_gfar_float32_gains_would_break_an_exact_tie_differently():
     assert _gfar_lists(scores, 8, 10, gain_dtype=torch.float32) != expected
 
 
+def test_gfar_sums_members_like_pandas():
+    """Three members: summing each item's terms in member order instead of pandas' compensated sum
+    in table order changes the last bit of one gain, and with it the first two picks."""
+    scores = np.array([
+        [7, 0, 25, 20, 19, 14, 21, 27, 5, 18, 2, 9, 1, 29, 4, 23, 10, 15, 8, 26, 3, 11, 24, 17, 13, 28, 16, 12, 6, 22],
+        [29, 12, 26, 23, 4, 1, 21, 6, 22, 28, 16, 8, 17, 0, 10, 24, 19, 25, 2, 14, 18, 9, 15, 7, 5, 27, 20, 3, 13, 11],
+        [23, 7, 25, 18, 19, 29, 20, 3, 0, 12, 16, 27, 1, 28, 4, 14, 17, 13, 2, 15, 26, 5, 10, 21, 24, 8, 22, 6, 9, 11],
+    ], dtype=np.float32)  # fmt: skip
+    expected = research_gfar(scores, 8, 10)
+    assert expected[:2] == [2, 13]
+    assert _gfar_lists(scores, 8, 10) == expected
+
+
 def test_gfar_with_tied_scores_follows_lower_index():
     scores = np.array([[3, 3, 1, 1, 2, 0], [1, 2, 2, 3, 3, 0]], dtype=np.float32)
     assert _gfar_lists(scores, 5, 3) == research_gfar(scores, 5, 3)
@@ -362,3 +375,15 @@ def test_score_aggregation_keeps_seen_items_with_zero_relevance():
         assert ours.aggregate(ours.score(inputs), seen, 4).items[0].tolist() == fixed_list, method
         research = ScoreAggregation(stub, method, seen_at_zero=True)
         assert research.aggregate(research.score(inputs), seen, 4).items[0].tolist() == research_list, method
+
+
+def test_build_baselines_passes_the_defect_switches():
+    from sagea.stages.evaluate import build_baselines
+
+    stub = _StubElsa(torch.zeros(1, 4))
+    default = build_baselines(["ELSA", "ADD", "MPL"], stub, np.ones(4))
+    research = build_baselines(["ELSA", "ADD", "MPL"], stub, np.ones(4), True, True)
+    assert [s.seen_at_zero for s in default] == [False, False, False]
+    assert [s.seen_at_zero for s in research] == [True, True, True]
+    only_elsa = build_baselines(["ELSA", "ADD"], stub, np.ones(4), elsa_seen_at_zero=True)
+    assert [s.seen_at_zero for s in only_elsa] == [True, False]
