@@ -116,9 +116,34 @@ def test_research_mode_fills_unset_switches_and_keeps_explicit_ones():
     cfg = {"research_mode": True, "evaluation": {"research": {"hit_rate_needs_two": False}},
            "datasets": {"a": {"source": "synthetic"}}}  # fmt: skip
     plan.apply_research_mode(cfg)
-    assert cfg["evaluation"]["research"] == {"hit_rate_needs_two": False, "popularity_with_targets": True}
+    assert {key: cfg["evaluation"]["research"][key] for key in ("hit_rate_needs_two", "popularity_with_targets")} == {
+        "hit_rate_needs_two": False, "popularity_with_targets": True}  # fmt: skip
     assert cfg["evaluation"]["sagea"]["zero_fallback"] == "nan"
     assert cfg["groups"]["split"]["shared_mask"] is True
     assert cfg["sae"]["base"]["early_stop_unit"] == "epochs"
     off = {"research_mode": False}
     assert plan.apply_research_mode(off) == {"research_mode": False}
+
+
+def test_research_mode_training_and_baseline_switches(repo):
+    """research_mode sets the training/baseline switches; the schema's defaults are our protocol."""
+    cfg = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    cfg["research_mode"] = True
+    cfg.setdefault("sae", {}).setdefault("base", {})["dead_rule"] = "at_least"  # explicit: kept
+    plan.apply_research_mode(cfg)
+    validate(cfg, str(repo / SCHEMA))
+    assert cfg["elsa"]["research_validation"] is True and cfg["elsa"]["research_step_order"] is True
+    base = cfg["sae"]["base"]
+    assert (base["research_validation"], base["research_step_order"], base["dead_rule"]) == (True, True, "at_least")
+    research = cfg["evaluation"]["research"]
+    assert research["elsa_seen_at_zero"] is True and research["aggregation_seen_at_zero"] is True
+    hp = plan.elsa_hp(cfg, "synthetic", plan.main_elsa(cfg, "synthetic"))
+    assert hp["research_validation"] is True and hp["research_step_order"] is True
+    assert "research" not in plan.main_elsa(cfg, "synthetic")  # the switches do not rename runs
+    default = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    validate(default, str(repo / SCHEMA))
+    assert (default["elsa"]["research_validation"], default["elsa"]["research_step_order"]) == (False, False)
+    base = default["sae"]["base"]
+    assert (base["research_validation"], base["research_step_order"], base["dead_rule"]) == (False, False, "at_least")
+    research = default["evaluation"]["research"]
+    assert (research["elsa_seen_at_zero"], research["aggregation_seen_at_zero"]) == (False, False)

@@ -17,6 +17,8 @@ _ELSA_SHORT = {
     "lr": "lr", "beta1": "b1", "beta2": "b2", "batch_size": "b", "epochs": "e", "patience": "p", "relu": "relu",
 }  # fmt: skip
 ELSA_KEYS = ("factors", "lr", "beta1", "beta2", "batch_size", "epochs", "patience", "seed", "relu")
+#: ELSA research-mode switches carried in a run's hyperparameters (not part of the run id).
+ELSA_RESEARCH_KEYS = ("research_validation", "research_step_order")
 
 # SAE hyperparameters whose non-default values appear in the variant id (REFERENCE.md §3 defaults).
 _SAE_SUFFIX_DEFAULTS = {
@@ -109,6 +111,14 @@ RESEARCH_MODE: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("datasets", "index_order"), "appearance"),
     (("datasets", "split", "method"), "research"),
     (("datasets", "split", "target_method"), "research"),
+    # training protocol and baselines' lists (docs/research_mode_training.md)
+    (("elsa", "research_validation"), True),
+    (("elsa", "research_step_order"), True),
+    (("sae", "base", "research_validation"), True),
+    (("sae", "base", "research_step_order"), True),
+    (("sae", "base", "dead_rule"), "more_than"),
+    (("evaluation", "research", "elsa_seen_at_zero"), True),
+    (("evaluation", "research", "aggregation_seen_at_zero"), True),
 )
 
 
@@ -206,6 +216,8 @@ def elsa_base_hp(config: dict, dataset: str) -> dict:
     """The dataset's main ELSA hyperparameters: the ``elsa`` section with its overrides."""
     hp = {key: config["elsa"][key] for key in ELSA_KEYS if key != "relu"}
     hp["relu"] = config["elsa"].get("relu", True)  # added after the first configs: absent = research default
+    for key in ELSA_RESEARCH_KEYS:  # research-mode switches: absent = our protocol
+        hp[key] = config["elsa"].get(key, False)
     hp.update(dataset_spec(config, dataset).get("elsa") or {})
     return hp
 

@@ -110,6 +110,10 @@ rule evaluate_baselines:
         popularity_with_targets=config["evaluation"]["research"][
             "popularity_with_targets"
         ],
+        elsa_seen_at_zero=config["evaluation"]["research"]["elsa_seen_at_zero"],
+        aggregation_seen_at_zero=config["evaluation"]["research"][
+            "aggregation_seen_at_zero"
+        ],
         device=config["device"],
         mlflow_uri=mlflow_uri(),
     script:

@@ -21,6 +21,8 @@ evaluate_baselines_job(
     elsa_run=wc.elsa,
     settings=params.settings,
     popularity_with_targets=params.popularity_with_targets,
+    elsa_seen_at_zero=params.elsa_seen_at_zero,
+    aggregation_seen_at_zero=params.aggregation_seen_at_zero,
     device=params.device,
     tracking_uri=params.mlflow_uri,
     threads=snakemake.threads,

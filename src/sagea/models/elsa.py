@@ -9,8 +9,11 @@ One parameter ``encoder`` = ``A [items, factors]`` with unit-norm rows:
     loss       = mean_b ‖ p_b/‖p_b‖ − x_b/‖x_b‖ ‖²   (normalised MSE)
 
 Each step: backprop, project each row's gradient on the tangent space of the unit sphere
-(``g ← g − (g·a) a``), Adam step (lr 1e-4, betas 0.9/0.99), re-normalise the rows. The state
-dict key is ``encoder``, as in the research code, so checkpoints are interchangeable.
+(``g ← g − (g·a) a``), Adam step (lr 1e-4, betas 0.9/0.99), re-normalise the rows, so the saved
+rows are exactly unit-norm. ``research_step_order`` reproduces the research code instead:
+re-normalise the rows, project the gradient on the re-normalised rows, then the Adam step (rows
+end each step off the sphere by about the step size, ~1e-4). The state dict key is
+``encoder``, as in the research code, so checkpoints are interchangeable.
 """
 
 from __future__ import annotations
@@ -135,7 +138,7 @@ class FitResult:
 def fit(
     model: ELSA,
     train: sp.csr_matrix,
-    valid: tuple[sp.csr_matrix, sp.csr_matrix] | None = None,
+    valid: tuple[sp.csr_matrix, sp.csr_matrix] | Callable[[int], tuple[sp.csr_matrix, sp.csr_matrix]] | None = None,
     *,
     lr: float = 1e-4,
     beta1: float = 0.9,
@@ -150,16 +153,19 @@ def fit(
     checkpoint_every: int = 1,
     eval_batch_size: int = 1024,
     callback: Callable[[dict], None] | None = None,
+    research_step_order: bool = False,
 ) -> FitResult:
     """Train ``model`` on the rows of ``train`` (CSR users x items); early stopping on validation NDCG@k.
 
-    ``valid`` = (inputs, targets) of the validation users. Each epoch visits the training rows
+    ``valid`` = (inputs, targets) of the validation users, or a function ``epoch -> (inputs,
+    targets)`` (epochs count from 1) for targets redrawn every epoch. Each epoch visits the training rows
     in a permutation drawn from ``(seed, epoch)``; batches become dense only on ``device``.
     After ``patience`` epochs without a better validation NDCG@k training stops and the best
     weights are restored. With ``state_file`` a resumable state is saved every
     ``checkpoint_every`` epochs (and used when present), so an interrupted run continues
     to exactly the result of an uninterrupted one; it is removed at the end.
     ``callback(record)`` is called after each epoch with the history record.
+    ``research_step_order``: the research code's step order (module docstring).
     """
     device = torch.device(device)
     model.to(device).train()
@@ -172,6 +178,8 @@ def fit(
         "lr": lr, "beta1": beta1, "beta2": beta2, "batch_size": batch_size, "seed": seed,
         "factors": model.factors, "shape": tuple(train.shape), "nnz": int(train.nnz), "k": k,
     }  # fmt: skip
+    if research_step_order:  # a state saved under the other step order must not be resumed
+        fingerprint["research_step_order"] = True
     result = FitResult()
     best_state = model.encoder.detach().clone()
     best_score, wait, start_epoch = -np.inf, 0, 1
@@ -196,15 +204,21 @@ def fit(
             optimizer.zero_grad(set_to_none=False)
             loss = nmse_loss(model(x), x)
             loss.backward()
-            model.project_gradient()
-            optimizer.step()
-            model.normalize_rows()
+            if research_step_order:  # research: re-normalise, project on the new rows, then Adam
+                model.normalize_rows()
+                model.project_gradient()
+                optimizer.step()
+            else:
+                model.project_gradient()
+                optimizer.step()
+                model.normalize_rows()
             loss_sum += loss.detach() * rows.shape[0]
         train_seconds = time.perf_counter() - tic
         record: dict[str, Any] = {"epoch": epoch, "loss": float(loss_sum.item()) / max(n, 1)}
         if valid is not None:
             model.eval()
-            metrics = evaluate_scorer(model.scores, *valid, k=k, batch_size=eval_batch_size, device=device, desc="validate")
+            pair = valid(epoch) if callable(valid) else valid
+            metrics = evaluate_scorer(model.scores, *pair, k=k, batch_size=eval_batch_size, device=device, desc="validate")
             model.train()
             record.update({f"{name}_valid": metrics[name] for name in (key, f"R{k}")})
             score = metrics[key]

@@ -16,7 +16,13 @@ Forward pass for an input ``x`` (a user's ELSA embedding, dimension ``d``)::
 
 Loss = rec_coef·rec + l1_coef·L1 + aux_coef·aux + con_coef·con, rec_coef = 1 − (l1 + aux + con).
 Decoder rows stay on the unit sphere: gradients are projected on the tangent space
-(``g -= (g·w) w``) before the Adam step and rows are re-normalised after it.
+(``g -= (g·w) w``) before the Adam step and rows are re-normalised after it. The research code's
+order (``research_step_order``) re-normalises the rows first, projects on the re-normalised rows,
+then steps, so its rows end each step slightly off the sphere (~lr).
+
+A latent is *dead* after ``dead_after`` consecutive training batches without activation
+(``dead_rule="at_least"``: count >= dead_after); the research code needs one batch more
+(``"more_than"``: count > dead_after).
 
 Parameter names match the research code (``encoder_w [d, h]``, ``encoder_b [h]``,
 ``decoder_w [h, d]``, ``decoder_b [d]``, and ``threshold`` for BatchTopK), so checkpoints
@@ -50,6 +56,8 @@ MODEL_NAMES = {"topk": "TopKSAE", "batchtopk": "BatchTopKSAE", "basic": "BasicSA
 RECONSTRUCTION_LOSSES = {"l2": "L2", "cosine": "Cosine"}
 STD_EPS = 1e-7
 LOSS_TERMS = ("Loss", "L2", "Cosine", "L1", "L0", "Auxiliary", "Contrastive")
+#: When a latent counts as dead: inactive for >= dead_after batches, or (research) > dead_after.
+DEAD_RULES = ("at_least", "more_than")
 
 
 class SAE(nn.Module):
@@ -69,12 +77,15 @@ class SAE(nn.Module):
         dead_after: int = 5,
         aux_k: int = 512,
         seed: int | None = 42,
+        dead_rule: str = "at_least",
     ) -> None:
         super().__init__()
         if variant not in MODEL_NAMES:
             raise ValueError(f"sae variant {variant!r} unknown; expected one of {list(MODEL_NAMES)}")
         if reconstruction_loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(f"sae reconstruction_loss {reconstruction_loss!r} unknown; expected l2 or cosine")
+        if dead_rule not in DEAD_RULES:
+            raise ValueError(f"sae dead_rule {dead_rule!r} unknown; expected one of {list(DEAD_RULES)}")
         if variant != "basic" and not 1 <= k <= width:
             raise ValueError(f"sae k={k} must lie in 1..width={width}")
         self.rec_coef = 1.0 - (l1_coef + aux_coef + contrastive_coef)
@@ -87,7 +98,7 @@ class SAE(nn.Module):
             input_dim=int(input_dim), width=int(width), k=int(k), variant=variant,
             reconstruction_loss=reconstruction_loss, l1_coef=float(l1_coef), aux_coef=float(aux_coef),
             contrastive_coef=float(contrastive_coef), normalize=bool(normalize),
-            dead_after=int(dead_after), aux_k=int(aux_k),
+            dead_after=int(dead_after), aux_k=int(aux_k), dead_rule=dead_rule,
         )  # fmt: skip
         self.variant, self.k, self.normalize = variant, int(k), bool(normalize)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -169,7 +180,10 @@ class SAE(nn.Module):
 
     # ------------------------------------------------------------------ losses
     def dead_latents(self) -> torch.Tensor:
-        """Bool ``[h]``: latents inactive for at least ``dead_after`` consecutive training batches."""
+        """Bool ``[h]``: latents inactive for at least (``dead_rule="more_than"``: more than)
+        ``dead_after`` consecutive training batches."""
+        if self.hparams["dead_rule"] == "more_than":
+            return self.inactive_batches > self.hparams["dead_after"]
         return self.inactive_batches >= self.hparams["dead_after"]
 
     def _track_activity(self, code: torch.Tensor) -> None:
@@ -244,16 +258,25 @@ class SAE(nn.Module):
         self.decoder_w.copy_(F.normalize(self.decoder_w, dim=-1))
 
     def train_step(
-        self, optimizer: torch.optim.Optimizer, x: torch.Tensor, x_positive: torch.Tensor | None = None
+        self, optimizer: torch.optim.Optimizer, x: torch.Tensor, x_positive: torch.Tensor | None = None,
+        research_step_order: bool = False,
     ) -> dict[str, torch.Tensor]:
-        """One Adam step on a batch; returns the loss terms (detached, still on the device: no sync)."""
+        """One Adam step on a batch; returns the loss terms (detached, still on the device: no sync).
+
+        ``research_step_order``: re-normalise the decoder rows, project, then step (module docstring).
+        """
         self.train()
         terms = self.losses(x, x_positive)
         optimizer.zero_grad(set_to_none=True)
         terms["Loss"].backward()
-        self.project_decoder_grad()
-        optimizer.step()
-        self.normalize_decoder()
+        if research_step_order:
+            self.normalize_decoder()
+            self.project_decoder_grad()
+            optimizer.step()
+        else:
+            self.project_decoder_grad()
+            optimizer.step()
+            self.normalize_decoder()
         return {name: value.detach() for name, value in terms.items()}
 
     # ------------------------------------------------------------------ persistence
@@ -283,7 +306,7 @@ class SAE(nn.Module):
             name = checkpoint.get("model", "BatchTopKSAE" if "threshold" in state else "TopKSAE")
             hp["variant"] = {v: k for k, v in MODEL_NAMES.items()}[name]
         known = ("input_dim", "width", "k", "variant", "reconstruction_loss", "l1_coef", "aux_coef",
-                 "contrastive_coef", "normalize", "dead_after", "aux_k")  # fmt: skip
+                 "contrastive_coef", "normalize", "dead_after", "aux_k", "dead_rule")  # fmt: skip
         model = cls(**{key: hp[key] for key in known if key in hp}, seed=None)
         state = dict(state)
         if "threshold" in state:
@@ -336,15 +359,18 @@ def positive_view(
 
 @dataclass
 class EmbeddingData:
-    """Fast path: precomputed ELSA user embeddings ``[n, d]``."""
+    """Fast path: precomputed ELSA user embeddings ``[n, d]`` (and optionally fixed positive views)."""
 
     embeddings: torch.Tensor
+    positives: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.embeddings)
 
-    def batch(self, index: np.ndarray, rng: np.random.Generator | None, device) -> tuple[torch.Tensor, None]:
-        return self.embeddings[torch.from_numpy(index)].to(device), None
+    def batch(self, index: np.ndarray, rng: np.random.Generator | None, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        rows = torch.from_numpy(index)
+        positive = None if self.positives is None else self.positives[rows].to(device)
+        return self.embeddings[rows].to(device), positive
 
 
 class InteractionData:
@@ -419,6 +445,7 @@ def fit(
     fingerprint: dict | None = None,
     on_validation: Callable[[SAE, int], dict[str, float]] | None = None,
     stop_after_epochs: int | None = None,
+    research_step_order: bool = False,
 ) -> FitResult:
     """Train ``model`` with Adam; validate every ``validate_every`` epochs; keep the best weights.
 
@@ -428,6 +455,7 @@ def fit(
     run resumed from ``checkpoint_path`` (saved after every validation) is identical to an
     uninterrupted one. ``on_validation(model, epoch)`` may add metrics to each history row.
     ``stop_after_epochs`` ends the loop early without finishing (tests of resumption).
+    ``research_step_order``: the research code's order of the decoder constraint and the Adam step.
     """
     from sagea.checkpoint import clear_training_state, load_training_state, save_training_state
     from sagea.runtime import progress
@@ -440,6 +468,8 @@ def fit(
     state = dict(epoch=0, best_loss=math.inf, best_epoch=0, best_state=None, bad=0, history=[], stopped=False)
     fingerprint = {**(fingerprint or {}), **model.hparams, "n_train": len(train), "lr": lr,
                    "batch_size": batch_size, "seed": seed}  # fmt: skip
+    if research_step_order:  # a state saved under the other step order must not be resumed
+        fingerprint["research_step_order"] = True
     if checkpoint_path is not None:
         saved = load_training_state(checkpoint_path, fingerprint)
         if saved is not None:
@@ -465,7 +495,7 @@ def fit(
         for start in range(0, n, batch_size):
             index = np.sort(perm[start : start + batch_size])
             x, x_pos = train.batch(index, rng, device)
-            for name, value in model.train_step(optimizer, x, x_pos).items():
+            for name, value in model.train_step(optimizer, x, x_pos, research_step_order).items():
                 sums[name] = sums.get(name, 0.0) + value * len(index)
         epoch_terms = {name: float(value) / n for name, value in sums.items()}
         state["epoch"] = epoch

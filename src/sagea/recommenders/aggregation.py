@@ -6,7 +6,10 @@
   items): ``ADD`` Σ_u r_u, ``MUL`` Π_u r_u, ``LMS`` min_u r_u, ``MPL`` max_u r_u.
 
 Seen items (union of the members' inputs) are excluded for every strategy (defects 6 and 7
-fixed); ties go to the lower item index.
+fixed); ties go to the lower item index. ``seen_at_zero`` reproduces the research code: seen items
+stay candidates with score 0 (ELSA: raw decoded score 0, defect 6; ADD/MUL/LMS/MPL: relevance 0
+for every member, so the aggregate is 0, defect 7), so they fill the list where the other items
+score below (ELSA: negative scores) or equal to 0.
 """
 
 from __future__ import annotations
@@ -31,20 +34,26 @@ def aggregate_scores(relevance: torch.Tensor, method: str) -> torch.Tensor:
     raise ValueError(f"unknown score aggregation {method!r}; expected one of {SCORE_AGGREGATIONS}")
 
 
+def _drop_seen(scores: torch.Tensor, seen: torch.Tensor, seen_at_zero: bool) -> torch.Tensor:
+    """Seen items excluded (``-inf``), or with ``seen_at_zero`` (research defects 6/7) scored 0."""
+    return scores.masked_fill(seen, 0.0) if seen_at_zero else exclude(scores, seen)
+
+
 class ScoreAggregation:
     """ADD / MUL / LMS / MPL as a group recommender; all four share one scoring per chunk."""
 
-    def __init__(self, elsa: ElsaLike, method: str) -> None:
+    def __init__(self, elsa: ElsaLike, method: str, seen_at_zero: bool = False) -> None:
         if method not in SCORE_AGGREGATIONS:
             raise ValueError(f"unknown score aggregation {method!r}; expected one of {SCORE_AGGREGATIONS}")
         self.name, self.elsa, self.method = method, elsa, method
+        self.seen_at_zero = seen_at_zero  # defect 7
         self.score_key = ("relevance", id(elsa))
 
     def score(self, inputs: torch.Tensor) -> torch.Tensor:
         return member_relevance(self.elsa, inputs)
 
     def aggregate(self, state: torch.Tensor, seen: torch.Tensor, k: int) -> Recommendation:
-        return Recommendation(stable_topk(exclude(aggregate_scores(state, self.method), seen), k))
+        return Recommendation(stable_topk(_drop_seen(aggregate_scores(state, self.method), seen, self.seen_at_zero), k))
 
 
 class ElsaMean:
@@ -52,8 +61,9 @@ class ElsaMean:
 
     name = "ELSA"
 
-    def __init__(self, elsa: ElsaLike) -> None:
+    def __init__(self, elsa: ElsaLike, seen_at_zero: bool = False) -> None:
         self.elsa = elsa
+        self.seen_at_zero = seen_at_zero  # defect 6
         self.score_key = ("elsa_embeddings", id(elsa))
 
     def score(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -61,7 +71,7 @@ class ElsaMean:
         return self.elsa.encode(inputs.reshape(b * m, n)).reshape(b, m, -1)
 
     def aggregate(self, state: torch.Tensor, seen: torch.Tensor, k: int) -> Recommendation:
-        return Recommendation(stable_topk(exclude(self.elsa.decode(state.mean(dim=1)), seen), k))
+        return Recommendation(stable_topk(_drop_seen(self.elsa.decode(state.mean(dim=1)), seen, self.seen_at_zero), k))
 
 
 class ElsaUnion:

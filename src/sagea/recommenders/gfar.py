@@ -11,6 +11,15 @@ of the k ranks pick the unseen, not yet chosen item maximising
 greedy loop runs over that union (≤ m·N items per group) instead of the catalogue; when no
 item has a positive gain any more, the lowest-index unseen item is taken, exactly as an
 arg-max over the whole catalogue would. Only the k ranks are a Python loop.
+
+Precision: probabilities, the products ``Π (1 - p)`` and the gains are float64 (float32 on Apple
+MPS, which has no float64), as in the research code's pandas implementation, so exact ties
+between gains fall as there: to the lower item index (pandas ``idxmax`` over item ids sorted
+ascending). In float32, gains that differ in float64 can round to a tie (and the reverse), which
+changes lists. The sum over members repeats the research's pandas ``groupby().sum()`` bit for
+bit: Kahan-compensated, in the order of its data frame (rows by list position, then member),
+i.e. a candidate's terms by decreasing ``p(u, i)`` (members with equal p in member order), zero
+terms last. (That order equals list position whenever every member has N candidates.)
 """
 
 from __future__ import annotations
@@ -28,7 +37,8 @@ def borda_candidates(scores: torch.Tensor, seen: torch.Tensor, n_relevant: int) 
     """
     b, m, n = scores.shape
     top = stable_topk(exclude(scores, seen[:, None, :]), n_relevant)  # [B, m, N], -1 = none
-    points = torch.arange(n_relevant, 0, -1, dtype=scores.dtype, device=scores.device).expand_as(top) * (top >= 0)
+    dtype = torch.float32 if scores.device.type == "mps" else torch.float64  # float64 gains (module docstring)
+    points = torch.arange(n_relevant, 0, -1, dtype=dtype, device=scores.device).expand_as(top) * (top >= 0)
     total = points.sum(-1, keepdim=True)
     prob = points / torch.where(total > 0, total, torch.ones_like(total))
     items = torch.where(top >= 0, top, n).reshape(b, m * n_relevant).sort(dim=-1).values
@@ -48,8 +58,11 @@ def gfar_select(items: torch.Tensor, p: torch.Tensor, seen: torch.Tensor, k: int
     not_relevant = torch.ones(b, m, 1, dtype=p.dtype, device=p.device)  # Π (1 - p(u, j))
     out = torch.full((b, k), -1, dtype=torch.long, device=p.device)
     rows = torch.arange(b, device=p.device)
+    order = torch.sort(-p, dim=1, stable=True).indices  # research summation order of each candidate's terms
+    p_sorted = p.gather(1, order)
     for rank in range(min(k, n)):
-        gain = (p * not_relevant).sum(dim=1).masked_fill(taken, float("-inf"))
+        terms = p_sorted * not_relevant.expand(b, m, c).gather(1, order)
+        gain = _kahan_sum(terms).masked_fill(taken, float("-inf"))
         pos = gain.argmax(dim=-1)  # candidates ascend by item index: first maximum = lower index
         positive = gain[rows, pos] > 0
         best = items[rows, pos]
@@ -70,6 +83,18 @@ def gfar_select(items: torch.Tensor, p: torch.Tensor, seen: torch.Tensor, k: int
         p_best = (p * hit[:, None, :]).sum(dim=-1, keepdim=True)
         not_relevant = not_relevant * (1 - p_best)
     return out
+
+
+def _kahan_sum(terms: torch.Tensor) -> torch.Tensor:
+    """Sum over dim 1 with pandas' compensated summation (``groupby().sum()``), terms in their order."""
+    total = torch.zeros_like(terms[:, 0])
+    compensation = torch.zeros_like(total)
+    for j in range(terms.shape[1]):  # group members: a handful
+        y = terms[:, j] - compensation
+        t = total + y
+        compensation = (t - total) - y
+        total = t
+    return total
 
 
 class GFAR:

@@ -21,6 +21,7 @@ import torch
 from sagea.checkpoint import state_path
 from sagea.data.matrix import load_interactions, load_split
 from sagea.evaluation.single_user import evaluate_scorer, single_user_split
+from sagea.evaluation.validation_streams import legacy_target_split
 from sagea.io import read_json, write_embeddings, write_json, write_parquet
 from sagea.models import elsa as elsa_model
 from sagea.recommenders.single_user import ease_scorer, pop_scorer
@@ -81,7 +82,10 @@ def train_elsa(
 ) -> dict:
     """Train ELSA on the training users, early-stop on validation, evaluate on test, write outputs.
 
-    ``hp``: factors, lr, beta1, beta2, batch_size, epochs, patience, seed (config ``elsa``).
+    ``hp``: factors, lr, beta1, beta2, batch_size, epochs, patience, seed (config ``elsa``);
+    optional research switches ``research_validation`` (the validation users' targets redrawn
+    every epoch from seed ``split_seed + epoch``, :func:`validation_pairs`) and
+    ``research_step_order`` (:func:`sagea.models.elsa.fit`).
     ``target_fraction``, ``split_seed``, ``target_method``: the single-user targets of the
     valid/test users (``datasets.<name>.split``), drawn in the split's row order.
     ``data_params``: min_user_interactions / min_item_interactions fallbacks for MLflow when the
@@ -106,11 +110,14 @@ def train_elsa(
     )
     state_file = state_path(Path(model_path).parent)
     tic = time.perf_counter()
+    valid_stream = validation_pairs(matrix[split["valid"]], target_fraction, split_seed, valid,
+                                    bool(hp.get("research_validation", False)))  # fmt: skip
     fit = elsa_model.fit(
-        model, train, valid if len(split["valid"]) else None,
+        model, train, valid_stream if len(split["valid"]) else None,
         lr=hp["lr"], beta1=hp["beta1"], beta2=hp["beta2"], batch_size=int(hp["batch_size"]),
         epochs=int(hp["epochs"]), patience=int(hp["patience"]), seed=int(hp["seed"]), k=k,
         device=dev, state_file=state_file, eval_batch_size=eval_batch_size,
+        research_step_order=bool(hp.get("research_step_order", False)),
     )  # fmt: skip
     seconds = time.perf_counter() - tic
 
@@ -147,6 +154,15 @@ def train_elsa(
         _log_mlflow(mlflow_uri, data_dir, dataset, run_name, hp, matrix, k, metrics, fit.history, model_path, data_params or {})
     elsa_model.finish_training(state_file)
     return metrics
+
+
+def validation_pairs(rows, target_fraction: float, split_seed: int, fixed, research: bool):
+    """What ELSA validates on: the ``fixed`` (inputs, targets) pair, or with ``research`` a function
+    ``epoch -> (inputs, targets)`` drawing the targets of ``rows`` anew from seed ``split_seed + epoch``
+    (the research code's legacy per-row permutations; epochs count from 1 as there)."""
+    if not research:
+        return fixed
+    return lambda epoch: legacy_target_split(rows, target_fraction, split_seed + epoch)
 
 
 def _log_mlflow(uri, data_dir, dataset, run_name, hp, matrix, k, metrics, history, model_path, data_params) -> None:

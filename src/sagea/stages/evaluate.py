@@ -122,16 +122,18 @@ def evaluate_sagea_job(
     )  # fmt: skip
 
 
-def build_baselines(names, elsa, popularity) -> list:
-    """Baseline strategies by name (``plan.BASELINES``)."""
+def build_baselines(
+    names, elsa, popularity, elsa_seen_at_zero: bool = False, aggregation_seen_at_zero: bool = False
+) -> list:
+    """Baseline strategies by name (``plan.BASELINES``); the flags reproduce defects 6 and 7."""
     out = []
     for name in names:
         if name == "ELSA":
-            out.append(ElsaMean(elsa))
+            out.append(ElsaMean(elsa, seen_at_zero=elsa_seen_at_zero))
         elif name == "ELSA_INT":
             out.append(ElsaUnion(elsa))
         elif name in SCORE_AGGREGATIONS:
-            out.append(ScoreAggregation(elsa, name))
+            out.append(ScoreAggregation(elsa, name, seen_at_zero=aggregation_seen_at_zero))
         elif name == "GFAR":
             out.append(GFAR(elsa))
         elif name == "EPFuzzDA":
@@ -161,14 +163,20 @@ def evaluate_baselines_job(
     tracking_uri: str | None = None,
     note: str | None = None,
     threads: int | None = None,
+    elsa_seen_at_zero: bool = False,
+    aggregation_seen_at_zero: bool = False,
 ) -> dict[str, dict]:
-    """Evaluate every baseline in ``out_dirs`` (strategy -> output folder); returns the summaries."""
+    """Evaluate every baseline in ``out_dirs`` (strategy -> output folder); returns the summaries.
+
+    ``elsa_seen_at_zero`` / ``aggregation_seen_at_zero`` reproduce defects 6 / 7 (seen items as
+    candidates with score 0 in ELSA / ADD, MUL, LMS, MPL).
+    """
     from sagea.models.elsa import ELSA
 
     settings = _settings(settings, device, threads)
     rows, groups, popularity = _load_common(data_dir, split_path, groups_path, popularity_with_targets)
     elsa = ELSA.load(elsa_path, settings.device)
-    strategies = build_baselines(list(out_dirs), elsa, popularity)
+    strategies = build_baselines(list(out_dirs), elsa, popularity, elsa_seen_at_zero, aggregation_seen_at_zero)
     results = evaluate_groups(
         strategies, rows, groups, settings, popularity, read_embeddings(item_embeddings_path), elsa
     )

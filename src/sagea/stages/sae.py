@@ -21,6 +21,7 @@ from sagea.analysis.sae_features import feature_table, sparse_codes
 from sagea.checkpoint import state_path
 from sagea.data.matrix import load_interactions, load_split
 from sagea.evaluation.sae_metrics import code_statistics, reconstruction_metrics
+from sagea.evaluation.validation_streams import sampled_interactions_embeddings
 from sagea.io import atomic_path, read_embeddings, write_json, write_parquet, write_torch
 from sagea.models.elsa import ELSA
 from sagea.models.sae import LOSS_TERMS, MODEL_NAMES, RECONSTRUCTION_LOSSES, SAE, EmbeddingData, InteractionData, fit
@@ -42,7 +43,7 @@ def build_model(hp: dict[str, Any], input_dim: int) -> SAE:
     return SAE(
         input_dim, int(hp["width"]), int(hp["k"]), hp["variant"], hp["reconstruction_loss"],
         float(hp["l1_coef"]), float(hp["aux_coef"]), float(hp["contrastive_coef"]), bool(hp["normalize"]),
-        int(hp["dead_after"]), int(hp["aux_k"]), seed=int(hp["seed"]),
+        int(hp["dead_after"]), int(hp["aux_k"]), seed=int(hp["seed"]), dead_rule=hp.get("dead_rule", "at_least"),
     )  # fmt: skip
 
 
@@ -88,7 +89,9 @@ def train_sae(
     Fast path (``train_path: embeddings``) reads the precomputed ``user_embeddings.parquet``;
     the interaction path encodes batches through the ELSA checkpoint on the fly and is taken
     whenever ``contrastive_coef > 0`` (the positive views need the interactions).
-    ``max_train_users`` subsamples the training users (seeded). Returns the metrics dict.
+    ``max_train_users`` subsamples the training users (seeded). Optional research switches in
+    ``hp``: ``research_validation`` (validation losses on :func:`research_validation_data`),
+    ``research_step_order`` (:func:`sagea.models.sae.fit`), ``dead_rule``. Returns the metrics dict.
     """
     missing = [key for key in SAE_HP_KEYS if key not in hp]
     if missing:
@@ -121,6 +124,8 @@ def train_sae(
     else:
         train = EmbeddingData(torch.from_numpy(embeddings[train_users]).to(dev))
         valid = EmbeddingData(torch.from_numpy(embeddings[split["valid"]]).to(dev))
+    if hp.get("research_validation", False):
+        valid = research_validation_data(elsa, matrix[split["valid"]], seed, eval_batch_size, dev)
     model = build_model(hp, embeddings.shape[1])
     log.info(
         "SAE %s on %s/%s: d=%d, %d train users (%s path), %d valid, %d test, device %s",
@@ -140,6 +145,7 @@ def train_sae(
         patience=int(hp["patience"]), early_stop_unit=hp["early_stop_unit"], seed=seed, device=dev,
         checkpoint_path=state_path(Path(model_path).parent), fingerprint={"path": path, "n_users": len(embeddings)},
         on_validation=on_validation if len(split["valid"]) else None,
+        research_step_order=bool(hp.get("research_step_order", False)),
     )  # fmt: skip
     seconds = time.perf_counter() - tic
     metrics: dict[str, Any] = {}
@@ -164,6 +170,15 @@ def train_sae(
     if mlflow_uri:
         _log_mlflow(mlflow_uri, dataset, elsa_run, sae_run, hp, embeddings.shape[1], metrics, model_path)
     return metrics
+
+
+def research_validation_data(elsa: ELSA, rows, seed: int, batch_size: int, device) -> EmbeddingData:
+    """The research code's SAE validation set: ELSA encodings of the validation users' rows with each
+    interaction kept with probability 0.8, and as positive views a second such draw (one seeded
+    stream, embeddings first, as there)."""
+    generator = torch.Generator().manual_seed(int(seed))
+    sampled = [sampled_interactions_embeddings(elsa.encode, rows, generator, 0.8, batch_size, device) for _ in range(2)]
+    return EmbeddingData(sampled[0], positives=sampled[1])
 
 
 def history_frame(history: list[dict]) -> pd.DataFrame:
