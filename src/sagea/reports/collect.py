@@ -115,12 +115,15 @@ def collect_per_group(entries: list[dict]) -> pd.DataFrame:
     ``baseline``), ``strategy`` (fusion or baseline name), for SAGEA also ``sae``, ``option``,
     ``topk_inference``, ``normalize_users_embeddings`` and ``sae_hp`` (the variant's hyperparameters).
     """
+    from sagea.evaluation.group import check_per_group
+
     frames = []
     for entry in entries:
         _require(entry["path"], "per-group evaluation table")
         df = read_parquet(entry["path"])
         if "group" not in df.columns:
             raise ValueError(f"{entry['path']}: per_group.parquet has no 'group' column (docs/ARCHITECTURE.md)")
+        check_per_group(df, None, entry["path"])
         meta = {
             "dataset": entry["dataset"],
             "pool": entry["pool"],

@@ -21,7 +21,7 @@ import torch
 from sagea.checkpoint import state_path
 from sagea.data.matrix import load_interactions, load_split
 from sagea.evaluation.single_user import evaluate_scorer, single_user_split
-from sagea.io import read_json, write_embeddings, write_json, write_parquet
+from sagea.io import check_finite, read_json, write_embeddings, write_json, write_parquet
 from sagea.models import elsa as elsa_model
 from sagea.recommenders.single_user import ease_scorer, pop_scorer
 from sagea.runtime import seed_everything, select_device, set_threads
@@ -131,6 +131,10 @@ def train_elsa(
         k,
         metrics["test"][f"NDCG{k}"],
     )
+    diverged = "training diverged: lower elsa.lr, then rerun `snakemake --forcerun train_elsa`"
+    check_finite(model.encoder, model_path, "ELSA encoder weights to write", diverged)
+    for part in ("valid", "test"):
+        check_finite(dict(metrics[part]), metrics_path, f"{part} metrics to write", diverged)
     elsa_model.save(model, model_path, {**hp, "k": k}, best_epoch=fit.best_epoch, dataset=dataset)
     history = pd.DataFrame(fit.history)
     cols = ["epoch", "loss", f"NDCG{k}_valid", f"R{k}_valid", "seconds"]
