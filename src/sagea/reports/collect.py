@@ -235,8 +235,23 @@ GROUP_COLUMNS = [
 ]
 
 
+def _overlapping(members: pd.DataFrame, groups: np.ndarray) -> np.ndarray:
+    """Per group (in ``groups`` order): shares >= 30% of its members with another group of the set."""
+    from sagea.groups.sampling import member_overlap_pairs
+
+    ordered = members.sort_values(["group", "member"])
+    size = int(ordered.groupby("group").size().max()) if len(ordered) else 0
+    if not size or len(ordered) != size * len(groups):
+        return np.zeros(len(groups), dtype=bool)
+    pairs = member_overlap_pairs(ordered["user"].to_numpy(np.int64).reshape(len(groups), size))
+    flagged = np.zeros(len(groups), dtype=bool)
+    flagged[pairs[:, :2].reshape(-1)] = True
+    return flagged
+
+
 def collect_groups(entries: list[dict]) -> pd.DataFrame:
-    """One row per sampled group: ``dataset, pool, groupset, kind, group`` + similarity columns.
+    """One row per sampled group: ``dataset, pool, groupset, kind, group`` + similarity columns,
+    ``n_common_targets`` and ``overlapping`` (shares >= 30% of its members with another group).
 
     Entry keys: ``dataset``, ``pool``, ``groupset``, ``path`` (the group set parquet, one row per member).
     """
@@ -246,6 +261,7 @@ def collect_groups(entries: list[dict]) -> pd.DataFrame:
         members = read_parquet(entry["path"])
         cols = [c for c in GROUP_COLUMNS if c in members.columns]
         per_group = members.groupby("group", sort=True)[cols].first().reset_index()
+        per_group["overlapping"] = _overlapping(members, per_group["group"].to_numpy())
         per_group.insert(0, "kind", kind_name(entry["groupset"]))
         per_group.insert(0, "groupset", entry["groupset"])
         per_group.insert(0, "pool", entry["pool"])
