@@ -639,8 +639,8 @@ def _filter_error(
     else:
         need = None
         lines.append(
-            f"No candidate passed, so the pass rate is below about {3 / max(n_unique, 1):.1e} and more than "
-            f"{math.ceil(final_group_count * max(n_unique, 1) / 3)} candidate groups would be needed."
+            f"No candidate was kept, so the keep rate is below about {3 / max(n_gen, 1):.1e} and more than "
+            f"{math.ceil(final_group_count * max(n_gen, 1) / 3)} candidate groups would be needed."
         )
     options: list[str] = []
     exhausted = n_unique < 0.5 * n_gen

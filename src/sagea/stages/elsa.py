@@ -230,5 +230,9 @@ def single_user_baselines(
             "%s: valid NDCG%d %.4f, test NDCG%d %.4f", name, k, out[name]["valid"][f"NDCG{k}"], k, out[name]["test"][f"NDCG{k}"]
         )
     out["EASE"]["lambda"] = ease_lambda
+    for name in scorers:
+        for part in parts:
+            hint = "rerun `snakemake --forcerun single_user_baselines` (for EASE a larger elsa.ease_lambda may help)"
+            check_finite(dict(out[name][part]), metrics_path, f"{name} {part} metrics to write", hint)
     write_json(out, metrics_path)
     return out
