@@ -484,3 +484,21 @@ def test_small_data_flags_by_hand():
     # median 3, 1 of 5 groups overlapping (20%), 3 * 5 = 15 slots for 15 users: no flag
     out = S.small_data_flags(np.array([3, 3, 3, 1, 8]), overlapping_groups=1, n_groups=5, size=3, pool_users=15)
     assert out["flags"] == [] and out["warnings"] == []
+
+
+def test_time_budget_stops_after_the_first_round(repo):
+    """``max_seconds`` far below one round's duration: the first round (46 candidates at a ~1% pass
+    rate) cannot fill 30 groups, so sampling stops there and says which budget ran out."""
+    emb, x = clique_pool()
+    normed = S.normalize_rows(emb)
+    th = S.estimate_thresholds(normed, 5000, 0.75, 0.25, seed=1)
+    with pytest.raises(S.GroupSamplingError) as err:
+        S.sample_group_set(
+            "random_3", normed, np.arange(200), x, th, final_group_count=30, common_interactions=5, seed=3,
+            max_seconds=1e-9,
+        )  # fmt: skip
+    msg = str(err.value)
+    assert "the budget groups.budget.max_seconds=1e-09 is used up" in msg and "in 1 rounds" in msg
+    assert _suggestions(msg)["groups.budget.max_seconds"] is None  # nothing kept yet: no rate to size it by
+    for key, value in _suggestions(msg).items():
+        _validate_suggestion(repo, key, value)

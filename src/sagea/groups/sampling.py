@@ -21,7 +21,9 @@ in draw order; draws after it are discarded, which leaves the distribution of th
 process unchanged because draws are independent. Each row runs until it completes, so every
 output group is distributed exactly like one sequential call of the research code.
 Every kind is bounded by ``max_restarts`` and stops early with :class:`GroupSamplingError`
-when the observed success rate shows the budget cannot suffice.
+when the observed success rate shows the budget cannot suffice. A group set draws candidate
+groups in rounds until enough pass the filters or its budget (``max_candidates``,
+``max_seconds``) runs out; the error then reports the measured pass rate and settings that work.
 """
 
 from __future__ import annotations
@@ -644,6 +646,8 @@ def _filter_error(
         )
     options: list[str] = []
     exhausted = n_unique < 0.5 * n_gen
+    if need is None and max_seconds is not None and elapsed > max_seconds:
+        options.append("- groups.budget.max_seconds: null  (no time limit; groups.budget.max_candidates still applies)")
     if need is not None and not exhausted:
         if need > max_candidates:
             options.append(f"- groups.budget.max_candidates: {math.ceil(need * 1.5)}")
