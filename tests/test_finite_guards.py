@@ -215,14 +215,20 @@ def test_nan_item_embeddings_stop_the_evaluation(tmp_path, repo, python):
 
     write_upstream(tmp_path, groupsets={"similar_3": 3})
     path = "results/synthetic/elsa/f8-s42/item_embeddings.parquet"
-    inject_nan(tmp_path / path, [7])
     config = tmp_path / "config.yaml"
     config.write_text(
         "mlflow: {enabled: false}\ndevice: cpu\ndatasets: {synthetic: {source: synthetic}}\nelsa: {factors: 8}\n"
         "sae: {base: {variant: topk}, grid: {width: [16], k: [4]}}\n"
         "groups: {pools: [test], kinds: {similar: [3]}}\n"
-        "evaluation: {baselines: [ADD, POPULAR], sagea: {fusions: [average]}}\n"
+        "evaluation: {baselines: [ADD, POPULAR], sagea: {fusions: [common_features], zero_fallback: nan}}\n"
     )
+    # clean inputs under the research fallback: NaN scores of all-zero fused codes are allowed
+    sagea = "results/synthetic/eval/test/similar_3/f8-s42/topk-h16-k4-l2/ti1-nu0/common_features"
+    done = _run(repo, python, tmp_path, [config], [f"{sagea}/summary.json"], ["evaluate_sagea"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    per_group = pd.read_parquet(tmp_path / sagea / "per_group.parquet")
+    assert (per_group["CommonFeatures"] == 0).any()  # some groups did go through the NaN path
+    inject_nan(tmp_path / path, [7])
     out = tmp_path / "results/synthetic/eval/test/similar_3/f8-s42/baselines"
     done = _run(repo, python, tmp_path, [config], [str((out / "ADD/summary.json").relative_to(tmp_path))],
                 ["evaluate_baselines"])  # fmt: skip
