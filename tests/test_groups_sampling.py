@@ -349,3 +349,156 @@ def test_overlap_cap_and_unique_properties(groups, max_overlap):
         if len(sets[i] & sets[j]) >= 1
     ]
     assert sorted(pairs.tolist()) == expected
+
+
+# ----------------------------------------------------------------------------- rounds and budget
+def clique_pool(n_users: int = 200, clique: int = 44, shared: int = 40, private: int = 10):
+    """Users ``0..clique-1`` all hold items ``0..shared-1``; every user also holds ``private`` items
+    of its own. A group has common items only when every member is in the clique, so a random
+    group of 3 passes the common held-out items filter with probability C(44,3)/C(200,3) ~ 1.01%
+    (its ~20 common held-out items of 40 pass any threshold <= 5 but with negligible chance)."""
+    import scipy.sparse as sp
+
+    rows, cols = [], []
+    for u in range(n_users):  # fixture construction only
+        own = shared + u * private + np.arange(private)
+        items = np.r_[np.arange(shared), own] if u < clique else own
+        rows.append(np.full(len(items), u))
+        cols.append(items)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    x = sp.csr_matrix((np.ones(len(r), dtype=np.float32), (r, c)), shape=(n_users, shared + n_users * private))
+    emb = np.random.default_rng(0).normal(size=(n_users, 8)).astype(np.float32)
+    return emb, x
+
+
+def test_rare_passing_groups_are_found_by_more_rounds():
+    """A ~1% pass rate: the first round (46 candidates) holds no passing group with probability
+    e^-0.46 ~ 63%; the sampler keeps drawing rounds until it has its groups."""
+    from math import comb
+
+    emb, x = clique_pool()
+    pool = np.arange(200)
+    normed = S.normalize_rows(emb)
+    th = S.estimate_thresholds(normed, 5000, 0.75, 0.25, seed=1)
+    kw = dict(final_group_count=30, common_interactions=5, seed=3, target_ratio=0.5, split_seed=4)
+    gs = S.sample_group_set("random_3", normed, pool, x, th, **kw)
+    assert gs.members.shape == (30, 3) and (gs.members < 44).all()  # only clique groups pass
+    s = gs.summary
+    assert s["rounds"] >= 2 and s["generated"] > math_ceil_first_round(30)
+    # the measured pass rate of the distinct candidates estimates C(44,3)/C(200,3)
+    p = comb(44, 3) / comb(200, 3)
+    sd = np.sqrt(p * (1 - p) / s["distinct"])
+    assert abs(s["passed_common_targets"] / s["distinct"] - p) < 4 * sd
+    # independent count of the common held-out items of the kept groups
+    masks = group_target_masks(gs.members, x.shape[1], 0.5, 4, False)
+    dense = x.toarray() > 0
+    common = np.array([(dense[r].all(axis=0) & m).sum() for r, m in zip(gs.members, masks)])
+    assert np.array_equal(common, gs.n_common_targets) and (common > 5).all()
+
+
+def math_ceil_first_round(final_group_count: int, oversample: float = 1.25) -> int:
+    return int(np.ceil(final_group_count * oversample)) + 8
+
+
+def _suggestions(message: str) -> dict:
+    """``- groups.x.y: value`` lines of an error's advice, values parsed as YAML."""
+    import re
+
+    import yaml
+
+    found = {}
+    for key, value in re.findall(r"^- (groups\.[\w.]+): (\S+)", message, flags=re.M):
+        found[key] = yaml.safe_load(value)
+    return found
+
+
+def _validate_suggestion(repo, key: str, value) -> None:
+    """The default config with ``key`` set to ``value`` passes the config schema."""
+    import yaml
+    from snakemake.utils import validate
+
+    config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    node = config
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    validate(config, str(repo / "workflow" / "schemas" / "config.schema.yaml"))
+
+
+def test_budget_error_reports_pass_rate_and_schema_valid_advice(repo):
+    emb, x = clique_pool()
+    pool = np.arange(200)
+    normed = S.normalize_rows(emb)
+    th = S.estimate_thresholds(normed, 5000, 0.75, 0.25, seed=1)
+    # 30 groups at ~1% need ~3000 candidates: a budget of 1000 cannot do it
+    kw = dict(final_group_count=30, common_interactions=5, seed=3, target_ratio=0.5, split_seed=4)
+    with pytest.raises(S.GroupSamplingError) as err:
+        S.sample_group_set("random_3", normed, pool, x, th, max_candidates=1000, **kw)
+    msg = str(err.value)
+    assert "cannot keep groups.final_group_count=30 groups for random_3" in msg
+    assert "pass rate" in msg and "candidate groups would be needed" in msg
+    advice = _suggestions(msg)
+    assert advice["groups.budget.max_candidates"] > 1000
+    assert 1 <= advice["groups.final_group_count"] < 30
+    assert "groups.common_interactions" not in advice  # lowering it cannot help: non-clique groups share nothing
+    assert "groups.kinds.random" in msg
+    for key, value in advice.items():
+        _validate_suggestion(repo, key, value)
+    # the suggested budget works
+    gs = S.sample_group_set("random_3", normed, pool, x, th, max_candidates=advice["groups.budget.max_candidates"], **kw)
+    assert len(gs.members) == 30
+
+
+def test_impossible_filter_advice_stays_inside_the_schema(repo):
+    emb, x = clique_pool(shared=6)  # clique groups share at most 6 items, ~3 of them held out
+    pool = np.arange(200)
+    normed = S.normalize_rows(emb)
+    th = S.estimate_thresholds(normed, 5000, 0.75, 0.25, seed=1)
+    kw = dict(final_group_count=20, seed=3, target_ratio=0.5, split_seed=4, max_candidates=20000)
+    with pytest.raises(S.GroupSamplingError) as err:
+        S.sample_group_set("random_3", normed, pool, x, th, common_interactions=6, **kw)
+    msg = str(err.value)
+    assert "pass rate 0.000%" in msg and "groups.kinds.random" in msg
+    advice = _suggestions(msg)
+    assert 0 <= advice["groups.common_interactions"] < 6
+    for key, value in advice.items():
+        _validate_suggestion(repo, key, value)
+    # at the schema minimum (0) nothing passes either when no group shares an item: no lower value offered
+    emb0, x0 = clique_pool(clique=0)
+    with pytest.raises(S.GroupSamplingError) as err:
+        S.sample_group_set("random_3", S.normalize_rows(emb0), pool, x0, th, common_interactions=0, **kw)
+    msg = str(err.value)
+    assert "groups.common_interactions:" not in msg and "remove 3 from groups.kinds.random" in msg
+    for key, value in _suggestions(msg).items():
+        _validate_suggestion(repo, key, value)
+
+
+def test_small_data_flags_by_hand():
+    # median of (1, 2, 2, 9) = 2 <= 2; 2 of 4 groups in overlapping pairs = 50% >= 25%; 3 * 4 slots > 10 users
+    out = S.small_data_flags(np.array([1, 2, 2, 9]), overlapping_groups=2, n_groups=4, size=3, pool_users=10)
+    assert out["flags"] == ["few_common_targets", "heavy_overlap", "small_pool"]
+    assert out["common_targets"] == {"median": 2.0, "min": 1.0, "share_at_most_2": 0.75}
+    assert out["overlap_share"] == 0.5 and out["mean_groups_per_user"] == pytest.approx(1.2)
+    assert len(out["warnings"]) == 3 and "NDCG_com rests on one or two items" in out["warnings"][0]
+    # median 3, 1 of 5 groups overlapping (20%), 3 * 5 = 15 slots for 15 users: no flag
+    out = S.small_data_flags(np.array([3, 3, 3, 1, 8]), overlapping_groups=1, n_groups=5, size=3, pool_users=15)
+    assert out["flags"] == [] and out["warnings"] == []
+
+
+def test_time_budget_stops_after_the_first_round(repo):
+    """``max_seconds`` far below one round's duration: the first round (46 candidates at a ~1% pass
+    rate) cannot fill 30 groups, so sampling stops there and says which budget ran out."""
+    emb, x = clique_pool()
+    normed = S.normalize_rows(emb)
+    th = S.estimate_thresholds(normed, 5000, 0.75, 0.25, seed=1)
+    with pytest.raises(S.GroupSamplingError) as err:
+        S.sample_group_set(
+            "random_3", normed, np.arange(200), x, th, final_group_count=30, common_interactions=5, seed=3,
+            max_seconds=1e-9,
+        )  # fmt: skip
+    msg = str(err.value)
+    assert "the budget groups.budget.max_seconds=1e-09 is used up" in msg and "in 1 rounds" in msg
+    assert _suggestions(msg)["groups.budget.max_seconds"] is None  # nothing kept yet: no rate to size it by
+    for key, value in _suggestions(msg).items():
+        _validate_suggestion(repo, key, value)

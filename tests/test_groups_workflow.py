@@ -43,7 +43,17 @@ def test_sample_groups_rule(repo, python, tmp_path):
     summary = read_json(out / "groups_summary.json")
     assert set(summary["sets"]) == set(plan.group_sets(config)) >= {"similar_3", "random_3", "opposing_2-1"}
     assert summary["thresholds"]["Td"] > summary["thresholds"]["Ts"]
+    pool_users = summary["pool"]["pool_users"]
+    assert pool_users == 200  # the fixture's test users: 1000 // 5
     for name in summary["sets"]:
+        # 3 members x n_groups slots for 200 users: every user sits in several groups
+        s = summary["sets"][name]
+        assert s["mean_groups_per_user"] == pytest.approx(3 * n_groups / 200)
+        assert ("small_pool" in s["flags"]) == (3 * n_groups > 200)
+        assert summary["warnings"].get(name, []) == s["warnings"]
+        frame_counts = load_groups_frame(out / f"{name}.parquet").groupby("group")["n_common_targets"].first()
+        assert s["common_targets"]["median"] == float(np.median(frame_counts))
+        assert ("few_common_targets" in s["flags"]) == (np.median(frame_counts) <= 2)
         groups = load_groups(out / f"{name}.parquet")
         assert groups.shape == (n_groups, 3)
         frame = load_groups_frame(out / f"{name}.parquet")

@@ -557,3 +557,70 @@ def test_best_vs_others_picks_best_mean_and_handles_all_nan():
     assert best == "c" and p["a"] == pytest.approx(sps.ttest_rel(c, a, alternative="less").pvalue)
     best, p = stats.best_vs_others({"x": np.full(3, np.nan), "y": np.full(3, np.nan)})
     assert all(np.isnan(v) for v in p.values())
+
+
+# ----------------------------------------------------------------------------- small-data flags
+def _flag_fixture():
+    pg, *_ = _overall_fixture()
+    # report pool (test): sim groups hold 1, 2, 2, 2, 9, 9 common held-out items (median 2: flagged),
+    # outlier groups 6 each; the valid pool's values must not count
+    gt = {"sim": [1, 2, 2, 2, 9, 9], "outlier": [6] * 6}
+    test = pg["pool"] == "test"
+    pg["GT_group"] = 50.0
+    for kind, values in gt.items():
+        sel = test & (pg["kind"] == kind)
+        pg.loc[sel, "GT_group"] = np.asarray(values, dtype=float)[pg.loc[sel, "group"].to_numpy()]
+    groups = pd.DataFrame(
+        {
+            "dataset": "d",
+            "pool": ["test"] * 12 + ["valid"] * 6,
+            "groupset": ["similar_3"] * 6 + ["opposing_2-1"] * 6 + ["similar_3"] * 6,
+            "kind": ["sim"] * 6 + ["outlier"] * 6 + ["sim"] * 6,
+            "group": list(range(6)) * 3,
+            # test: no sim group overlaps, 3 of 6 outlier groups do (50% >= 25%); valid sim: all (ignored)
+            "overlapping": [False] * 6 + [True, True, True, False, False, False] + [True] * 6,
+        }
+    )
+    return pg, groups
+
+
+def test_overall_and_fusions_tables_flag_thin_and_overlapping_group_sets():
+    pg, groups = _flag_fixture()
+    labels, notes = tables.small_data_flags(pg, groups, "test", "d")
+    assert labels == {"sim": "sim†", "outlier": "outlier‡"}
+    assert notes[0].startswith("† sim (d): median 2 common held-out items per group")
+    assert notes[1].startswith("‡ outlier (d): 50% of the groups share >= 30% of their members")
+    t = tables.build_table("overall-d", {"per_group": pg, "groups": groups}, OPTS)
+    plain = tables.overall_table(pg, "d", OPTS)
+    assert list(t.data.columns.get_level_values("kind").unique()) == ["sim†", "outlier‡"]
+    np.testing.assert_array_equal(t.data.to_numpy(), plain.data.to_numpy())  # values untouched
+    assert t.stars.columns.equals(t.data.columns) and t.pvalues.columns.equals(t.data.columns)
+    assert t.notes[: len(plain.notes)] == plain.notes and t.notes[len(plain.notes) :] == notes
+    md, tex, csv = to_markdown(t), to_latex(t), to_csv(t)
+    assert "sim†/com" in md and "- † sim (d): median 2" in md and "sim†/com" in csv
+    assert r"sim\textsuperscript{\dag}" in tex and r"outlier\textsuperscript{\ddag}" in tex
+    fu = tables.build_table("fusions", {"per_group": pg, "groups": groups}, OPTS)
+    assert set(fu.data.columns.get_level_values("kind")) == {"sim†", "outlier‡"}
+    # without the groups frame only the few-items flag remains; with GT_group above 2 nothing is flagged
+    assert tables.small_data_flags(pg, None, "test", "d")[0] == {"sim": "sim†"}
+    pg["GT_group"] = 3.0
+    t = tables.build_table("overall-d", {"per_group": pg}, OPTS)
+    assert list(t.data.columns.get_level_values("kind").unique()) == ["sim", "outlier"]
+
+
+def test_collect_groups_marks_overlapping_groups(tmp_path):
+    members = np.array([[1, 2, 3], [3, 4, 5], [6, 7, 8], [9, 10, 11]])  # groups 0 and 1 share 1 of 3 (33%)
+    frame = pd.DataFrame(
+        {
+            "group": np.repeat(np.arange(4), 3).astype(np.int32),
+            "member": np.tile(np.arange(3), 4).astype(np.int16),
+            "user": members.ravel().astype(np.int32),
+            "group_similarity": np.zeros(12, dtype=np.float32),
+            "n_common_targets": np.repeat([1, 2, 3, 4], 3).astype(np.int32),
+        }
+    ).sample(frac=1.0, random_state=0)  # row order must not matter
+    write_parquet(frame, tmp_path / "similar_3.parquet")
+    got = collect.collect_groups([{"dataset": "d", "pool": "test", "groupset": "similar_3", "path": tmp_path / "similar_3.parquet"}])
+    assert got["group"].tolist() == [0, 1, 2, 3]
+    assert got["overlapping"].tolist() == [True, True, False, False]
+    assert got["n_common_targets"].tolist() == [1, 2, 3, 4]

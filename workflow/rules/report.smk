@@ -18,10 +18,10 @@ REPORT_TABLES = {
     "single_user": ("single_user", ["single_user"]),
     "sae_reconstruction": ("sae_reconstruction", ["sae"]),
     "sagea_grid": ("sagea_grid-{dataset}", ["per_group"]),
-    "overall": ("overall-{dataset}", ["per_group"]),
+    "overall": ("overall-{dataset}", ["per_group", "groups"]),
     "comparison": ("comparison-{comparison}", ["per_group"]),
     "common_features": ("common_features", ["per_group"]),
-    "fusions": ("fusions", ["per_group"]),
+    "fusions": ("fusions", ["per_group", "groups"]),
     "timing": ("timing", ["per_group"]),
     "fairness": ("fairness-{dataset}", ["per_group"]),
 }

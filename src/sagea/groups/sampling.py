@@ -21,13 +21,16 @@ in draw order; draws after it are discarded, which leaves the distribution of th
 process unchanged because draws are independent. Each row runs until it completes, so every
 output group is distributed exactly like one sequential call of the research code.
 Every kind is bounded by ``max_restarts`` and stops early with :class:`GroupSamplingError`
-when the observed success rate shows the budget cannot suffice.
+when the observed success rate shows the budget cannot suffice. A group set draws candidate
+groups in rounds until enough pass the filters or its budget (``max_candidates``,
+``max_seconds``) runs out; the error then reports the measured pass rate and settings that work.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -525,10 +528,162 @@ def cap_overlap(groups: np.ndarray, order: np.ndarray, max_overlap: float | None
     return np.asarray(kept, dtype=np.int64)
 
 
+# ----------------------------------------------------------------------------- small-data honesty
+#: A group set whose median number of common held-out items is at most this is flagged: its
+#: NDCG_com rests on one or two items per group.
+FEW_COMMON_TARGETS = 2
+#: A group set is flagged for heavy overlap when at least this share of its groups shares
+#: >= OVERLAP_REPORT_THRESHOLD of its members with another group of the set.
+HEAVY_OVERLAP_SHARE = 0.25
+
+
+def small_data_flags(
+    n_common_targets: np.ndarray, overlapping_groups: int, n_groups: int, size: int, pool_users: int
+) -> dict[str, Any]:
+    """``common_targets`` statistics, ``flags`` and readable ``warnings`` of one group set.
+
+    Flags: ``few_common_targets`` (median common held-out items <= :data:`FEW_COMMON_TARGETS`),
+    ``heavy_overlap`` (share of groups in an overlapping pair >= :data:`HEAVY_OVERLAP_SHARE`),
+    ``small_pool`` (``size x n_groups`` member slots exceed the pool: groups cannot be disjoint).
+    """
+    counts = np.asarray(n_common_targets, dtype=np.float64)
+    median = float(np.median(counts)) if len(counts) else float("nan")
+    share_few = float((counts <= FEW_COMMON_TARGETS).mean()) if len(counts) else float("nan")
+    overlap_share = overlapping_groups / n_groups if n_groups else 0.0
+    per_user = size * n_groups / pool_users if pool_users else float("inf")
+    flags, warnings = [], []
+    if len(counts) and median <= FEW_COMMON_TARGETS:
+        flags.append("few_common_targets")
+        warnings.append(
+            f"median {median:g} common held-out items per group ({share_few:.0%} of the groups have at most "
+            f"{FEW_COMMON_TARGETS}): NDCG_com rests on one or two items per group; raise groups.common_interactions"
+        )
+    if overlap_share >= HEAVY_OVERLAP_SHARE:
+        flags.append("heavy_overlap")
+        warnings.append(
+            f"{overlap_share:.0%} of the groups share >= {OVERLAP_REPORT_THRESHOLD:.0%} of their members with "
+            "another group: the groups are not independent samples (paired tests overstate significance)"
+        )
+    if per_user > 1:
+        flags.append("small_pool")
+        warnings.append(
+            f"the pool of {pool_users} users is too small for {n_groups} groups of {size}: each user is in "
+            f"{per_user:.1f} groups on average; use a larger pool (groups.pools, groups.max_pool_users) or fewer "
+            "groups (groups.final_group_count)"
+        )
+    return {
+        "common_targets": {
+            "median": median,
+            "min": float(counts.min()) if len(counts) else float("nan"),
+            f"share_at_most_{FEW_COMMON_TARGETS}": share_few,
+        },
+        "overlap_share": overlap_share,
+        "mean_groups_per_user": per_user,
+        "flags": flags,
+        "warnings": warnings,
+    }
+
+
 # ----------------------------------------------------------------------------- one group set
 def _set_seed(seed: int, name: str) -> list[int]:
     """Independent, order-free seed per group set: ``[seed, crc32(name)]``."""
     return [seed, zlib.crc32(name.encode())]
+
+
+#: Candidates whose common held-out items are counted exactly for the error's advice.
+_ADVICE_SAMPLE = 5000
+
+
+def _filter_error(
+    name: str,
+    kind: str,
+    sizes: tuple[int, int],
+    reason: str,
+    generated: np.ndarray,
+    unique: np.ndarray,
+    passing: np.ndarray,
+    chosen: np.ndarray,
+    n_common: np.ndarray,
+    exact: np.ndarray,
+    rows: sp.csr_matrix,
+    pool: np.ndarray,
+    *,
+    rounds: int,
+    elapsed: float,
+    final_group_count: int,
+    common_interactions: int,
+    max_overlap: float | None,
+    max_candidates: int,
+    max_seconds: float | None,
+    target_ratio: float,
+    split_seed: int,
+    shared_mask: bool,
+    seed: int,
+) -> GroupSamplingError:
+    """The error of a group set that could not be filled: what was measured and what would work.
+
+    Every suggested value is one the config schema accepts; each is written ``- <key>: <value>``.
+    """
+    n_gen, n_unique, n_pass = len(generated), len(unique), len(passing)
+    pass_rate = n_pass / n_unique if n_unique else 0.0
+    keep_per_candidate = len(chosen) / n_gen if n_gen else 0.0
+    lines = [
+        f"cannot keep groups.final_group_count={final_group_count} groups for {name}: {reason}. "
+        f"Measured over {n_gen} candidate groups ({n_unique} distinct) in {rounds} rounds and {elapsed:.0f} s: "
+        f"{n_pass} distinct candidates have more than groups.common_interactions={common_interactions} "
+        f"common held-out items (pass rate {pass_rate:.3%}), {len(chosen)} kept"
+        + (f" after groups.max_overlap={max_overlap}" if max_overlap is not None else "")
+        + "."
+    ]
+    if keep_per_candidate > 0:
+        need = math.ceil(final_group_count / keep_per_candidate)
+        lines.append(f"At that rate about {need} candidate groups would be needed (budget {max_candidates}).")
+    else:
+        need = None
+        lines.append(
+            f"No candidate was kept, so the keep rate is below about {3 / max(n_gen, 1):.1e} and more than "
+            f"{math.ceil(final_group_count * max(n_gen, 1) / 3)} candidate groups would be needed."
+        )
+    options: list[str] = []
+    exhausted = n_unique < 0.5 * n_gen
+    if need is None and max_seconds is not None and elapsed > max_seconds:
+        options.append("- groups.budget.max_seconds: null  (no time limit; groups.budget.max_candidates still applies)")
+    if need is not None and not exhausted:
+        if need > max_candidates:
+            options.append(f"- groups.budget.max_candidates: {math.ceil(need * 1.5)}")
+        if max_seconds is not None and elapsed > max_seconds:
+            per_candidate = elapsed / max(n_gen, 1)
+            options.append(f"- groups.budget.max_seconds: {math.ceil(per_candidate * need * 1.5)}")
+    if common_interactions > 0 and n_unique:
+        # exact common held-out counts of a seeded sample of distinct candidates, for lower settings
+        sample = unique[np.random.default_rng([seed, 0xAD]).permutation(n_unique)[:_ADVICE_SAMPLE]]
+        counts = n_common[sample].copy()
+        todo = ~exact[sample] & (counts > 0)
+        counts[todo] = count_common_targets(rows, pool[generated[sample[todo]]], target_ratio, split_seed, shared_mask)
+        distinct_share = n_unique / n_gen
+        for lower in range(common_interactions - 1, -1, -1):
+            rate = float((counts > lower).mean())
+            if rate > 0 and final_group_count / (rate * distinct_share) * 1.25 <= max_candidates:
+                options.append(
+                    f"- groups.common_interactions: {lower}  (pass rate there about {rate:.2%} on "
+                    f"{len(sample)} sampled candidates; fewer common items make NDCG_com noisier)"
+                )
+                break
+    if 0 < keep_per_candidate and not exhausted:
+        feasible = int(keep_per_candidate * max_candidates / 1.25)
+        if 1 <= feasible < final_group_count:
+            options.append(f"- groups.final_group_count: {feasible}")
+    elif 0 < len(chosen) < final_group_count:
+        options.append(f"- groups.final_group_count: {len(chosen)}")
+    if max_overlap is not None:
+        options.append("- groups.max_overlap: null")
+    key = f"groups.kinds.{kind}"
+    size = f"[{sizes[0]}, {sizes[1]}]" if kind == "opposing" else str(sizes[0])
+    options.append(
+        f"- or drop this group set: remove {size} from {key} (or the key {key} itself)"
+        + ("; a larger pool also helps (groups.pools, groups.max_pool_users)" if exhausted else "")
+    )
+    return GroupSamplingError(" ".join(lines) + " Options (each accepted by the config schema):\n" + "\n".join(options))
 
 
 def sample_group_set(
@@ -547,37 +702,54 @@ def sample_group_set(
     target_ratio: float = 0.5,
     split_seed: int = 42,
     shared_mask: bool = False,
+    max_candidates: int = 1_000_000,
+    max_seconds: float | None = None,
     oversample: float = 1.25,
-    max_rounds: int = 8,
 ) -> GroupSet:
     """Sample, filter and select one group set (e.g. ``similar_3``, ``opposing_2-1``).
 
     ``normed``: normalised embeddings of the pool users (row i = user ``pool[i]``); ``rows``: the
-    full user x item matrix. Groups are generated in rounds until ``final_group_count`` pass the
+    full user x item matrix. Candidate groups are grown in rounds (batches sized from the keep
+    rate measured so far, growing 4x while nothing passed) until ``final_group_count`` pass the
     filters (unique sets; more than ``common_interactions`` common held-out items; optional
-    overlap cap), then a seeded permutation picks them.
+    overlap cap) or the budget runs out: ``max_candidates`` candidate groups, ``max_seconds`` of
+    wall-clock time (None: no limit). Then a seeded permutation picks the groups. When the
+    budget runs out, or cannot suffice even at an optimistic pass rate, the error reports the
+    measured pass rate, the candidates it would need and settings that would work.
     """
     kind, size_list = parse_group_set(name)
     sizes = kind_sizes(kind, size_list)
     rng = np.random.default_rng(_set_seed(seed, name))
     stats = GrowStats()
     generated = np.zeros((0, sum(sizes)), dtype=np.int64)  # pool rows
-    n_common = np.zeros(0, dtype=np.int32)
-    to_generate = math.ceil(final_group_count * oversample) + 8
+    n_common = np.zeros(0, dtype=np.int32)  # held-out items common to all members; exact where `exact`
+    exact = np.zeros(0, dtype=bool)  # False: only known to be <= common_interactions (pre-filter)
+    first_round = math.ceil(final_group_count * oversample) + 8
+    round_cap = max(first_round, 50 * final_group_count)  # bounds the memory of one round
+    to_generate = min(first_round, max_candidates)
+    started = time.monotonic()
     rounds = 0
     while True:
         rounds += 1
-        new, _, round_stats = grow_groups(
-            normed,
-            kind,
-            sizes,
-            to_generate,
-            thresholds.similar,
-            thresholds.divergent,
-            rng,
-            max_draws,
-            max_restarts - stats.restarts,
-        )
+        try:
+            new, _, round_stats = grow_groups(
+                normed,
+                kind,
+                sizes,
+                to_generate,
+                thresholds.similar,
+                thresholds.divergent,
+                rng,
+                max_draws,
+                max_restarts - stats.restarts,
+            )
+        except GroupSamplingError as err:
+            if rounds == 1:
+                raise
+            raise GroupSamplingError(
+                f"{err} (in round {rounds} of {name}, after {len(generated)} candidate groups of which "
+                f"{int((n_common > common_interactions).sum())} passed the common held-out items filter)"
+            ) from err
         stats.add(round_stats)
         generated = np.concatenate([generated, new])
         # held-out items common to all members are a subset of the items common to all members:
@@ -586,6 +758,9 @@ def sample_group_set(
         maybe = np.flatnonzero(counts > common_interactions)
         counts[maybe] = count_common_targets(rows, pool[new[maybe]], target_ratio, split_seed, shared_mask)
         n_common = np.concatenate([n_common, counts])
+        new_exact = np.zeros(len(new), dtype=bool)
+        new_exact[maybe] = True
+        exact = np.concatenate([exact, new_exact])
         unique = unique_group_index(generated)
         passing = unique[n_common[unique] > common_interactions]
         # seeded permutation over all passing groups of every round so far
@@ -603,31 +778,36 @@ def sample_group_set(
         )
         if len(chosen) >= final_group_count:
             break
-        keep_rate = len(chosen) / len(generated)
-        if rounds >= max_rounds or keep_rate == 0:
-            why = []
-            if len(passing) < final_group_count:
-                why.append(
-                    f"only {len(passing)} of {len(unique)} distinct groups have more than "
-                    f"groups.common_interactions={common_interactions} common held-out items "
-                    f"(lower groups.common_interactions or raise groups.split.target_ratio)"
-                )
-            if len(unique) < 0.5 * len(generated):
-                why.append(
-                    f"only {len(unique)} of {len(generated)} groups are distinct (the pool of "
-                    f"{len(pool)} users is too small: use a larger pool)"
-                )
-            if max_overlap is not None:
-                why.append(
-                    f"groups.max_overlap={max_overlap} rejects overlapping groups (raise it or use null)"
-                )
-            raise GroupSamplingError(
-                f"cannot keep groups.final_group_count={final_group_count} groups for {name}: "
-                f"{len(chosen)} kept of {len(generated)} generated in {rounds} rounds; "
-                + "; ".join(why or ["ask for fewer groups (groups.final_group_count)"])
+        elapsed = time.monotonic() - started
+        left = max_candidates - len(generated)
+        # optimistic keep rate (~95% upper bound of a Poisson count; 3/n when nothing was kept)
+        optimistic = (len(chosen) + 2 * math.sqrt(len(chosen)) + 3) / len(generated)
+        reason = None
+        if len(unique) < 0.5 * len(generated):
+            reason = "the pool is exhausted: most new candidates repeat a group already drawn"
+        elif left <= 0:
+            reason = f"the budget groups.budget.max_candidates={max_candidates} is used up"
+        elif max_seconds is not None and elapsed > max_seconds:
+            reason = f"the budget groups.budget.max_seconds={max_seconds:g} is used up ({elapsed:.0f} s)"
+        elif final_group_count / optimistic > max_candidates:
+            reason = (
+                f"even at an optimistic keep rate of {optimistic:.2e} more than "
+                f"groups.budget.max_candidates={max_candidates} candidates would be needed"
             )
-        to_generate = math.ceil((final_group_count - len(chosen)) / keep_rate * oversample) + 8
-        to_generate = min(to_generate, 50 * final_group_count)
+        if reason is not None:
+            raise _filter_error(
+                name, kind, sizes, reason, generated, unique, passing, chosen, n_common, exact, rows, pool,
+                rounds=rounds, elapsed=elapsed, final_group_count=final_group_count,
+                common_interactions=common_interactions, max_overlap=max_overlap, max_candidates=max_candidates,
+                max_seconds=max_seconds, target_ratio=target_ratio, split_seed=split_seed, shared_mask=shared_mask,
+                seed=seed,
+            )  # fmt: skip
+        keep_rate = len(chosen) / len(generated)
+        if keep_rate > 0:
+            to_generate = math.ceil((final_group_count - len(chosen)) / keep_rate * oversample) + 8
+        else:  # nothing passed yet: grow the rounds geometrically
+            to_generate = 4 * to_generate
+        to_generate = max(1, min(to_generate, round_cap, left))
 
     chosen_rows = generated[chosen]
     sims = group_similarities(normed, chosen_rows, sizes)
@@ -650,7 +830,12 @@ def sample_group_set(
             "groups_involved": int(len(np.unique(overlap[:, :2]))) if len(overlap) else 0,
             "examples": [{"groups": [int(i), int(j)], "shared_members": int(k)} for i, j, k in overlap[:10]],
         },
+        "budget": {"max_candidates": max_candidates, "max_seconds": max_seconds},
     }
+    involved = summary["overlapping_pairs"]["groups_involved"]
+    summary.update(small_data_flags(n_common[chosen], involved, len(chosen), sum(sizes), len(pool)))
+    for warning in summary["warnings"]:
+        log.warning("%s: %s", name, warning)
     subgroup = np.r_[np.zeros(sizes[0], dtype=np.int8), np.ones(sizes[1], dtype=np.int8)]
     return GroupSet(
         name=name,
@@ -723,6 +908,7 @@ def sample_group_sets(
         },
         "parameters": {"seed": seed, **set_kwargs},
         "sets": {name: s.summary for name, s in sets.items()},
+        "warnings": {name: s.summary["warnings"] for name, s in sets.items() if s.summary["warnings"]},
     }
     return sets, summary
 

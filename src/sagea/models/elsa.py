@@ -35,7 +35,7 @@ import sagea
 from sagea.checkpoint import clear_training_state, load_training_state, save_training_state
 from sagea.data.batches import DeviceCSR
 from sagea.evaluation.single_user import evaluate_scorer
-from sagea.io import write_torch
+from sagea.io import NonFiniteError, check_finite, write_torch
 from sagea.runtime import progress
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ class ELSA(nn.Module):
         state = ckpt.get("model_state_dict", ckpt)
         if "encoder" not in state:
             raise KeyError(f"{path}: no 'encoder' parameter in the checkpoint (keys {list(state)[:5]}); not an ELSA model")
+        check_finite(state["encoder"], path, "ELSA encoder weights", "retrain ELSA: `snakemake --forcerun train_elsa`")
         n_items, factors = state["encoder"].shape
         model = cls(n_items, factors, relu=bool((ckpt.get("hyperparameters") or {}).get("relu", True)))
         model.load_state_dict({"encoder": state["encoder"]})
@@ -215,6 +216,11 @@ def fit(
             loss_sum += loss.detach() * rows.shape[0]
         train_seconds = time.perf_counter() - tic
         record: dict[str, Any] = {"epoch": epoch, "loss": float(loss_sum.item()) / max(n, 1)}
+        if not np.isfinite(record["loss"]):
+            raise NonFiniteError(
+                f"ELSA training loss became non-finite in epoch {epoch}; lower elsa.lr, then rerun "
+                "`snakemake --forcerun train_elsa`"
+            )
         if valid is not None:
             model.eval()
             pair = valid(epoch) if callable(valid) else valid

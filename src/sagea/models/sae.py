@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sagea.data.batches import DeviceCSR
+from sagea.io import NonFiniteError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ MODEL_NAMES = {"topk": "TopKSAE", "batchtopk": "BatchTopKSAE", "basic": "BasicSA
 #: Names of the reconstruction losses in the loss dict (research spelling).
 RECONSTRUCTION_LOSSES = {"l2": "L2", "cosine": "Cosine"}
 STD_EPS = 1e-7
+#: What to do about a non-finite SAE (the rule train_sae writes model.pt).
+NON_FINITE_HINT = "retrain the SAE: `snakemake --forcerun train_sae`"
 LOSS_TERMS = ("Loss", "L2", "Cosine", "L1", "L0", "Auxiliary", "Contrastive")
 #: When a latent counts as dead: inactive for >= dead_after batches, or (research) > dead_after.
 DEAD_RULES = ("at_least", "more_than")
@@ -317,7 +320,10 @@ class SAE(nn.Module):
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "SAE":
         """Load a ``model.pt`` written by :meth:`checkpoint` (in eval mode)."""
+        from sagea.io import check_finite
+
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        check_finite(dict(checkpoint["model_state_dict"]), path, "SAE weights", NON_FINITE_HINT)
         return cls.from_checkpoint(checkpoint, device)
 
 
@@ -498,6 +504,11 @@ def fit(
             for name, value in model.train_step(optimizer, x, x_pos, research_step_order).items():
                 sums[name] = sums.get(name, 0.0) + value * len(index)
         epoch_terms = {name: float(value) / n for name, value in sums.items()}
+        if not math.isfinite(epoch_terms["Loss"]):
+            raise NonFiniteError(
+                f"SAE training loss became non-finite in epoch {epoch} (terms {epoch_terms}); "
+                "check the input embeddings or lower sae.base.lr. " + NON_FINITE_HINT
+            )
         state["epoch"] = epoch
         bar.set_postfix(loss=f"{epoch_terms['Loss']:.4g}")
         if epoch % validate_every and epoch != epochs:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sagea.io import check_finite
 from sagea.recommenders.base import ElsaLike, Recommendation, SaeLike, exclude, stable_topk
 from sagea.recommenders.fusion import fuse, normalize_members, relax, rescale
 
@@ -97,5 +98,8 @@ class SageaRecommender:
     def aggregate(self, state: MemberCodes, seen: torch.Tensor, k: int) -> Recommendation:
         code, zero = fused_code(state, self.fusion, self.k, self.normalize_users_embeddings, self.zero_fallback)
         scores = sagea_scores(self.elsa, self.sae, state, code)
+        # NaN scores are by design only where zero_fallback='nan' divides an all-zero fused code by 0
+        undefined = torch.isnan(code).any(-1).cpu().numpy() if self.zero_fallback == "nan" else None
+        check_finite(scores, None, f"SAGEA {self.fusion} scores (rows = groups of this chunk)", allow=undefined)
         extras = {"CommonFeatures": state.common_features, "ZeroFusedCode": zero}
         return Recommendation(stable_topk(exclude(scores, seen), k), extras)

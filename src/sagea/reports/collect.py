@@ -115,12 +115,15 @@ def collect_per_group(entries: list[dict]) -> pd.DataFrame:
     ``baseline``), ``strategy`` (fusion or baseline name), for SAGEA also ``sae``, ``option``,
     ``topk_inference``, ``normalize_users_embeddings`` and ``sae_hp`` (the variant's hyperparameters).
     """
+    from sagea.evaluation.group import check_per_group
+
     frames = []
     for entry in entries:
         _require(entry["path"], "per-group evaluation table")
         df = read_parquet(entry["path"])
         if "group" not in df.columns:
             raise ValueError(f"{entry['path']}: per_group.parquet has no 'group' column (docs/ARCHITECTURE.md)")
+        check_per_group(df, None, entry["path"])
         meta = {
             "dataset": entry["dataset"],
             "pool": entry["pool"],
@@ -232,8 +235,23 @@ GROUP_COLUMNS = [
 ]
 
 
+def _overlapping(members: pd.DataFrame, groups: np.ndarray) -> np.ndarray:
+    """Per group (in ``groups`` order): shares >= 30% of its members with another group of the set."""
+    from sagea.groups.sampling import member_overlap_pairs
+
+    ordered = members.sort_values(["group", "member"])
+    size = int(ordered.groupby("group").size().max()) if len(ordered) else 0
+    if not size or len(ordered) != size * len(groups):
+        return np.zeros(len(groups), dtype=bool)
+    pairs = member_overlap_pairs(ordered["user"].to_numpy(np.int64).reshape(len(groups), size))
+    flagged = np.zeros(len(groups), dtype=bool)
+    flagged[pairs[:, :2].reshape(-1)] = True
+    return flagged
+
+
 def collect_groups(entries: list[dict]) -> pd.DataFrame:
-    """One row per sampled group: ``dataset, pool, groupset, kind, group`` + similarity columns.
+    """One row per sampled group: ``dataset, pool, groupset, kind, group`` + similarity columns,
+    ``n_common_targets`` and ``overlapping`` (shares >= 30% of its members with another group).
 
     Entry keys: ``dataset``, ``pool``, ``groupset``, ``path`` (the group set parquet, one row per member).
     """
@@ -243,6 +261,7 @@ def collect_groups(entries: list[dict]) -> pd.DataFrame:
         members = read_parquet(entry["path"])
         cols = [c for c in GROUP_COLUMNS if c in members.columns]
         per_group = members.groupby("group", sort=True)[cols].first().reset_index()
+        per_group["overlapping"] = _overlapping(members, per_group["group"].to_numpy())
         per_group.insert(0, "kind", kind_name(entry["groupset"]))
         per_group.insert(0, "groupset", entry["groupset"])
         per_group.insert(0, "pool", entry["pool"])

@@ -566,6 +566,64 @@ def timing_table(pg: pd.DataFrame, opts: ReportOptions) -> Table:
     )
 
 
+# ----------------------------------------------------------------------------- small-data flags
+#: Marks appended to a group kind's column label (and explained in a footnote).
+FEW_ITEMS_MARK, OVERLAP_MARK = "†", "‡"
+
+
+def small_data_flags(
+    pg: pd.DataFrame, groups: pd.DataFrame | None, pool: str, dataset: str | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """Kind -> flagged label and the footnotes, for the group sets of ``pool`` (and ``dataset``) whose
+    NDCG_com rests on one or two common held-out items per group (median ``GT_group`` <=
+    ``FEW_COMMON_TARGETS``: ``†``) or whose groups overlap heavily (a share >= ``HEAVY_OVERLAP_SHARE``
+    of the groups shares >= 30% of its members with another group: ``‡``)."""
+    from sagea.groups.sampling import FEW_COMMON_TARGETS, HEAVY_OVERLAP_SHARE, OVERLAP_REPORT_THRESHOLD
+
+    def select(df: pd.DataFrame) -> pd.DataFrame:
+        keep = df["pool"] == pool
+        if dataset is not None:
+            keep &= df["dataset"] == dataset
+        return df[keep]
+
+    rows = select(pg)
+    marks: dict[str, set[str]] = {}
+    notes: list[str] = []
+    if "GT_group" in rows.columns:
+        per_group = rows.groupby(["dataset", "kind", "group"])["GT_group"].first()
+        for (ds, kind), median in per_group.groupby(level=["dataset", "kind"]).median().items():
+            if median <= FEW_COMMON_TARGETS:
+                marks.setdefault(kind, set()).add(FEW_ITEMS_MARK)
+                notes.append(
+                    f"{FEW_ITEMS_MARK} {kind} ({ds}): median {median:g} common held-out items per group - "
+                    "NDCG_com rests on one or two items per group; read it with care."
+                )
+    if groups is not None and "overlapping" in groups.columns and len(groups):
+        shares = select(groups).groupby(["dataset", "kind"])["overlapping"].mean()
+        for (ds, kind), share in shares.items():
+            if kind in set(rows["kind"]) and share >= HEAVY_OVERLAP_SHARE:
+                marks.setdefault(kind, set()).add(OVERLAP_MARK)
+                notes.append(
+                    f"{OVERLAP_MARK} {kind} ({ds}): {share:.0%} of the groups share >= "
+                    f"{OVERLAP_REPORT_THRESHOLD:.0%} of their members with another group - the groups are "
+                    "not independent, so the paired tests overstate significance."
+                )
+    order = (FEW_ITEMS_MARK, OVERLAP_MARK)
+    return {kind: kind + "".join(m for m in order if m in found) for kind, found in marks.items()}, notes
+
+
+def flag_small_data(table: Table, labels: dict[str, str], notes: list[str]) -> Table:
+    """``table`` with the flagged kinds' column labels marked and the footnotes appended."""
+    if not labels:
+        return table
+    for attr in ("data", "marks", "stars", "pvalues"):
+        frame = getattr(table, attr)
+        if frame is not None and "kind" in (frame.columns.names or []):
+            setattr(table, attr, frame.rename(columns=labels, level="kind"))
+    table.notes = list(table.notes) + notes
+    return table
+
+
 # ----------------------------------------------------------------------------- dispatch
 def build_table(name: str, collected: dict[str, pd.DataFrame], opts: ReportOptions) -> Table:
     """Build the table called ``name`` (see :func:`table_names`) from the collected frames.
@@ -581,13 +639,16 @@ def build_table(name: str, collected: dict[str, pd.DataFrame], opts: ReportOptio
     if base == "common_features":
         return common_features_table(pg, opts)
     if base == "fusions":
-        return fusions_table(pg, opts)
+        pool = _pool(pg[pg["family"] == "sagea"], opts.report_pool, "fusions")
+        return flag_small_data(fusions_table(pg, opts), *small_data_flags(pg, collected.get("groups"), pool))
     if base == "timing":
         return timing_table(pg, opts)
     if base == "sagea_grid":
         return sagea_grid_table(pg, arg, opts)
     if base == "overall":
-        return overall_table(pg, arg, opts)
+        pool = _pool(pg[pg["dataset"] == arg], opts.report_pool, f"report on {arg}")
+        flags = small_data_flags(pg, collected.get("groups"), pool, arg)
+        return flag_small_data(overall_table(pg, arg, opts), *flags)
     if base == "fairness":
         return fairness_table(pg, arg, opts)
     if base == "comparison":

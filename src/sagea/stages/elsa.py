@@ -22,7 +22,7 @@ from sagea.checkpoint import state_path
 from sagea.data.matrix import load_interactions, load_split
 from sagea.evaluation.single_user import evaluate_scorer, single_user_split
 from sagea.evaluation.validation_streams import legacy_target_split
-from sagea.io import read_json, write_embeddings, write_json, write_parquet
+from sagea.io import check_finite, read_json, write_embeddings, write_json, write_parquet
 from sagea.models import elsa as elsa_model
 from sagea.recommenders.single_user import ease_scorer, pop_scorer
 from sagea.runtime import seed_everything, select_device, set_threads
@@ -141,6 +141,10 @@ def train_elsa(
         k,
         metrics["test"][f"NDCG{k}"],
     )
+    diverged = "training diverged: lower elsa.lr, then rerun `snakemake --forcerun train_elsa`"
+    check_finite(model.encoder, model_path, "ELSA encoder weights to write", diverged)
+    for part in ("valid", "test"):
+        check_finite(dict(metrics[part]), metrics_path, f"{part} metrics to write", diverged)
     elsa_model.save(model, model_path, {**hp, "k": k}, best_epoch=fit.best_epoch, dataset=dataset)
     history = pd.DataFrame(fit.history)
     cols = ["epoch", "loss", f"NDCG{k}_valid", f"R{k}_valid", "seconds"]
@@ -249,5 +253,9 @@ def single_user_baselines(
             "%s: valid NDCG%d %.4f, test NDCG%d %.4f", name, k, out[name]["valid"][f"NDCG{k}"], k, out[name]["test"][f"NDCG{k}"]
         )
     out["EASE"]["lambda"] = ease_lambda
+    for name in scorers:
+        for part in parts:
+            hint = "rerun `snakemake --forcerun single_user_baselines` (for EASE a larger elsa.ease_lambda may help)"
+            check_finite(dict(out[name][part]), metrics_path, f"{name} {part} metrics to write", hint)
     write_json(out, metrics_path)
     return out

@@ -21,7 +21,7 @@ from sagea.evaluation.group import (
     run_params,
     write_strategy_outputs,
 )
-from sagea.io import read_embeddings
+from sagea.io import NonFiniteError, read_embeddings
 from sagea.runtime import set_threads
 from sagea.recommenders.aggregation import SCORE_AGGREGATIONS, ElsaMean, ElsaUnion, ScoreAggregation
 from sagea.recommenders.epfuzzda import EPFuzzDA
@@ -102,9 +102,17 @@ def evaluate_sagea_job(
         SageaRecommender(elsa, sae, fusion, k_sae, topk_inference, normalize_users_embeddings, zero_fallback)
         for fusion in out_dirs
     ]
-    results = evaluate_groups(
-        strategies, rows, groups, settings, popularity, read_embeddings(item_embeddings_path), elsa
-    )
+    try:
+        results = evaluate_groups(
+            strategies, rows, groups, settings, popularity, read_embeddings(item_embeddings_path), elsa
+        )
+    except NonFiniteError as err:
+        if str(item_embeddings_path) in str(err):
+            raise
+        raise NonFiniteError(
+            f"{sae_path} (SAE) with {elsa_path} (ELSA) on {groups_path}: {err}; the checkpoints' weights are "
+            "finite, so the scores overflowed: retrain the SAE (`snakemake --forcerun train_sae`)"
+        ) from err
     note = note or research_note(sae_hp.get("reconstruction_loss", "l2"), topk_inference, normalize_users_embeddings)
     option = f"ti{int(topk_inference)}-nu{int(normalize_users_embeddings)}"
 

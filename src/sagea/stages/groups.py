@@ -13,7 +13,7 @@ from sagea.data.matrix import load_interactions, load_split, pool_users
 from sagea.groups.diagnostics import opposing_subgroup_figure, similarity_histograms
 from sagea.groups.io import write_groups
 from sagea.groups.sampling import GroupSamplingError, group_set_frame, sample_group_sets
-from sagea.io import read_embeddings, save_figure, write_json
+from sagea.io import check_finite, read_embeddings, save_figure, write_json
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,10 @@ def sample_groups(
     summary["pool"]["name"] = pool
     summary["embeddings"] = str(embeddings_path)
     for (name, groups), path in zip(sets.items(), group_paths):
-        write_groups(group_set_frame(groups, original_ids), path)
+        frame = group_set_frame(groups, original_ids)
+        # subgroup similarities are NaN by design outside opposing sets; the group's own never is
+        check_finite(frame["group_similarity"], path, "group similarity to write", f"check {embeddings_path}")
+        write_groups(frame, path)
         s = groups.summary
         log.info(
             "%s: kept %d of %d generated (acceptance rate %.3f, %d restarts)",

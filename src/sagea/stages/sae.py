@@ -22,7 +22,7 @@ from sagea.checkpoint import state_path
 from sagea.data.matrix import load_interactions, load_split
 from sagea.evaluation.sae_metrics import code_statistics, reconstruction_metrics
 from sagea.evaluation.validation_streams import sampled_interactions_embeddings
-from sagea.io import atomic_path, read_embeddings, write_json, write_parquet, write_torch
+from sagea.io import atomic_path, check_finite, read_embeddings, write_json, write_parquet, write_torch
 from sagea.models.elsa import ELSA
 from sagea.models.sae import LOSS_TERMS, MODEL_NAMES, RECONSTRUCTION_LOSSES, SAE, EmbeddingData, InteractionData, fit
 from sagea.runtime import seed_everything, select_device, set_threads
@@ -161,10 +161,12 @@ def train_sae(
         epochs_run=result.epochs_run, stopped_early=result.stopped_early, train_seconds=seconds,
         train_users=len(train_users), train_path=path, hyperparameters=dict(hp),
     )  # fmt: skip
-    write_torch(
-        model.checkpoint(training=dict(hp), best_epoch=result.best_epoch, dataset=dataset, elsa_run=elsa_run),
-        model_path,
-    )
+    diverged = "training diverged: lower sae.base.lr, then rerun `snakemake --forcerun train_sae`"
+    checkpoint = model.checkpoint(training=dict(hp), best_epoch=result.best_epoch, dataset=dataset, elsa_run=elsa_run)
+    check_finite(checkpoint["model_state_dict"], model_path, "SAE weights to write", diverged)
+    for part in ("valid", "test"):
+        check_finite(dict(metrics[part]), metrics_path, f"{part} metrics to write", diverged)
+    write_torch(checkpoint, model_path)
     write_parquet(history_frame(result.history), history_path)
     write_json(metrics, metrics_path)
     if mlflow_uri:
@@ -239,6 +241,10 @@ def extract_sae(
     if "title" in items:
         titles = items.sort_values("item")["title"].fillna("").astype(str).to_numpy()
     features = feature_table(sae, elsa, codes_topk, len(embeddings), top_items, titles, batch_size, dev)
+    hint = "the SAE or the embeddings it encodes are broken; rerun `snakemake --forcerun train_sae`"
+    check_finite(codes_topk["value"], codes_topk_path, "sparse codes (TopK at inference) to write", hint)
+    check_finite(codes_all["value"], codes_all_path, "sparse codes (all activations) to write", hint)
+    check_finite(features[["mean_activation"]], features_path, "feature table to write", hint)
     write_parquet(codes_topk, codes_topk_path)
     write_parquet(codes_all, codes_all_path)
     write_features(features, features_path)
