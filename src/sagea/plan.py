@@ -43,7 +43,7 @@ FUSIONS = (
 )
 
 WILDCARD_CONSTRAINTS = {
-    "dataset": r"[A-Za-z0-9_.-]+",
+    "dataset": r"[A-Za-z0-9_-][A-Za-z0-9_.-]*",
     "elsa": r"f\d+-s-?\d+(-[A-Za-z0-9_.]+)*",
     "sae": r"(topk|batchtopk|basic)-h\d+-k\d+-(l2|cosine)(-[A-Za-z0-9_.]+)*",
     "pool": r"test|valid|train|full",
@@ -51,8 +51,35 @@ WILDCARD_CONSTRAINTS = {
     "option": r"ti[01]-nu[01]",
     "strategy": "|".join(BASELINES),
     "fusion": "|".join(FUSIONS),
-    "study": r"[A-Za-z0-9_.-]+",
+    "study": r"[A-Za-z0-9_-][A-Za-z0-9_.-]*",
 }
+
+#: Allowed dataset and study names: they become folder names under results/.
+NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
+
+
+def check_names(config: dict) -> None:
+    """Refuse dataset and study names that are not plain folder names (``.``, ``..``, hidden, ``/``)."""
+    import re
+
+    named = [("study", config.get("study"))] + [(f"datasets.{name}", name) for name in config.get("datasets") or {}]
+    for key, name in named:
+        if name is not None and not re.match(NAME_PATTERN, str(name)):
+            raise ValueError(
+                f"config {key}: name {name!r} is not allowed; it becomes a folder under results/, so use "
+                "letters, digits, '_', '-' and '.', not starting with '.' (e.g. 'ml32m', 'lastfm-1k')"
+            )
+
+
+def sae_import(config: dict, dataset: str, sae: str) -> dict | None:
+    """The ``datasets.<dataset>.sae_import`` entry of an SAE id, or None when that SAE is trained."""
+    return (dataset_spec(config, dataset).get("sae_import") or {}).get(sae)
+
+
+def elsa_import(config: dict, dataset: str, elsa: str) -> dict | None:
+    """The ``datasets.<dataset>.elsa_import`` entry when ``elsa`` is the dataset's main run, else None."""
+    entry = dataset_spec(config, dataset).get("elsa_import")
+    return entry if entry and elsa == main_elsa(config, dataset) else None
 
 
 def _fmt(value: Any) -> str:

@@ -30,6 +30,7 @@ rule train_elsa:
         item_table="results/{dataset}/data/items.parquet",
         split="results/{dataset}/data/split.parquet",
         card="results/{dataset}/data/card.json",
+        unpack(import_input(elsa_import)),
     output:
         model="results/{dataset}/elsa/{elsa}/model.pt",
         metrics="results/{dataset}/elsa/{elsa}/metrics.json",
@@ -45,6 +46,7 @@ rule train_elsa:
         **heavy_resources(),
     params:
         hp=elsa_hp,
+        research=elsa_import,
         k=config["evaluation"]["k"],
         split=elsa_split,
         data_filter=elsa_filter,

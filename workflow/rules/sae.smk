@@ -11,6 +11,7 @@ rule train_sae:
         users_table="results/{dataset}/data/users.parquet",
         items_table="results/{dataset}/data/items.parquet",
         split="results/{dataset}/data/split.parquet",
+        unpack(import_input(sae_import)),
     output:
         model="results/{dataset}/sae/{elsa}/{sae}/model.pt",
         metrics="results/{dataset}/sae/{elsa}/{sae}/metrics.json",
@@ -26,6 +27,7 @@ rule train_sae:
         **heavy_resources(),
     params:
         hp=sae_hp,
+        research=sae_import,
         split=sae_split_params,
         device=config["device"],
         mlflow_uri=mlflow_uri(),

@@ -81,8 +81,14 @@ def train_sae(
     elsa_run: str = "",
     sae_run: str = "",
     mlflow_uri: str | None = None,
+    research: dict[str, Any] | None = None,
 ) -> dict:
     """Train one SAE on the training users' ELSA embeddings; metrics on valid/test; write outputs.
+
+    With ``research`` (config ``datasets.<name>.sae_import.<sae id>``: ``path`` and optionally
+    ``k``, ``width``, ``variant``, ``mlflow: {tracking_uri, run_id}``) the weights are imported from
+    a research checkpoint instead of trained (:mod:`sagea.research`); its k/width/variant must
+    agree with ``hp`` (the SAE id), and the metrics are computed as for a trained model.
 
     Fast path (``train_path: embeddings``) reads the precomputed ``user_embeddings.parquet``;
     the interaction path encodes batches through the ELSA checkpoint on the fly and is taken
@@ -120,6 +126,9 @@ def train_sae(
     else:
         train = EmbeddingData(torch.from_numpy(embeddings[train_users]).to(dev))
         valid = EmbeddingData(torch.from_numpy(embeddings[split["valid"]]).to(dev))
+    if research:
+        return _import_research(research, hp, model_path, metrics_path, history_path, embeddings, elsa, matrix,
+                                split, target_fraction, split_seed, eval_batch_size, dev, sae_run)  # fmt: skip
     model = build_model(hp, embeddings.shape[1])
     log.info(
         "SAE %s on %s/%s: d=%d, %d train users (%s path), %d valid, %d test, device %s",
@@ -162,6 +171,47 @@ def train_sae(
     write_json(metrics, metrics_path)
     if mlflow_uri:
         _log_mlflow(mlflow_uri, dataset, elsa_run, sae_run, hp, embeddings.shape[1], metrics, model_path)
+    return metrics
+
+
+def _import_research(research, hp, model_path, metrics_path, history_path, embeddings, elsa, matrix, split,
+                     target_fraction, split_seed, eval_batch_size, dev, sae_run) -> dict:  # fmt: skip
+    """The ``research`` branch of :func:`train_sae`: import, check against the SAE id, evaluate, write."""
+    from sagea.research import VARIANTS, research_sae
+
+    mlflow = research.get("mlflow") or {}
+    model = research_sae(
+        research["path"], k=research.get("k", hp["k"] if not mlflow else None), width=research.get("width"),
+        variant=research.get("variant"), normalize=bool(hp["normalize"]),
+        reconstruction_loss=hp["reconstruction_loss"], mlflow_uri=mlflow.get("tracking_uri"),
+        run_id=mlflow.get("run_id"),
+    )  # fmt: skip
+    found = {"k": model.k, "width": model.hparams["width"], "variant": model.variant, "normalize": model.normalize}
+    wanted = {"k": int(hp["k"]), "width": int(hp["width"]), "variant": VARIANTS[hp["variant"]],
+              "normalize": bool(hp["normalize"])}  # fmt: skip
+    if found != wanted:
+        raise ValueError(
+            f"research SAE {research['path']} has {found} but the SAE id {sae_run} means {wanted}; "
+            f"list it under the sae_import id that matches (datasets.<name>.sae_import)"
+        )
+    if model.hparams["input_dim"] != embeddings.shape[1]:
+        raise ValueError(f"research SAE {research['path']} expects d={model.hparams['input_dim']}, "
+                         f"the ELSA embeddings have {embeddings.shape[1]}")  # fmt: skip
+    model = model.to(dev)
+    metrics: dict[str, Any] = {}
+    for part in ("valid", "test"):
+        users = split[part]
+        metrics[part] = reconstruction_metrics(
+            model, elsa, matrix[users], embeddings[users], target_fraction=target_fraction, seed=split_seed,
+            k=METRIC_KEY_K, batch_size=eval_batch_size, device=dev,
+        )  # fmt: skip
+    metrics.update(history=[], best_epoch=0, best_valid_loss=None, epochs_run=0, stopped_early=False,
+                   train_seconds=0.0, train_users=0, train_path="imported", hyperparameters=dict(hp),
+                   imported_from=str(research["path"]))  # fmt: skip
+    write_torch(model.checkpoint(training=dict(hp), imported_from=str(research["path"])), model_path)
+    write_parquet(history_frame([]), history_path)
+    write_json(metrics, metrics_path)
+    log.info("imported research SAE %s as %s", research["path"], sae_run)
     return metrics
 
 
