@@ -25,12 +25,12 @@ elsa_filter = lambda wc: (plan.dataset_spec(config, wc.dataset).get("filter") or
 
 rule train_elsa:
     input:
+        unpack(import_input(elsa_import)),
         interactions="results/{dataset}/data/interactions.parquet",
         user_table="results/{dataset}/data/users.parquet",
         item_table="results/{dataset}/data/items.parquet",
         split="results/{dataset}/data/split.parquet",
         card="results/{dataset}/data/card.json",
-        unpack(import_input(elsa_import)),
     output:
         model="results/{dataset}/elsa/{elsa}/model.pt",
         metrics="results/{dataset}/elsa/{elsa}/metrics.json",

@@ -5,13 +5,13 @@
 
 rule train_sae:
     input:
+        unpack(import_input(sae_import)),
         embeddings="results/{dataset}/elsa/{elsa}/user_embeddings.parquet",
         elsa="results/{dataset}/elsa/{elsa}/model.pt",
         interactions="results/{dataset}/data/interactions.parquet",
         users_table="results/{dataset}/data/users.parquet",
         items_table="results/{dataset}/data/items.parquet",
         split="results/{dataset}/data/split.parquet",
-        unpack(import_input(sae_import)),
     output:
         model="results/{dataset}/sae/{elsa}/{sae}/model.pt",
         metrics="results/{dataset}/sae/{elsa}/{sae}/metrics.json",
