@@ -236,3 +236,33 @@ def test_workflow_imports_research_sae_and_heals_a_truncated_model(tmp_path, rep
 
 def test_unreadable_file_error_is_a_value_error():
     assert issubclass(UnreadableFileError, ValueError)
+
+
+def test_train_elsa_stage_imports_and_evaluates_a_research_elsa(tmp_path):
+    """datasets.<name>.elsa_import: the stage imports the encoder, evaluates it as a trained model, and
+    refuses an encoder whose shape does not fit the data."""
+    from elsa_fixtures import clustered_interactions, user_split, write_data_dir
+    from sagea.evaluation.single_user import evaluate_scorer, single_user_split
+    from sagea.models.elsa import ELSA
+    from sagea.stages.elsa import train_elsa
+
+    matrix = clustered_interactions(200, 60, n_clusters=4, per_user=10, seed=2)
+    split = user_split(matrix.shape[0])
+    data = tmp_path / "data"
+    write_data_dir(matrix, split, data)
+    encoder = torch.nn.functional.normalize(torch.randn(60, 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    torch.save({"model_state_dict": {"encoder": encoder}, "optimizer_state_dict": {}, "epoch": 9}, tmp_path / "e.ckpt")
+    hp = dict(factors=8, lr=0.01, beta1=0.9, beta2=0.99, batch_size=64, epochs=4, patience=2, seed=3)
+    out = tmp_path / "elsa"
+    metrics = train_elsa(data, data / "split.parquet", out / "model.pt", out / "metrics.json", out / "history.parquet",
+                         hp, k=20, device="cpu", research={"path": str(tmp_path / "e.ckpt")})  # fmt: skip
+    assert torch.equal(ELSA.load(out / "model.pt").encoder.detach(), encoder)
+    direct = ELSA(60, 8)
+    with torch.no_grad():
+        direct.encoder.copy_(encoder)
+    expected = evaluate_scorer(direct.scores, *single_user_split(matrix, split["test"], 0.2, 42), k=20)
+    assert metrics["test"]["NDCG20"] == pytest.approx(expected["NDCG20"])
+    assert metrics["imported_from"] == str(tmp_path / "e.ckpt") and metrics["history"] == []
+    with pytest.raises(ValueError, match="elsa.factors is 16"):
+        train_elsa(data, data / "split.parquet", out / "m2.pt", out / "m2.json", out / "h2.parquet",
+                   {**hp, "factors": 16}, k=20, device="cpu", research={"path": str(tmp_path / "e.ckpt")})  # fmt: skip
