@@ -168,7 +168,7 @@ def test_written_files_follow_the_umask(tmp_path, umask, expected):
 def test_dataset_and_study_names_that_are_not_folders_are_refused(name):
     from sagea import plan
 
-    with pytest.raises(ValueError, match=r"datasets\.") as info:
+    with pytest.raises(ValueError, match="config datasets: name") as info:
         plan.check_names({"study": "ok", "datasets": {name: {"source": "synthetic"}}})
     assert repr(name) in str(info.value)
     with pytest.raises(ValueError, match="config study"):
@@ -262,3 +262,16 @@ def test_empty_headerless_sources(tmp_path):
         path.write_bytes(b"\n\n")
         with pytest.raises(DataError, match="is empty"):
             module.read(path)
+
+
+def test_extracted_raw_folder_follows_the_umask(tmp_path):
+    from sagea.data.download import extract
+
+    source = tmp_path / "ratings.csv"
+    source.write_text("userId,movieId,rating,timestamp\n1,1,5,0\n")
+    old = os.umask(0o022)
+    try:
+        out = extract(source, tmp_path / "files")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755

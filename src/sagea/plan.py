@@ -62,7 +62,7 @@ def check_names(config: dict) -> None:
     """Refuse dataset and study names that are not plain folder names (``.``, ``..``, hidden, ``/``)."""
     import re
 
-    named = [("study", config.get("study"))] + [(f"datasets.{name}", name) for name in config.get("datasets") or {}]
+    named = [("study", config.get("study"))] + [("datasets", name) for name in config.get("datasets") or {}]
     for key, name in named:
         if name is not None and not re.match(NAME_PATTERN, str(name)):
             raise ValueError(

@@ -186,6 +186,9 @@ def extract(archive: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     archive, out_dir = Path(archive), Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; colleagues sharing the project must read the data
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
