@@ -266,3 +266,51 @@ def test_train_elsa_stage_imports_and_evaluates_a_research_elsa(tmp_path):
     with pytest.raises(ValueError, match="elsa.factors is 16"):
         train_elsa(data, data / "split.parquet", out / "m2.pt", out / "m2.json", out / "h2.parquet",
                    {**hp, "factors": 16}, k=20, device="cpu", research={"path": str(tmp_path / "e.ckpt")})  # fmt: skip
+
+
+@pytest.mark.workflow
+def test_workflow_evaluates_on_imported_research_groups(tmp_path, repo, python):
+    """datasets.<name>.groups_import: sample_groups imports every set of the pool from the research
+    files (pool test -> user set 'tst'), computing similarities and common targets like sampled sets."""
+    from groups_fixtures import write_stage_inputs as write_group_inputs
+    from sagea.data.matrix import load_interactions
+    from sagea.groups.io import load_groups_frame
+    from sagea.groups.sampling import count_common_targets
+    from sagea.io import read_embeddings
+
+    write_group_inputs(tmp_path, elsa_run="f64-s42", n_users=300)
+    split = pd.read_parquet(tmp_path / "results/synthetic/data/split.parquet")
+    test_users = split.loc[split["split"] == "test", "user"].to_numpy()
+    rng = np.random.default_rng(0)
+    research = tmp_path / "research_groups"
+    research.mkdir()
+    files = {"similar_3": 3, "random_3": 3, "opposing_2-1": 3}
+    arrays = {}
+    for name, size in files.items():
+        arrays[name] = np.stack([rng.choice(test_users, size, replace=False) for _ in range(7)])
+        np.save(research / f"{name.replace('-', '_')}_tst.npy", arrays[name])
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text(
+        "mlflow: {enabled: false}\nelsa: {factors: 64}\n"
+        "datasets:\n  synthetic:\n    source: synthetic\n"
+        "    groups_import: {path: research_groups, user_sets: {test: tst}}\n"
+        "groups:\n  pools: [test]\n  kinds: {similar: [3], divergent: [], random: [3], opposing: [[2, 1]]}\n"
+    )
+    cmd = [python, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(tmp_path), "--cores", "1",
+           "results/synthetic/groups/test/groups_summary.json",
+           "--configfile", str(repo / "config/config.yaml"), str(overrides)]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, cwd=repo)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = tmp_path / "results/synthetic/groups/test"
+    emb = read_embeddings(tmp_path / "results/synthetic/elsa/f64-s42/user_embeddings.parquet")
+    rows = load_interactions(tmp_path / "results/synthetic/data")
+    for name, members in arrays.items():
+        assert load_groups(out / f"{name}.parquet").tolist() == members.tolist()
+        frame = load_groups_frame(out / f"{name}.parquet")
+        e = emb[members[0]] / np.linalg.norm(emb[members[0]], axis=1, keepdims=True)
+        by_hand = np.mean([(e[i] @ e[j] + 1) / 2 for i in range(3) for j in range(i + 1, 3)])
+        assert frame["group_similarity"].iloc[0] == pytest.approx(by_hand, rel=1e-5)
+        assert frame["n_common_targets"].to_numpy()[::3].tolist() == count_common_targets(rows, members).tolist()
+    summary = json.loads((out / "groups_summary.json").read_text())
+    assert summary["sets"]["similar_3"]["imported_from"].endswith("similar_3_tst.npy")
+    assert load_subgroups(out / "opposing_2-1.parquet").tolist() == [0, 0, 1]

@@ -76,6 +76,16 @@ def sae_import(config: dict, dataset: str, sae: str) -> dict | None:
     return (dataset_spec(config, dataset).get("sae_import") or {}).get(sae)
 
 
+def groups_import_files(config: dict, dataset: str, pool: str, group_sets: list[str]) -> list[str]:
+    """Research group files of ``pool`` named by ``datasets.<dataset>.groups_import`` (empty when none):
+    ``<path>/<set>_<user set>.npy`` with ``opposing_2-1`` written ``opposing_2_1``."""
+    entry = dataset_spec(config, dataset).get("groups_import")
+    if not entry:
+        return []
+    user_set = (entry.get("user_sets") or {}).get(pool, pool)
+    return [f"{entry['path'].rstrip('/')}/{name.replace('-', '_')}_{user_set}.npy" for name in group_sets]
+
+
 def elsa_import(config: dict, dataset: str, elsa: str) -> dict | None:
     """The ``datasets.<dataset>.elsa_import`` entry when ``elsa`` is the dataset's main run, else None."""
     entry = dataset_spec(config, dataset).get("elsa_import")

@@ -184,21 +184,28 @@ def parse_group_file(path: str | os.PathLike) -> tuple[str, list[int], str]:
     return f"opposing_{a}-{b}", [a, b], match.group(6)
 
 
-def research_groups(
-    source: str | os.PathLike, users_table: str | os.PathLike, *, research_index: str | os.PathLike | None = None
-) -> pd.DataFrame:
-    """A research group file as our group-set frame (:data:`sagea.groups.io.COLUMNS`).
+def research_file_name(group_set: str, user_set: str) -> str:
+    """Research file of one of our group sets: ``similar_3`` -> ``similar_3_<user_set>.npy``,
+    ``opposing_2-1`` -> ``opposing_2_1_<user_set>.npy``."""
+    return f"{group_set.replace('-', '_')}_{user_set}.npy"
 
-    The indices are rows of the research code's interaction matrix. ``users_table`` is our
-    ``users.parquet``; with ``research_index`` (a Parquet/CSV with ``original_id`` in the research
-    order, e.g. a ``users.parquet`` prepared with the research index order) indices are mapped
-    through the original user ids; without it ``users.parquet`` itself must be in the research order.
-    Similarity columns are not stored by the research code and are NaN; ``n_common_targets`` is -1.
+
+def research_members(
+    source: str | os.PathLike, users_table: str | os.PathLike, research_index: str | os.PathLike | None = None
+) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """Members of a research group file as rows of our ``users.parquet`` ``int64 [groups, size]``, the
+    subgroup sizes from the file name and their original ids.
+
+    The file's indices are rows of the research code's interaction matrix. With ``research_index``
+    (a Parquet/CSV with ``original_id`` in the research order, e.g. a ``users.parquet`` prepared with
+    the research index order) they are mapped through the original user ids; without it our
+    ``users.parquet`` itself must be in the research order.
     """
-    from sagea.groups.io import COLUMNS
-
     _, sizes, _ = parse_group_file(source)
-    groups = np.load(source, allow_pickle=False)
+    try:
+        groups = np.load(source, allow_pickle=False)
+    except ValueError as error:  # an object array needs pickle: refused
+        raise ValueError(f"{source}: {error}; research group files are integer arrays") from None
     if groups.ndim != 2 or not np.issubdtype(groups.dtype, np.integer):
         raise ValueError(f"{source}: expected an integer array [groups, size], got {groups.dtype} {groups.shape}")
     if groups.shape[1] != sum(sizes):
@@ -220,8 +227,20 @@ def research_groups(
     missing = ~np.isin(original, ours)
     if missing.any():
         raise ValueError(f"{source}: {int(missing.sum())} members (e.g. {original[missing][0]!r}) are not in {users_table}")
-    user = position.reindex(original.ravel()).to_numpy().reshape(groups.shape)
-    n, size = groups.shape
+    user = position.reindex(original.ravel()).to_numpy().reshape(groups.shape).astype(np.int64)
+    return user, sizes, original
+
+
+def research_groups(
+    source: str | os.PathLike, users_table: str | os.PathLike, *, research_index: str | os.PathLike | None = None
+) -> pd.DataFrame:
+    """A research group file as our group-set frame (:data:`sagea.groups.io.COLUMNS`), members mapped
+    by :func:`research_members`. The research code stores no similarities: those columns are NaN and
+    ``n_common_targets`` is -1 (:func:`research_group_set` computes them)."""
+    from sagea.groups.io import COLUMNS
+
+    user, sizes, original = research_members(source, users_table, research_index)
+    n, size = user.shape
     subgroup = np.zeros(size, dtype=np.int8) if len(sizes) == 1 else np.repeat([0, 1], sizes).astype(np.int8)
     frame = pd.DataFrame({
         "group": np.repeat(np.arange(n), size), "member": np.tile(np.arange(size), n), "user": user.ravel(),
@@ -231,6 +250,42 @@ def research_groups(
         "n_common_targets": -1,
     })  # fmt: skip
     return frame[list(COLUMNS)]
+
+
+def research_group_set(
+    name: str,
+    source: str | os.PathLike,
+    users_table: str | os.PathLike,
+    embeddings: np.ndarray,
+    rows,
+    *,
+    research_index: str | os.PathLike | None = None,
+    target_ratio: float = 0.5,
+    split_seed: int = 42,
+    shared_mask: bool = False,
+):
+    """A research group file as a :class:`sagea.groups.sampling.GroupSet` of our group set ``name``,
+    with the similarities and common held-out items computed as for sampled groups (workflow key
+    ``datasets.<name>.groups_import``)."""
+    from sagea.groups.sampling import PAPER_GROUP_NAMES, GroupSet, count_common_targets, group_similarities, normalize_rows
+    from sagea.plan import parse_group_set
+
+    kind, sizes = parse_group_set(name)
+    members, file_sizes, _ = research_members(source, users_table, research_index)
+    if file_sizes != sizes:
+        raise ValueError(f"{source}: sizes {file_sizes} in the file name, but it is imported as {name}")
+    a, b = (sizes[0], 0) if len(sizes) == 1 else (sizes[0], sizes[1])
+    similarity = group_similarities(normalize_rows(embeddings), members, (a, b))
+    common = count_common_targets(rows, members, target_ratio, split_seed, shared_mask)
+    summary = {
+        "kind": kind, "sizes": sizes, "paper_name": PAPER_GROUP_NAMES.get(name), "imported_from": str(source),
+        "generated": len(members), "kept": len(members), "acceptance_rate": float("nan"), "restarts": 0,
+        "mean_group_similarity": float(np.nanmean(similarity["group_similarity"])) if len(members) else float("nan"),
+        "mean_common_targets": float(common.mean()) if len(members) else float("nan"),
+    }  # fmt: skip
+    subgroup = np.r_[np.zeros(a, dtype=np.int8), np.ones(b, dtype=np.int8)]
+    return GroupSet(name=name, kind=kind, members=members, subgroup=subgroup, n_common_targets=common,
+                    similarity=similarity, summary=summary)  # fmt: skip
 
 
 def import_groups(source: str | os.PathLike, dest: str | os.PathLike, users_table: str | os.PathLike,

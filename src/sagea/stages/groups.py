@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -28,12 +29,16 @@ def sample_groups(
     summary_path: str | os.PathLike,
     histogram_path: str | os.PathLike,
     subgroup_path: str | os.PathLike,
+    research: dict[str, Any] | None = None,
     **params: Any,
 ) -> dict[str, Any]:
     """Sample ``group_sets`` from the users of ``pool`` and write one Parquet file per set
     (``group_paths`` in the same order), the summary JSON and the two figures.
 
     ``params`` go to :func:`sagea.groups.sampling.sample_group_sets` (seed, quantiles, filters).
+    With ``research`` (config ``datasets.<name>.groups_import``: ``path`` a folder, ``user_sets``
+    pool -> research user set, ``research_index``) every set is imported from the research file
+    ``<path>/<set>_<user set>.npy`` instead of sampled (:func:`sagea.research.research_group_set`).
     """
     import matplotlib.pyplot as plt
 
@@ -46,10 +51,23 @@ def sample_groups(
     original_ids = original_ids.sort_values("user")["original_id"].astype(str).to_numpy()
     log.info("pool %s: %d users; embeddings %s from %s", pool, len(users), embeddings.shape, embeddings_path)
     try:
-        sets, summary = sample_group_sets(embeddings, users, rows, group_sets, **params)
+        sets, summary = sample_group_sets(embeddings, users, rows, [] if research else group_sets, **params)
     except GroupSamplingError as err:
         log.error("group sampling of pool %s failed: %s", pool, err)
         raise
+    if research:
+        from sagea.research import research_file_name, research_group_set
+
+        user_set = (research.get("user_sets") or {}).get(pool, pool)
+        for name in group_sets:
+            source = Path(research["path"]) / research_file_name(name, user_set)
+            sets[name] = research_group_set(
+                name, source, Path(data_dir) / "users.parquet", embeddings, rows,
+                research_index=research.get("research_index"), target_ratio=params.get("target_ratio", 0.5),
+                split_seed=params.get("split_seed", 42), shared_mask=params.get("shared_mask", False),
+            )  # fmt: skip
+            summary["sets"][name] = sets[name].summary
+            log.info("%s: imported %d research groups from %s", name, len(sets[name].members), source)
     summary["pool"]["name"] = pool
     summary["embeddings"] = str(embeddings_path)
     for (name, groups), path in zip(sets.items(), group_paths):
