@@ -187,9 +187,9 @@ def test_schema_refuses_dot_names(repo):
             jsonschema.validate({"datasets": {bad: {"source": "synthetic"}}}, schema)
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({"study": bad}, schema)
-    from sagea import plan
-
     import re
+
+    from sagea import plan
 
     assert re.fullmatch(plan.WILDCARD_CONSTRAINTS["dataset"], "..") is None
     assert re.fullmatch(plan.WILDCARD_CONSTRAINTS["dataset"], "ml-32m")

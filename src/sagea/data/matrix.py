@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from sagea.io import read_parquet  # unreadable files are moved aside so a rerun regenerates them
+
 SPLITS = ("train", "valid", "test")
 
 
@@ -25,15 +27,15 @@ def interactions_to_csr(interactions: pd.DataFrame, n_users: int, n_items: int) 
 
 def load_interactions(data_dir: str | os.PathLike) -> sp.csr_matrix:
     """CSR of ``<data_dir>/interactions.parquet``; shape from users/items.parquet."""
-    n_users = len(pd.read_parquet(os.path.join(data_dir, "users.parquet"), columns=["user"]))
-    n_items = len(pd.read_parquet(os.path.join(data_dir, "items.parquet"), columns=["item"]))
-    frame = pd.read_parquet(os.path.join(data_dir, "interactions.parquet"), columns=["user", "item"])
+    n_users = len(read_parquet(os.path.join(data_dir, "users.parquet"), columns=["user"]))
+    n_items = len(read_parquet(os.path.join(data_dir, "items.parquet"), columns=["item"]))
+    frame = read_parquet(os.path.join(data_dir, "interactions.parquet"), columns=["user", "item"])
     return interactions_to_csr(frame, n_users, n_items)
 
 
 def load_split(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """``split.parquet`` (user, split) -> {"train": users, "valid": users, "test": users}, sorted."""
-    frame = pd.read_parquet(path, columns=["user", "split"])
+    frame = read_parquet(path, columns=["user", "split"])
     return {
         name: np.sort(frame.loc[frame["split"] == name, "user"].to_numpy().astype(np.int64))
         for name in SPLITS

@@ -8,13 +8,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 
 from sagea.data.matrix import load_interactions, load_split, pool_users
 from sagea.groups.diagnostics import opposing_subgroup_figure, similarity_histograms
 from sagea.groups.io import write_groups
 from sagea.groups.sampling import GroupSamplingError, group_set_frame, sample_group_sets
-from sagea.io import read_embeddings, save_figure, write_json
+from sagea.io import read_embeddings, read_parquet, save_figure, write_json
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ def sample_groups(
     embeddings = read_embeddings(embeddings_path)
     rows = load_interactions(data_dir)
     users = pool_users(load_split(split_path), pool)
-    original_ids = pd.read_parquet(os.path.join(data_dir, "users.parquet"), columns=["user", "original_id"])
+    original_ids = read_parquet(os.path.join(data_dir, "users.parquet"), columns=["user", "original_id"])
     original_ids = original_ids.sort_values("user")["original_id"].astype(str).to_numpy()
     log.info("pool %s: %d users; embeddings %s from %s", pool, len(users), embeddings.shape, embeddings_path)
     try:

@@ -21,7 +21,7 @@ from sagea.analysis.sae_features import feature_table, sparse_codes
 from sagea.checkpoint import state_path
 from sagea.data.matrix import load_interactions, load_split
 from sagea.evaluation.sae_metrics import code_statistics, reconstruction_metrics
-from sagea.io import atomic_path, read_embeddings, write_json, write_parquet, write_torch
+from sagea.io import atomic_path, read_embeddings, read_parquet, write_json, write_parquet, write_torch
 from sagea.models.elsa import ELSA
 from sagea.models.sae import LOSS_TERMS, MODEL_NAMES, RECONSTRUCTION_LOSSES, SAE, EmbeddingData, InteractionData, fit
 from sagea.runtime import seed_everything, select_device, set_threads
@@ -264,7 +264,7 @@ def extract_sae(
     sae = SAE.load(sae_path, dev)
     elsa = ELSA.load(elsa_path, dev)
     embeddings = read_embeddings(embeddings_path)
-    items = pd.read_parquet(items_path)
+    items = read_parquet(items_path)
     if len(items) != elsa.n_items:
         raise ValueError(f"{items_path} lists {len(items)} items but {elsa_path} has {elsa.n_items}; rerun ELSA")
     codes_topk = sparse_codes(sae, embeddings, True, batch_size, dev)
