@@ -19,6 +19,7 @@ import glob
 import json
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,8 +32,16 @@ log = logging.getLogger(__name__)
 CORRUPT_SUFFIX = ".corrupt"
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it; restore at once
+def current_umask() -> int:
+    """The process umask; read from /proc where it can be (setting it to read it races with threads)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
@@ -45,8 +54,6 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
         stale_path = Path(stale)
         try:
             if stale_path.is_dir():
-                import shutil
-
                 shutil.rmtree(stale_path)
             else:
                 stale_path.unlink()
@@ -70,7 +77,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         # mkstemp creates 0600; give the file the mode a plain open() would (0644 under umask 022)
-        os.chmod(tmp_path, 0o666 & ~_umask())
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
