@@ -234,6 +234,21 @@ def test_workflow_imports_research_sae_and_heals_a_truncated_model(tmp_path, rep
     assert (folder / "codes_topk.parquet").exists()
 
 
+def test_sae_import_ids_must_be_in_the_grid():
+    from sagea import plan
+
+    config = {"datasets": {"ml": {"sae_import": {"topk-h64-k4-l2": {"path": "x"}}}},
+              "sae": {"base": {"variant": "topk", "width": 32, "k": 4, "reconstruction_loss": "l2", "l1_coef": 3e-4,
+                               "aux_coef": 1 / 32, "contrastive_coef": 0.0, "seed": 42, "normalize": False},
+                      "grid": {}}}  # fmt: skip
+    with pytest.raises(ValueError, match=r"sae_import: \['topk-h64-k4-l2'\] are not SAE ids.*topk-h32-k4-l2"):
+        plan.check_imports(config)
+    config["sae"]["grid"] = {"width": [32, 64]}
+    plan.check_imports(config)
+    assert plan.sae_import(config, "ml", "topk-h64-k4-l2") == {"path": "x"}
+    assert plan.sae_import(config, "ml", "topk-h32-k4-l2") is None
+
+
 def test_unreadable_file_error_is_a_value_error():
     assert issubclass(UnreadableFileError, ValueError)
 

@@ -76,6 +76,18 @@ def sae_import(config: dict, dataset: str, sae: str) -> dict | None:
     return (dataset_spec(config, dataset).get("sae_import") or {}).get(sae)
 
 
+def check_imports(config: dict) -> None:
+    """Every ``datasets.<name>.sae_import`` id must be an SAE of the grid (else it would be ignored)."""
+    known = sae_runs(config)
+    for dataset in datasets(config):
+        unknown = [sae for sae in dataset_spec(config, dataset).get("sae_import") or {} if sae not in known]
+        if unknown:
+            raise ValueError(
+                f"config datasets.{dataset}.sae_import: {unknown} are not SAE ids of the sae grid, so they would "
+                f"never be used; the grid's ids are {list(known)} (add the import's width/k to sae.grid)"
+            )
+
+
 def groups_import_files(config: dict, dataset: str, pool: str, group_sets: list[str]) -> list[str]:
     """Research group files of ``pool`` named by ``datasets.<dataset>.groups_import`` (empty when none):
     ``<path>/<set>_<user set>.npy`` with ``opposing_2-1`` written ``opposing_2_1``."""

@@ -11,6 +11,7 @@ plan.apply_global_seed(config)
 plan.apply_research_mode(config)
 plan.check_names(config)
 validate(config, schema="../schemas/config.schema.yaml")
+plan.check_imports(config)
 
 RESULTS = "results"
 LOGS = "logs"

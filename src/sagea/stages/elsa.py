@@ -158,7 +158,7 @@ def train_elsa(
     history = history[cols].astype({"epoch": "int32"})
     write_parquet(history, history_path)
     write_json(metrics, metrics_path)
-    if mlflow_uri:
+    if mlflow_uri and not research:  # an imported model's run is the research one
         _log_mlflow(mlflow_uri, data_dir, dataset, run_name, hp, matrix, k, metrics, fit.history, model_path, data_params or {})
     elsa_model.finish_training(state_file)
     return metrics
