@@ -237,7 +237,7 @@ def test_resume_after_interruption_equals_uninterrupted(synthetic, tmp_path):
 def test_checkpoint_round_trip_and_research_format(tmp_path):
     model = ELSA(30, 4, seed=1)
     save(model, tmp_path / "model.pt", {"factors": 4, "lr": 1e-4})
-    ckpt = torch.load(tmp_path / "model.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=True)
     assert list(ckpt["model_state_dict"]) == ["encoder"]
     assert ckpt["n_items"] == 30 and ckpt["factors"] == 4 and ckpt["hyperparameters"]["lr"] == 1e-4
     loaded = ELSA.load(tmp_path / "model.pt", "cpu")

@@ -52,7 +52,7 @@ def test_train_extract_and_baselines(data_dir, tmp_path):
     hist = pd.read_parquet(out / "history.parquet")
     assert list(hist.columns) == ["epoch", "loss", "NDCG20_valid", "R20_valid", "seconds"]
     assert hist["epoch"].dtype == np.int32 and 1 <= len(hist) <= HP["epochs"]
-    ckpt = torch.load(out / "model.pt", weights_only=False)
+    ckpt = torch.load(out / "model.pt", weights_only=True)
     assert ckpt["model_state_dict"]["encoder"].shape == (80, 8) and ckpt["hyperparameters"]["lr"] == 0.01
 
     extract_embeddings(out / "model.pt", data_dir, out / "user_embeddings.parquet", out / "item_embeddings.parquet", device="cpu")

@@ -294,7 +294,7 @@ def test_checkpoint_round_trip(tmp_path, variant):
     sae.train()
     sae.losses(_x(6, 8))  # moves the BatchTopK threshold
     write_torch(sae.checkpoint(), tmp_path / "model.pt")
-    ckpt = torch.load(tmp_path / "model.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=True)
     expected = {"encoder_w", "encoder_b", "decoder_w", "decoder_b"} | ({"threshold"} if variant == "batchtopk" else set())
     assert set(ckpt["model_state_dict"]) == expected
     assert ckpt["model_state_dict"]["encoder_w"].shape == (8, 16)

@@ -311,7 +311,7 @@ def test_killed_training_resumes_to_identical_result(tmp_path):
     proc.wait()
     for pid in _pids_under(interrupted):  # job scripts in their own process group, if any
         os.kill(pid, signal.SIGKILL)
-    saved_epoch = torch.load(state, map_location="cpu", weights_only=False).get("epoch")
+    saved_epoch = torch.load(state, map_location="cpu", weights_only=True).get("epoch")
     assert not (interrupted / folder / "model.pt").exists(), "the job finished before it was killed"
     assert saved_epoch is not None and saved_epoch < epochs
 
@@ -325,8 +325,8 @@ def test_killed_training_resumes_to_identical_result(tmp_path):
 
     reference = run(snakemake(uninterrupted, config, "--cores", "1", *targets))
     assert reference.returncode == 0, reference.stderr[-4000:]
-    a = torch.load(interrupted / folder / "model.pt", map_location="cpu", weights_only=False)
-    b = torch.load(uninterrupted / folder / "model.pt", map_location="cpu", weights_only=False)
+    a = torch.load(interrupted / folder / "model.pt", map_location="cpu", weights_only=True)
+    b = torch.load(uninterrupted / folder / "model.pt", map_location="cpu", weights_only=True)
     assert torch.equal(a["model_state_dict"]["encoder"], b["model_state_dict"]["encoder"])
     hist_a = pd.read_parquet(interrupted / folder / "history.parquet").drop(columns=["seconds"], errors="ignore")
     hist_b = pd.read_parquet(uninterrupted / folder / "history.parquet").drop(columns=["seconds"], errors="ignore")

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sagea.io import write_torch
+from sagea.io import UnreadableFileError, UnsafeCheckpointError, read_torch, write_torch
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +38,17 @@ def load_training_state(path: str | os.PathLike, fingerprint: dict[str, Any] | N
     ``state["fingerprint"]``; a mismatch means the checkpoint belongs to another configuration
     and is ignored (with a warning) rather than silently resumed.
     """
-    import torch
-
     path = Path(path)
     if not path.exists():
         return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # truncated or foreign file
-        log.warning("ignoring unreadable training checkpoint %s: %s", path, error)
+    try:  # weights_only loading: a state file holding Python objects is refused, never unpickled
+        state = read_torch(path, heal=False, what="training state")
+    except (UnreadableFileError, UnsafeCheckpointError) as error:  # truncated or foreign: start afresh
+        log.warning("ignoring training checkpoint %s: %s", path, error)
+        path.unlink(missing_ok=True)
+        return None
+    if not isinstance(state, dict):
+        log.warning("ignoring training checkpoint %s: not a dict", path)
         return None
     if fingerprint is not None and state.get("fingerprint") != fingerprint:
         log.warning("ignoring training checkpoint %s: saved for another configuration", path)

@@ -45,7 +45,7 @@ FUSIONS = (
 )
 
 WILDCARD_CONSTRAINTS = {
-    "dataset": r"[A-Za-z0-9_.-]+",
+    "dataset": r"[A-Za-z0-9_-][A-Za-z0-9_.-]*",
     "elsa": r"f\d+-s-?\d+(-[A-Za-z0-9_.]+)*",
     "sae": r"(topk|batchtopk|basic)-h\d+-k\d+-(l2|cosine)(-[A-Za-z0-9_.]+)*",
     "pool": r"test|valid|train|full",
@@ -53,8 +53,57 @@ WILDCARD_CONSTRAINTS = {
     "option": r"ti[01]-nu[01]",
     "strategy": "|".join(BASELINES),
     "fusion": "|".join(FUSIONS),
-    "study": r"[A-Za-z0-9_.-]+",
+    "study": r"[A-Za-z0-9_-][A-Za-z0-9_.-]*",
 }
+
+#: Allowed dataset and study names: they become folder names under results/.
+NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
+
+
+def check_names(config: dict) -> None:
+    """Refuse dataset and study names that are not plain folder names (``.``, ``..``, hidden, ``/``)."""
+    import re
+
+    named = [("study", config.get("study"))] + [("datasets", name) for name in config.get("datasets") or {}]
+    for key, name in named:
+        if name is not None and not re.match(NAME_PATTERN, str(name)):
+            raise ValueError(
+                f"config {key}: name {name!r} is not allowed; it becomes a folder under results/, so use "
+                "letters, digits, '_', '-' and '.', not starting with '.' (e.g. 'ml32m', 'lastfm-1k')"
+            )
+
+
+def sae_import(config: dict, dataset: str, sae: str) -> dict | None:
+    """The ``datasets.<dataset>.sae_import`` entry of an SAE id, or None when that SAE is trained."""
+    return (dataset_spec(config, dataset).get("sae_import") or {}).get(sae)
+
+
+def check_imports(config: dict) -> None:
+    """Every ``datasets.<name>.sae_import`` id must be an SAE of the grid (else it would be ignored)."""
+    known = sae_runs(config)
+    for dataset in datasets(config):
+        unknown = [sae for sae in dataset_spec(config, dataset).get("sae_import") or {} if sae not in known]
+        if unknown:
+            raise ValueError(
+                f"config datasets.{dataset}.sae_import: {unknown} are not SAE ids of the sae grid, so they would "
+                f"never be used; the grid's ids are {list(known)} (add the import's width/k to sae.grid)"
+            )
+
+
+def groups_import_files(config: dict, dataset: str, pool: str, group_sets: list[str]) -> list[str]:
+    """Research group files of ``pool`` named by ``datasets.<dataset>.groups_import`` (empty when none):
+    ``<path>/<set>_<user set>.npy`` with ``opposing_2-1`` written ``opposing_2_1``."""
+    entry = dataset_spec(config, dataset).get("groups_import")
+    if not entry:
+        return []
+    user_set = (entry.get("user_sets") or {}).get(pool, pool)
+    return [f"{entry['path'].rstrip('/')}/{name.replace('-', '_')}_{user_set}.npy" for name in group_sets]
+
+
+def elsa_import(config: dict, dataset: str, elsa: str) -> dict | None:
+    """The ``datasets.<dataset>.elsa_import`` entry when ``elsa`` is the dataset's main run, else None."""
+    entry = dataset_spec(config, dataset).get("elsa_import")
+    return entry if entry and elsa == main_elsa(config, dataset) else None
 
 
 def _fmt(value: Any) -> str:

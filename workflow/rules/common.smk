@@ -21,7 +21,9 @@ from sagea.reports import names as report_names  # noqa: E402
 
 plan.apply_global_seed(config)
 plan.apply_research_mode(config)
+plan.check_names(config)
 validate(config, schema="../schemas/config.schema.yaml")
+plan.check_imports(config)
 
 
 def _prepared_users():
@@ -71,6 +73,21 @@ def elsa_hp(wc):
 
 def sae_hp(wc):
     return plan.sae_hp(config, wc.sae)
+
+
+def sae_import(wc):
+    """The research checkpoint replacing this SAE's training (datasets.<name>.sae_import), or None."""
+    return plan.sae_import(config, wc.dataset, wc.sae)
+
+
+def elsa_import(wc):
+    """The research checkpoint replacing this ELSA run's training (datasets.<name>.elsa_import), or None."""
+    return plan.elsa_import(config, wc.dataset, wc.elsa)
+
+
+def import_input(entry):
+    """Input function: the research file of an import entry (so Snakemake tracks it), else nothing."""
+    return lambda wc: {"research": entry(wc)["path"]} if entry(wc) else {}
 
 
 def main_elsa(dataset):

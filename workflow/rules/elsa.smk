@@ -26,6 +26,7 @@ elsa_filter = lambda wc: (plan.dataset_spec(config, wc.dataset).get("filter") or
 rule train_elsa:
     """Train one ELSA run with early stopping on validation NDCG; log it to MLflow (Dense_<dataset>)."""
     input:
+        unpack(import_input(elsa_import)),
         interactions="results/{dataset}/data/interactions.parquet",
         user_table="results/{dataset}/data/users.parquet",
         item_table="results/{dataset}/data/items.parquet",
@@ -46,6 +47,7 @@ rule train_elsa:
         **heavy_resources(),
     params:
         hp=elsa_hp,
+        research=elsa_import,
         k=config["evaluation"]["k"],
         split=elsa_split,
         data_filter=elsa_filter,

@@ -39,9 +39,16 @@ groups_sampling_params = lambda: dict(
 )
 
 
+# datasets.<name>.groups_import: the research group files of one pool (tracked as inputs), or none.
+groups_import_files = lambda wc: plan.groups_import_files(
+    config, wc.dataset, wc.pool, plan.group_sets(config)
+)
+
+
 rule sample_groups:
     """Sample every group set (similar, divergent, random, opposing) of one user pool, with diagnostics."""
     input:
+        research=groups_import_files,
         embeddings=lambda wc: f"results/{wc.dataset}/elsa/{main_elsa(wc.dataset)}/user_embeddings.parquet",
         interactions="results/{dataset}/data/interactions.parquet",
         user_table="results/{dataset}/data/users.parquet",
@@ -86,6 +93,7 @@ rule sample_groups:
         **heavy_resources(),
     params:
         group_sets=plan.group_sets(config),
+        research=lambda wc: plan.dataset_spec(config, wc.dataset).get("groups_import"),
         sampling=groups_sampling_params(),
     script:
         "../scripts/sample_groups.py"

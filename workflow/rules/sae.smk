@@ -6,6 +6,7 @@
 rule train_sae:
     """Train one sparse autoencoder of the grid on an ELSA run's user embeddings; log it (Sparse_<dataset>)."""
     input:
+        unpack(import_input(sae_import)),
         embeddings="results/{dataset}/elsa/{elsa}/user_embeddings.parquet",
         elsa="results/{dataset}/elsa/{elsa}/model.pt",
         interactions="results/{dataset}/data/interactions.parquet",
@@ -27,6 +28,7 @@ rule train_sae:
         **heavy_resources(),
     params:
         hp=sae_hp,
+        research=sae_import,
         split=sae_split_params,
         device=config["device"],
         mlflow_uri=mlflow_uri(),

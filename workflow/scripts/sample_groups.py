@@ -17,5 +17,6 @@ sample_groups(
     summary_path=snakemake.output.summary,
     histogram_path=snakemake.output.histograms,
     subgroup_path=snakemake.output.subgroups,
+    research=snakemake.params.research,
     **snakemake.params.sampling,
 )

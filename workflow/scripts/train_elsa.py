@@ -24,4 +24,5 @@ train_elsa(
     run_name=snakemake.wildcards.elsa,
     data_params=snakemake.params.data_filter,
     mlflow_uri=snakemake.params.mlflow_uri,
+    research=snakemake.params.research,
 )

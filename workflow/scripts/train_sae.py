@@ -1,4 +1,4 @@
-"""Rule train_sae: train one SAE of the grid on ELSA user embeddings, its metrics, MLflow."""
+"""Rule train_sae: train (or import, datasets.<name>.sae_import) one SAE of the grid, its metrics, MLflow."""
 
 from pathlib import Path
 
@@ -23,4 +23,5 @@ train_sae(
     elsa_run=snakemake.wildcards.elsa,
     sae_run=snakemake.wildcards.sae,
     mlflow_uri=snakemake.params.mlflow_uri,
+    research=snakemake.params.research,
 )

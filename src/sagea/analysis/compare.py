@@ -560,12 +560,9 @@ def compare_sae_dictionaries(
 # ============================================================================ from files
 def _load_decoder(path: str) -> np.ndarray:
     """``decoder_w [h, d]`` of an SAE checkpoint (``model_state_dict``, docs/ARCHITECTURE.md)."""
-    import torch
+    from sagea.io import read_torch
 
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - our own checkpoint with non-tensor extras
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = read_torch(path, what="SAE checkpoint")
     state = ckpt.get("model_state_dict", ckpt)
     if "decoder_w" not in state:
         raise KeyError(f"{path}: model_state_dict has no 'decoder_w' (keys: {sorted(state)}); is it an SAE checkpoint?")

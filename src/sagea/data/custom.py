@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from sagea.data.prepare import DataError, RawData
-from sagea.data.readers import find_file, read_delimited
+from sagea.data.readers import check_not_empty, find_file, first_line, no_rows_error, read_delimited
 
 
 def _resolve(col: Any, columns: list[str], key: str, path: Path, header: bool) -> str:
@@ -42,15 +42,18 @@ def _resolve(col: Any, columns: list[str], key: str, path: Path, header: bool) -
 
 
 def _first_line_fields(path: Path, sep: str) -> list[str]:
-    with open(path, encoding="utf8", errors="replace") as fh:
-        return [c.strip().strip('"') for c in fh.readline().rstrip("\r\n").split(sep)]
+    return [c.strip().strip('"') for c in first_line(path).split(sep)]
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     import pyarrow.json as pajson
 
+    check_not_empty(path)
     try:
-        return pajson.read_json(path).to_pandas()
+        frame = pajson.read_json(path).to_pandas()
+        if frame.empty:
+            raise no_rows_error(path, header=False)
+        return frame
     except pa.ArrowInvalid as exc:  # error path: find the offending line
         with open(path, encoding="utf8", errors="replace") as fh:
             for number, line in enumerate(fh, start=1):
@@ -115,6 +118,8 @@ def read(
             role: _resolve(col, columns, f"{key}.{role}_col", path, True) for role, col in wanted.items()
         }
         frame = pd.read_parquet(path, columns=list(dict.fromkeys(resolved.values())))
+        if frame.empty:
+            raise no_rows_error(path, header=True)
     elif fmt == "jsonl":
         frame = _read_jsonl(path)
         columns = list(frame.columns)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sagea.data.prepare import DataError
+from sagea.io import current_umask, remove_stale_temporaries
 from sagea.runtime import progress
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,9 @@ def extract(archive: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """
     archive, out_dir = Path(archive), Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)  # half-extracted folders of a killed job
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; colleagues sharing the project must read the data
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from sagea.io import read_parquet  # unreadable files are moved aside so a rerun regenerates them
+
 SPLITS = ("train", "valid", "test")
 
 
@@ -25,9 +27,9 @@ def interactions_to_csr(interactions: pd.DataFrame, n_users: int, n_items: int) 
 
 def load_interactions(data_dir: str | os.PathLike) -> sp.csr_matrix:
     """CSR of ``<data_dir>/interactions.parquet``; shape from users/items.parquet."""
-    n_users = len(pd.read_parquet(os.path.join(data_dir, "users.parquet"), columns=["user"]))
-    n_items = len(pd.read_parquet(os.path.join(data_dir, "items.parquet"), columns=["item"]))
-    frame = pd.read_parquet(os.path.join(data_dir, "interactions.parquet"), columns=["user", "item"])
+    n_users = len(read_parquet(os.path.join(data_dir, "users.parquet"), columns=["user"]))
+    n_items = len(read_parquet(os.path.join(data_dir, "items.parquet"), columns=["item"]))
+    frame = read_parquet(os.path.join(data_dir, "interactions.parquet"), columns=["user", "item"])
     return interactions_to_csr(frame, n_users, n_items)
 
 
@@ -39,7 +41,7 @@ def load_split(path: str | os.PathLike) -> dict[str, np.ndarray]:
     without ``position`` give increasing user order. Every consumer that draws something per row
     (single-user targets) or batches the rows iterates in this order.
     """
-    frame = pd.read_parquet(path)
+    frame = read_parquet(path)
     missing = {"user", "split"} - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: no column(s) {sorted(missing)}; rebuild it with the split rule")

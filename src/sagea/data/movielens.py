@@ -58,7 +58,7 @@ def read_movies(folder: Path) -> pd.DataFrame | None:
     if dat.exists():
         raw = dat.read_bytes()
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:  # ml-1m is latin-1
             text = raw.decode("latin-1")
         lines = pd.Series([line for line in text.splitlines() if line])

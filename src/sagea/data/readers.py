@@ -54,6 +54,36 @@ def find_file(path: str | os.PathLike, names: Iterable[str], what: str) -> Path:
     )
 
 
+def _text_encoding(encoding: str) -> str:
+    """Python codec for reading header lines: UTF-8 with an optional byte-order mark stripped."""
+    return "utf-8-sig" if encoding.lower().replace("-", "") == "utf8" else encoding
+
+
+def check_not_empty(path: str | os.PathLike) -> None:
+    """:class:`DataError` naming ``path`` when it holds nothing but whitespace (or a byte-order mark)."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if not head.removeprefix(b"\xef\xbb\xbf").strip():
+        if path.stat().st_size <= len(head):
+            raise DataError(f"{path} is empty ({path.stat().st_size} bytes, no lines); check the file or re-download it")
+
+
+def first_line(path: str | os.PathLike, encoding: str = "utf8") -> str:
+    """The first line of a text file without its line ending or a UTF-8 byte-order mark."""
+    check_not_empty(path)
+    with open(path, encoding=_text_encoding(encoding), errors="replace") as fh:
+        return fh.readline().rstrip("\r\n")
+
+
+def no_rows_error(path: str | os.PathLike, header: bool, skipped: int = 0) -> DataError:
+    """The error for a file that parsed to zero data rows."""
+    what = "only a header line" if header else "no data lines"
+    if skipped:
+        what = f"no usable data rows ({skipped} malformed lines skipped)"
+    return DataError(f"{path} has {what}: there are no interactions to read; check the file")
+
+
 def _locate_conversion_error(
     path: Path, names: list[str], sep: str, header: bool, types: dict[str, pa.DataType], encoding: str
 ) -> str:
@@ -103,6 +133,7 @@ def read_delimited(
     # line numbers of invalid rows are only known single-threaded (used where rows are skipped)
     threads = bad_lines == "error" if _threads is None else _threads
     errors: list[tuple[int | None, str]] = []
+    check_not_empty(path)
 
     def handler(row: pacsv.InvalidRow) -> str:
         if bad_lines == "error":
@@ -154,13 +185,14 @@ def read_delimited(
             )
             raise DataError(f"{path}: a value does not convert ({message}); {where}") from None
         raise DataError(f"{path}: could not be parsed: {message}") from None
+    if table.num_rows == 0:
+        raise no_rows_error(path, header, bad.count)
     return table, bad
 
 
 def check_header(path: Path, required: list[str], sep: str, encoding: str = "utf8") -> list[str]:
     """Columns of the header line; :class:`DataError` when one of ``required`` is missing."""
-    with open(path, encoding=encoding, errors="replace") as fh:
-        first = fh.readline().rstrip("\r\n")
+    first = first_line(path, encoding)
     columns = [c.strip().strip('"') for c in first.split(sep)]
     missing = [c for c in required if c not in columns]
     if missing:

@@ -18,7 +18,7 @@ end each step off the sphere by about the step size, ~1e-4). The state dict key 
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -35,7 +35,7 @@ import sagea
 from sagea.checkpoint import clear_training_state, load_training_state, save_training_state
 from sagea.data.batches import DeviceCSR
 from sagea.evaluation.single_user import evaluate_scorer
-from sagea.io import NonFiniteError, check_finite, write_torch
+from sagea.io import NonFiniteError, check_finite, read_torch, write_torch
 from sagea.runtime import progress
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,14 @@ class ELSA(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> "ELSA":
-        """Model from a checkpoint written by :func:`save` (or the research code: key ``encoder``)."""
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        """Model from a checkpoint written by :func:`save` (or the research code: key ``encoder``).
+
+        Loaded with ``weights_only=True`` (:func:`sagea.io.read_torch`): a file holding Python
+        objects is refused; an unreadable one is moved aside so a rerun regenerates it.
+        """
+        ckpt = read_torch(path, what="ELSA checkpoint")
+        if not isinstance(ckpt, dict):
+            raise ValueError(f"{path}: not an ELSA checkpoint (a {type(ckpt).__name__}, expected a dict)")
         state = ckpt.get("model_state_dict", ckpt)
         if "encoder" not in state:
             raise KeyError(f"{path}: no 'encoder' parameter in the checkpoint (keys {list(state)[:5]}); not an ELSA model")
@@ -190,7 +196,7 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         best_state = state["best_state"].to(device)
         best_score, wait, start_epoch = state["best_score"], state["wait"], state["epoch"] + 1
-        result = state["result"]
+        result = FitResult(**state["result"])
     buffer = torch.empty(min(batch_size, max(n, 1)), model.n_items, device=device)
     key = f"NDCG{k}"
     for epoch in range(start_epoch, epochs + 1):
@@ -251,7 +257,7 @@ def fit(
                 {
                     "fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(), "best_state": best_state.cpu(),
-                    "best_score": best_score, "wait": wait, "result": copy.deepcopy(result),
+                    "best_score": float(best_score), "wait": wait, "result": dataclasses.asdict(result),
                 },
                 state_file,
             )  # fmt: skip

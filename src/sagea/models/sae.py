@@ -300,31 +300,51 @@ class SAE(nn.Module):
         }
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: dict, device: str | torch.device = "cpu") -> "SAE":
+    def from_checkpoint(cls, checkpoint: dict, device: str | torch.device = "cpu", where: str = "checkpoint") -> "SAE":
+        """Model from our checkpoint dict; a research checkpoint (no hyperparameters) is refused.
+
+        The research code saves no ``k`` or variant, and a wrong ``k`` silently changes every
+        code, so they are never guessed: import such a file with ``python -m sagea.research sae``
+        (or the config's ``datasets.<name>.sae_import``), which takes them explicitly.
+        """
+        if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint:
+            raise ValueError(f"{where}: not an SAE checkpoint (no 'model_state_dict')")
         state = checkpoint["model_state_dict"]
+        if "encoder_w" not in state:
+            raise ValueError(f"{where}: model_state_dict has no 'encoder_w' (keys {sorted(state)[:6]}); not an SAE")
         hp = dict(checkpoint.get("hyperparameters") or {})
+        if not {"k", "variant"} <= set(hp):
+            raise ValueError(
+                f"{where} has no SAE hyperparameters (k, variant): it looks like a research checkpoint. "
+                "Its k cannot be read from the weights and is not guessed; import it with its k, width and "
+                "variant: `python -m sagea.research sae SRC DEST --k K --variant TopKSAE` or the config key "
+                "datasets.<name>.sae_import (docs/importing.md)."
+            )
         d, h = state["encoder_w"].shape
         hp.update(input_dim=d, width=h)
-        if "variant" not in hp:  # a research checkpoint: infer from its class name or threshold
-            name = checkpoint.get("model", "BatchTopKSAE" if "threshold" in state else "TopKSAE")
-            hp["variant"] = {v: k for k, v in MODEL_NAMES.items()}[name]
         known = ("input_dim", "width", "k", "variant", "reconstruction_loss", "l1_coef", "aux_coef",
                  "contrastive_coef", "normalize", "dead_after", "aux_k", "dead_rule")  # fmt: skip
         model = cls(**{key: hp[key] for key in known if key in hp}, seed=None)
         state = dict(state)
+        state.pop("processed_batches_count", None)  # research BatchTopK bookkeeping, not needed at inference
         if "threshold" in state:
             state["threshold"] = state["threshold"].reshape(())
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise ValueError(f"{where}: weights do not fit its hyperparameters {hp}: {error}") from None
         return model.to(device).eval()
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "SAE":
-        """Load a ``model.pt`` written by :meth:`checkpoint` (in eval mode)."""
-        from sagea.io import check_finite
+        """Load a ``model.pt`` written by :meth:`checkpoint` (in eval mode; ``weights_only`` loading,
+        :func:`sagea.io.read_torch`)."""
+        from sagea.io import check_finite, read_torch
 
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        check_finite(dict(checkpoint["model_state_dict"]), path, "SAE weights", NON_FINITE_HINT)
-        return cls.from_checkpoint(checkpoint, device)
+        checkpoint = read_torch(path, what="SAE checkpoint")
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model_state_dict"), dict):
+            check_finite(dict(checkpoint["model_state_dict"]), path, "SAE weights", NON_FINITE_HINT)
+        return cls.from_checkpoint(checkpoint, device, where=str(path))
 
 
 # ====================================================================== training data

@@ -79,8 +79,12 @@ def train_elsa(
     run_name: str = "",
     data_params: dict[str, Any] | None = None,
     mlflow_uri: str | None = None,
+    research: dict[str, Any] | None = None,
 ) -> dict:
     """Train ELSA on the training users, early-stop on validation, evaluate on test, write outputs.
+
+    With ``research`` (config ``datasets.<name>.elsa_import``: ``path``) the encoder is imported from
+    a research checkpoint instead of trained; its shape must be ``[items, factors]`` of this data.
 
     ``hp``: factors, lr, beta1, beta2, batch_size, epochs, patience, seed (config ``elsa``);
     optional research switches ``research_validation`` (the validation users' targets redrawn
@@ -105,20 +109,32 @@ def train_elsa(
         "ELSA %s on %s: %d items, %d train / %d valid / %d test users, device %s",
         run_name, dataset, matrix.shape[1], len(split["train"]), len(split["valid"]), len(split["test"]), dev,
     )  # fmt: skip
-    model = elsa_model.ELSA(
-        matrix.shape[1], int(hp["factors"]), seed=int(hp["seed"]), relu=bool(hp.get("relu", True))
-    )
     state_file = state_path(Path(model_path).parent)
     tic = time.perf_counter()
-    valid_stream = validation_pairs(matrix[split["valid"]], target_fraction, split_seed, valid,
-                                    bool(hp.get("research_validation", False)))  # fmt: skip
-    fit = elsa_model.fit(
-        model, train, valid_stream if len(split["valid"]) else None,
-        lr=hp["lr"], beta1=hp["beta1"], beta2=hp["beta2"], batch_size=int(hp["batch_size"]),
-        epochs=int(hp["epochs"]), patience=int(hp["patience"]), seed=int(hp["seed"]), k=k,
-        device=dev, state_file=state_file, eval_batch_size=eval_batch_size,
-        research_step_order=bool(hp.get("research_step_order", False)),
-    )  # fmt: skip
+    if research:
+        from sagea.research import research_elsa
+
+        model = research_elsa(research["path"], relu=bool(hp.get("relu", True))).to(dev)
+        if (model.n_items, model.factors) != (matrix.shape[1], int(hp["factors"])):
+            raise ValueError(
+                f"research ELSA {research['path']} is [{model.n_items}, {model.factors}] but this dataset has "
+                f"{matrix.shape[1]} items and elsa.factors is {hp['factors']}; prepare the data as the research "
+                "code did (same filters and index order) and set the factors to match"
+            )
+        fit = elsa_model.FitResult()
+    else:
+        model = elsa_model.ELSA(
+            matrix.shape[1], int(hp["factors"]), seed=int(hp["seed"]), relu=bool(hp.get("relu", True))
+        )
+        valid_stream = validation_pairs(matrix[split["valid"]], target_fraction, split_seed, valid,
+                                        bool(hp.get("research_validation", False)))  # fmt: skip
+        fit = elsa_model.fit(
+            model, train, valid_stream if len(split["valid"]) else None,
+            lr=hp["lr"], beta1=hp["beta1"], beta2=hp["beta2"], batch_size=int(hp["batch_size"]),
+            epochs=int(hp["epochs"]), patience=int(hp["patience"]), seed=int(hp["seed"]), k=k,
+            device=dev, state_file=state_file, eval_batch_size=eval_batch_size,
+            research_step_order=bool(hp.get("research_step_order", False)),
+        )  # fmt: skip
     seconds = time.perf_counter() - tic
 
     def evaluate(pair):
@@ -132,6 +148,7 @@ def train_elsa(
         "stopped_early": fit.stopped_early,
         "train_seconds": seconds,
         "hyperparameters": dict(hp),
+        **({"imported_from": str(research["path"])} if research else {}),
     }
     log.info(
         "best epoch %d: valid NDCG%d %.4f, test NDCG%d %.4f",
@@ -145,7 +162,8 @@ def train_elsa(
     check_finite(model.encoder, model_path, "ELSA encoder weights to write", diverged)
     for part in ("valid", "test"):
         check_finite(dict(metrics[part]), metrics_path, f"{part} metrics to write", diverged)
-    elsa_model.save(model, model_path, {**hp, "k": k}, best_epoch=fit.best_epoch, dataset=dataset)
+    extra = {"imported_from": str(research["path"])} if research else {}
+    elsa_model.save(model, model_path, {**hp, "k": k}, best_epoch=fit.best_epoch, dataset=dataset, **extra)
     history = pd.DataFrame(fit.history)
     cols = ["epoch", "loss", f"NDCG{k}_valid", f"R{k}_valid", "seconds"]
     for col in cols:
@@ -154,7 +172,7 @@ def train_elsa(
     history = history[cols].astype({"epoch": "int32"})
     write_parquet(history, history_path)
     write_json(metrics, metrics_path)
-    if mlflow_uri:
+    if mlflow_uri and not research:  # an imported model's run is the research one
         _log_mlflow(mlflow_uri, data_dir, dataset, run_name, hp, matrix, k, metrics, fit.history, model_path, data_params or {})
     elsa_model.finish_training(state_file)
     return metrics

@@ -22,7 +22,7 @@ from sagea.checkpoint import state_path
 from sagea.data.matrix import load_interactions, load_split
 from sagea.evaluation.sae_metrics import code_statistics, reconstruction_metrics
 from sagea.evaluation.validation_streams import sampled_interactions_embeddings
-from sagea.io import atomic_path, check_finite, read_embeddings, write_json, write_parquet, write_torch
+from sagea.io import atomic_path, check_finite, read_embeddings, read_parquet, write_json, write_parquet, write_torch
 from sagea.models.elsa import ELSA
 from sagea.models.sae import LOSS_TERMS, MODEL_NAMES, RECONSTRUCTION_LOSSES, SAE, EmbeddingData, InteractionData, fit
 from sagea.runtime import seed_everything, select_device, set_threads
@@ -83,8 +83,14 @@ def train_sae(
     elsa_run: str = "",
     sae_run: str = "",
     mlflow_uri: str | None = None,
+    research: dict[str, Any] | None = None,
 ) -> dict:
     """Train one SAE on the training users' ELSA embeddings; metrics on valid/test; write outputs.
+
+    With ``research`` (config ``datasets.<name>.sae_import.<sae id>``: ``path`` and optionally
+    ``k``, ``width``, ``variant``, ``mlflow: {tracking_uri, run_id}``) the weights are imported from
+    a research checkpoint instead of trained (:mod:`sagea.research`); its k/width/variant must
+    agree with ``hp`` (the SAE id), and the metrics are computed as for a trained model.
 
     Fast path (``train_path: embeddings``) reads the precomputed ``user_embeddings.parquet``;
     the interaction path encodes batches through the ELSA checkpoint on the fly and is taken
@@ -124,6 +130,10 @@ def train_sae(
     else:
         train = EmbeddingData(torch.from_numpy(embeddings[train_users]).to(dev))
         valid = EmbeddingData(torch.from_numpy(embeddings[split["valid"]]).to(dev))
+    if research:
+        return _import_research(research, hp, model_path, metrics_path, history_path, embeddings, elsa, matrix,
+                                split, target_fraction, split_seed, eval_batch_size, dev, sae_run,
+                                target_method)  # fmt: skip
     if hp.get("research_validation", False):
         valid = research_validation_data(elsa, matrix[split["valid"]], seed, eval_batch_size, dev)
     model = build_model(hp, embeddings.shape[1])
@@ -183,6 +193,47 @@ def research_validation_data(elsa: ELSA, rows, seed: int, batch_size: int, devic
     return EmbeddingData(sampled[0], positives=sampled[1])
 
 
+def _import_research(research, hp, model_path, metrics_path, history_path, embeddings, elsa, matrix, split,
+                     target_fraction, split_seed, eval_batch_size, dev, sae_run, target_method="ours") -> dict:  # fmt: skip
+    """The ``research`` branch of :func:`train_sae`: import, check against the SAE id, evaluate, write."""
+    from sagea.research import VARIANTS, research_sae
+
+    mlflow = research.get("mlflow") or {}
+    model = research_sae(
+        research["path"], k=research.get("k", hp["k"] if not mlflow else None), width=research.get("width"),
+        variant=research.get("variant"), normalize=bool(hp["normalize"]),
+        reconstruction_loss=hp["reconstruction_loss"], mlflow_uri=mlflow.get("tracking_uri"),
+        run_id=mlflow.get("run_id"),
+    )  # fmt: skip
+    found = {"k": model.k, "width": model.hparams["width"], "variant": model.variant, "normalize": model.normalize}
+    wanted = {"k": int(hp["k"]), "width": int(hp["width"]), "variant": VARIANTS[hp["variant"]],
+              "normalize": bool(hp["normalize"])}  # fmt: skip
+    if found != wanted:
+        raise ValueError(
+            f"research SAE {research['path']} has {found} but the SAE id {sae_run} means {wanted}; "
+            f"list it under the sae_import id that matches (datasets.<name>.sae_import)"
+        )
+    if model.hparams["input_dim"] != embeddings.shape[1]:
+        raise ValueError(f"research SAE {research['path']} expects d={model.hparams['input_dim']}, "
+                         f"the ELSA embeddings have {embeddings.shape[1]}")  # fmt: skip
+    model = model.to(dev)
+    metrics: dict[str, Any] = {}
+    for part in ("valid", "test"):
+        users = split[part]
+        metrics[part] = reconstruction_metrics(
+            model, elsa, matrix[users], embeddings[users], target_fraction=target_fraction, seed=split_seed,
+            target_method=target_method, k=METRIC_KEY_K, batch_size=eval_batch_size, device=dev,
+        )  # fmt: skip
+    metrics.update(history=[], best_epoch=0, best_valid_loss=None, epochs_run=0, stopped_early=False,
+                   train_seconds=0.0, train_users=0, train_path="imported", hyperparameters=dict(hp),
+                   imported_from=str(research["path"]))  # fmt: skip
+    write_torch(model.checkpoint(training=dict(hp), imported_from=str(research["path"])), model_path)
+    write_parquet(history_frame([]), history_path)
+    write_json(metrics, metrics_path)
+    log.info("imported research SAE %s as %s", research["path"], sae_run)
+    return metrics
+
+
 def history_frame(history: list[dict]) -> pd.DataFrame:
     """One row per validation: epoch, train/valid loss terms (incl. L0), valid CosineSim/DeadNeurons, seconds."""
     cols = (["epoch"] + [f"{t}_{p}" for p in ("train", "valid") for t in LOSS_TERMS]
@@ -232,7 +283,7 @@ def extract_sae(
     sae = SAE.load(sae_path, dev)
     elsa = ELSA.load(elsa_path, dev)
     embeddings = read_embeddings(embeddings_path)
-    items = pd.read_parquet(items_path)
+    items = read_parquet(items_path)
     if len(items) != elsa.n_items:
         raise ValueError(f"{items_path} lists {len(items)} items but {elsa_path} has {elsa.n_items}; rerun ELSA")
     codes_topk = sparse_codes(sae, embeddings, True, batch_size, dev)
