@@ -147,3 +147,12 @@ def test_research_mode_training_and_baseline_switches(repo):
     assert (base["research_validation"], base["research_step_order"], base["dead_rule"]) == (False, False, "at_least")
     research = default["evaluation"]["research"]
     assert (research["elsa_seen_at_zero"], research["aggregation_seen_at_zero"]) == (False, False)
+
+
+def test_seed_and_research_mode_reach_the_default_dataset():
+    cfg = {"seed": 7, "research_mode": True}
+    plan.apply_global_seed(cfg)
+    plan.apply_research_mode(cfg)
+    spec = cfg["datasets"]["synthetic"]
+    assert spec["split"]["seed"] == 7 and spec["synthetic"]["seed"] == 7
+    assert spec["index_order"] == "appearance" and spec["split"]["method"] == "research"

@@ -120,6 +120,11 @@ STAGE_SEEDS = (("elsa",), ("sae", "base"), ("groups",), ("groups", "split"), ("c
 DATASET_SEEDS = (("split",), ("synthetic",))
 
 
+#: The schema's default ``datasets`` (workflow/schemas/config.schema.yaml), filled in early so that
+#: the seed and research-mode expansions reach it too.
+DEFAULT_DATASETS = {"synthetic": {"source": "synthetic"}}
+
+
 def apply_global_seed(config: dict) -> dict:
     """Fill every stage seed the config does not set with the top-level ``seed`` (in place).
 
@@ -129,6 +134,7 @@ def apply_global_seed(config: dict) -> dict:
     if "seed" not in config:
         return config
     seed = config["seed"]
+    config.setdefault("datasets", {k: dict(v) for k, v in DEFAULT_DATASETS.items()})  # its seeds too
 
     def fill(section: dict, path: tuple[str, ...]) -> None:
         for key in path:
@@ -187,6 +193,7 @@ def apply_research_mode(config: dict) -> dict:
                 return
         section.setdefault(path[-1], value)
 
+    config.setdefault("datasets", {k: dict(v) for k, v in DEFAULT_DATASETS.items()})
     for path, value in RESEARCH_MODE:
         if path[0] == "datasets":
             for spec in (config.get("datasets") or {}).values():
