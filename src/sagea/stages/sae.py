@@ -158,14 +158,8 @@ def train_sae(
         research_step_order=bool(hp.get("research_step_order", False)),
     )  # fmt: skip
     seconds = time.perf_counter() - tic
-    metrics: dict[str, Any] = {}
-    for part in ("valid", "test"):
-        users = split[part]
-        metrics[part] = reconstruction_metrics(
-            model, elsa, matrix[users], embeddings[users], target_fraction=target_fraction, seed=split_seed,
-            target_method=target_method, k=METRIC_KEY_K, batch_size=eval_batch_size, device=dev,
-        )  # fmt: skip
-        log.info("%s: %s", part, ", ".join(f"{k}={v:.4f}" for k, v in metrics[part].items()))
+    metrics: dict[str, Any] = _split_metrics(model, elsa, matrix, embeddings, split, target_fraction, split_seed,
+                                             target_method, eval_batch_size, dev)  # fmt: skip
     metrics.update(
         history=result.history, best_epoch=result.best_epoch, best_valid_loss=result.best_valid_loss,
         epochs_run=result.epochs_run, stopped_early=result.stopped_early, train_seconds=seconds,
@@ -217,13 +211,8 @@ def _import_research(research, hp, model_path, metrics_path, history_path, embed
         raise ValueError(f"research SAE {research['path']} expects d={model.hparams['input_dim']}, "
                          f"the ELSA embeddings have {embeddings.shape[1]}")  # fmt: skip
     model = model.to(dev)
-    metrics: dict[str, Any] = {}
-    for part in ("valid", "test"):
-        users = split[part]
-        metrics[part] = reconstruction_metrics(
-            model, elsa, matrix[users], embeddings[users], target_fraction=target_fraction, seed=split_seed,
-            target_method=target_method, k=METRIC_KEY_K, batch_size=eval_batch_size, device=dev,
-        )  # fmt: skip
+    metrics: dict[str, Any] = _split_metrics(model, elsa, matrix, embeddings, split, target_fraction, split_seed,
+                                             target_method, eval_batch_size, dev)  # fmt: skip
     metrics.update(history=[], best_epoch=0, best_valid_loss=None, epochs_run=0, stopped_early=False,
                    train_seconds=0.0, train_users=0, train_path="imported", hyperparameters=dict(hp),
                    imported_from=str(research["path"]))  # fmt: skip
@@ -231,6 +220,20 @@ def _import_research(research, hp, model_path, metrics_path, history_path, embed
     write_parquet(history_frame([]), history_path)
     write_json(metrics, metrics_path)
     log.info("imported research SAE %s as %s", research["path"], sae_run)
+    return metrics
+
+
+def _split_metrics(model, elsa, matrix, embeddings, split, target_fraction, split_seed, target_method,
+                   eval_batch_size, dev) -> dict[str, dict]:  # fmt: skip
+    """Reconstruction metrics (CosineSim, L0, NDCG with the SAE inserted, ...) of the valid and test users."""
+    metrics = {}
+    for part in ("valid", "test"):
+        users = split[part]
+        metrics[part] = reconstruction_metrics(
+            model, elsa, matrix[users], embeddings[users], target_fraction=target_fraction, seed=split_seed,
+            target_method=target_method, k=METRIC_KEY_K, batch_size=eval_batch_size, device=dev,
+        )  # fmt: skip
+        log.info("%s: %s", part, ", ".join(f"{k}={v:.4f}" for k, v in metrics[part].items()))
     return metrics
 
 
