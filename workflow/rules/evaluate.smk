@@ -78,6 +78,7 @@ rule evaluate_sagea:
         ],
         device=config["device"],
         mlflow_uri=mlflow_uri(),
+        provenance=MLFLOW_PROVENANCE,
     script:
         "../scripts/evaluate_sagea.py"
 
@@ -110,5 +111,6 @@ rule evaluate_baselines:
         ],
         device=config["device"],
         mlflow_uri=mlflow_uri(),
+        provenance=MLFLOW_PROVENANCE,
     script:
         "../scripts/evaluate_baselines.py"

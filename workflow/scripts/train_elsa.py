@@ -23,4 +23,5 @@ train_elsa(
     run_name=snakemake.wildcards.elsa,
     data_params=snakemake.params.data_filter,
     mlflow_uri=snakemake.params.mlflow_uri,
+    provenance=snakemake.params.provenance,
 )

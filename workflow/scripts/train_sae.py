@@ -23,4 +23,5 @@ train_sae(
     elsa_run=snakemake.wildcards.elsa,
     sae_run=snakemake.wildcards.sae,
     mlflow_uri=snakemake.params.mlflow_uri,
+    provenance=snakemake.params.provenance,
 )
