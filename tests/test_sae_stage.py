@@ -132,9 +132,18 @@ def test_train_and_extract_jobs_write_the_contract(tmp_path):
     for name in ("CosineSim/test", "L0/test", "DeadNeurons/test", "NDCG20/test", "NDCG20_Degradation/test",
                  "R20/test", "CosineSim/valid"):  # fmt: skip
         assert name in run.data.metrics, name
-    # the latest CosineSim/valid is the final (best model) value, after the per-validation series
+    # plain names: the restored best model; history/...: one value per validation, step = epoch
     assert run.data.metrics["CosineSim/valid"] == pytest.approx(saved["valid"]["CosineSim"])
-    assert len(client.get_metric_history(run.info.run_id, "CosineSim/valid")) == 4
+    best = history.set_index("epoch").loc[saved["best_epoch"]]
+    assert run.data.metrics["loss/Loss/valid"] == pytest.approx(best["Loss_valid"])
+    assert run.data.metrics["loss/Loss/valid"] == pytest.approx(saved["best_valid_loss"])
+    assert run.data.metrics["best_epoch"] == saved["best_epoch"]
+    series = client.get_metric_history(run.info.run_id, "history/CosineSim/valid")
+    assert sorted((s.step, round(s.value, 6)) for s in series) == [
+        (e, round(v, 6)) for e, v in zip(history["epoch"], history["CosineSim_valid"])
+    ]
+    assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == ["history.parquet", "metrics.json", "model.pt"]
+    assert run.data.tags["sagea.output"] == "synthetic/sae/f16-s42/topk-h32-k4-l2"
 
     files = [out / "codes_topk.parquet", out / "codes_all.parquet", out / "features.parquet"]
     extract_sae(out / "model.pt", paths["elsa"] / "model.pt", paths["elsa"] / "user_embeddings.parquet",
