@@ -253,8 +253,14 @@ def _remove_local_artifacts(run) -> None:
         shutil.rmtree(folder.parent, ignore_errors=True)
 
 
+_PARENTS: dict[tuple[str, str, str | None], str] = {}  # (store, study, config digest) -> parent run id
+
+
 def _study_parent(client, tracking_uri: str, provenance: Provenance, when_ms: int) -> str:
     """The run id of the study's parent run, created on first use (race-safe without a lock)."""
+    cache = (tracking_uri, provenance.study, provenance.config_digest)
+    if cache in _PARENTS:  # a job logging several runs looks it up once
+        return _PARENTS[cache]
     exp_id = _experiment_id(client, tracking_uri, STUDY_EXPERIMENT)
     query = f"tags.`{PARENT_TAG}` = {_quoted(provenance.study)}"
     order = ["attributes.start_time ASC", "attributes.run_id ASC"]
@@ -273,6 +279,7 @@ def _study_parent(client, tracking_uri: str, provenance: Provenance, when_ms: in
         name = f"configs/{provenance.config_digest}.json"
         if name not in {a.path for a in client.list_artifacts(parent.info.run_id, "configs")}:
             client.log_text(parent.info.run_id, canonical_json(provenance.config), name)
+    _PARENTS[cache] = parent.info.run_id
     return parent.info.run_id
 
 
