@@ -101,6 +101,13 @@ def test_evaluation_rules_with_mlflow_server(tmp_path, repo, python, mlflow_serv
     env = {**os.environ, "SAGEA_PROGRESS": "0"}
     done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
+    # provenance (commit, config digest, note templates) is no rerun trigger: a changed note reruns nothing
+    relabel = _config(tmp_path / "relabel.yaml", mlflow_server)
+    relabel.write_text(relabel.read_text().replace("sizes_{loss}_{acts}{normalized}", "other_{option}"))
+    dry = [c if c != str(configfile) else str(relabel) for c in cmd]
+    dry.insert(dry.index("--"), "-n")
+    done = subprocess.run(dry, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0 and "Nothing to be done" in done.stdout + done.stderr, done.stderr[-3000:]
     # a forced rerun of every evaluation job replaces the runs instead of adding new ones
     forced = cmd[:-len(targets) - 1] + ["--forcerun", "evaluate_sagea", "evaluate_baselines", "--", *targets]
     done = subprocess.run(forced, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
@@ -173,3 +180,15 @@ def test_evaluation_rules_with_mlflow_server(tmp_path, repo, python, mlflow_serv
     assert len(table) == 1
     assert table[("Dataset", "")].iloc[0] == "synthetic" and table[("Dimensions", "")].iloc[0] == 16
     assert ("G/mean", "main") in table.columns and ("U/min", "% change") in table.columns
+
+
+@pytest.mark.workflow
+def test_unknown_note_field_stops_the_workflow_at_start(tmp_path, repo, python):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"mlflow": {"note": "{user_set}_{widht}"}}))
+    cmd = [python, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(tmp_path / "wf"), "--configfile",
+           str(config), "-n", "--cores", "1"]  # fmt: skip
+    done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "mlflow.note" in out and "widht" in out, out[-3000:]

@@ -130,20 +130,21 @@ def evaluate_sagea_job(
         SageaRecommender(elsa, sae, fusion, k_sae, topk_inference, normalize_users_embeddings, zero_fallback)
         for fusion in out_dirs
     ]
-    results = evaluate_groups(
-        strategies, rows, groups, settings, popularity, read_embeddings(item_embeddings_path), elsa
-    )
     option = f"ti{int(topk_inference)}-nu{int(normalize_users_embeddings)}"
     loss_id = sae_hp.get("reconstruction_loss", "l2")
-    note = _note(note, provenance, "note", DEFAULT_NOTE, {
+    note = _note(note, provenance, "note", DEFAULT_NOTE, {  # before the evaluation: fails fast
         "dataset": dataset, "study": getattr(provenance, "study", ""), "user_set": pool, "group_set": groupset,
         "elsa_run": elsa_run, "strategy": "SAGEA", "sae_run": sae_run, "option": option,
         "variant": sae_hp.get("variant", ""), "width": int(sae_hp["width"]), "k": k_sae,
-        "loss": {"l2": "L2", "cosine": "Cosine"}.get(loss_id, loss_id), "loss_id": loss_id, "contrastive": sae_hp.get("contrastive_coef", 0.0),
+        "loss": {"l2": "L2", "cosine": "Cosine"}.get(loss_id, loss_id), "loss_id": loss_id,
+        "contrastive": sae_hp.get("contrastive_coef", 0.0),
         "topk_inference": topk_inference, "normalize_users_embeddings": normalize_users_embeddings,
         "acts": "with_acts" if topk_inference else "without_acts",
         "normalized": "_normalized" if normalize_users_embeddings else "",
     })  # fmt: skip
+    results = evaluate_groups(
+        strategies, rows, groups, settings, popularity, read_embeddings(item_embeddings_path), elsa
+    )
 
     def params_of(fusion: str) -> dict:
         return run_params(
@@ -213,17 +214,21 @@ def evaluate_baselines_job(
     rows, groups, popularity = _load_common(data_dir, split_path, groups_path, popularity_with_targets)
     elsa = ELSA.load(elsa_path, settings.device)
     strategies = build_baselines(list(out_dirs), elsa, popularity)
+    notes = {  # before the evaluation: a bad template fails fast
+        name: _note(note, provenance, "baseline_note", DEFAULT_BASELINE_NOTE, {
+            "dataset": dataset, "study": getattr(provenance, "study", ""), "user_set": pool,
+            "group_set": groupset, "elsa_run": elsa_run, "strategy": name,
+        })  # fmt: skip
+        for name in out_dirs
+    }
     results = evaluate_groups(
         strategies, rows, groups, settings, popularity, read_embeddings(item_embeddings_path), elsa
     )
     factors = int(elsa.encoder.shape[1])
 
     def params_of(name: str) -> dict:
-        fields = {"dataset": dataset, "study": getattr(provenance, "study", ""), "user_set": pool,
-                  "group_set": groupset, "elsa_run": elsa_run, "strategy": name}  # fmt: skip
         return run_params(
-            dataset, name, None, pool, groupset, groups.shape[1], factors, None,
-            _note(note, provenance, "baseline_note", DEFAULT_BASELINE_NOTE, fields),
+            dataset, name, None, pool, groupset, groups.shape[1], factors, None, notes[name],
             extra={"elsa_run": elsa_run, "eval_k": settings.k, "shared_mask": settings.shared_mask,
                    "popularity_with_targets": popularity_with_targets},
         )  # fmt: skip
