@@ -59,7 +59,7 @@ BASELINE_NOTE_FIELDS = ("dataset", "study", "user_set", "group_set", "elsa_run",
 _MAX_PARAMS, _MAX_TAGS, _MAX_ENTITIES = 100, 100, 1000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: hashable although it holds dicts
 class Provenance:
     """What every run of one workflow invocation shares: study, code, config, note templates.
 
