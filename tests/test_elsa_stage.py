@@ -75,8 +75,46 @@ def test_train_extract_and_baselines(data_dir, tmp_path):
     assert (p["model"], p["factors"], p["items"], p["users"], p["early_stop"]) == ("ELSA", "8", "80", "300", "2")
     assert (p["min_user_interactions"], p["min_item_interactions"]) == ("3", "2")  # from card.json
     assert run.data.metrics["NDCG20/test"] == pytest.approx(metrics["test"]["NDCG20"])
-    assert len(client.get_metric_history(run.info.run_id, "loss/train")) == len(hist)
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["model.pt"]
+    steps = client.get_metric_history(run.info.run_id, "history/loss/train")
+    assert sorted(m.step for m in steps) == hist["epoch"].tolist()
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["history.parquet", "metrics.json", "model.pt"]
+
+
+def test_mlflow_final_metrics_are_the_restored_best_epoch(data_dir, tmp_path):
+    """A run that early-stops: NDCG20/valid is the best epoch's value, not the last epoch's."""
+    hp = {**HP, "lr": 0.2, "epochs": 30, "patience": 2}
+    out = tmp_path / "results" / "tiny" / "elsa" / "f8-s3"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for _ in range(2):  # a rerun of the same output replaces its run
+        metrics = train_elsa(
+            data_dir, data_dir / "split.parquet", out / "model.pt", out / "metrics.json", out / "history.parquet",
+            hp, k=20, device="cpu", dataset="tiny", run_name="f8-s3", mlflow_uri=uri,
+        )  # fmt: skip
+    hist = pd.read_parquet(out / "history.parquet")
+    best = int(hist["NDCG20_valid"].idxmax())
+    assert metrics["best_epoch"] == hist["epoch"][best] < hist["epoch"].iloc[-1]  # the case that matters
+    assert hist["NDCG20_valid"].iloc[-1] < hist["NDCG20_valid"][best]
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("Dense_tiny").experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.tags["sagea.output"] == "tiny/elsa/f8-s3"
+    m = run.data.metrics
+    assert m["NDCG20/valid"] == pytest.approx(hist["NDCG20_valid"][best], abs=1e-6)
+    assert m["R20/valid"] == pytest.approx(hist["R20_valid"][best], abs=1e-6)
+    assert m["loss/train"] == pytest.approx(hist["loss"][best])
+    assert m["best_epoch"] == metrics["best_epoch"] and m["epochs_run"] == len(hist)
+    series = client.get_metric_history(run.info.run_id, "history/NDCG20/valid")
+    assert [(s.step, pytest.approx(s.value)) for s in sorted(series, key=lambda s: s.step)] == list(
+        zip(hist["epoch"].tolist(), hist["NDCG20_valid"].tolist())
+    )
+    import hashlib
+
+    card = hashlib.sha256((data_dir / "card.json").read_bytes()).hexdigest()
+    assert run.data.tags["sagea.dataset_card"] == card
 
 
 @pytest.mark.workflow

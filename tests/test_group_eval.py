@@ -247,7 +247,10 @@ def test_research_names_for_mlflow():
     params = run_params("ml", "SAGEA", "wcom", "test", "similar_3", 3, 2048, 64, "n", True, False)
     assert set(params) == {"dataset", "recommender_strategy", "SAE_fusion_strategy", "group_type", "group_size",
                            "embedding_dim", "top_k", "note", "topk_inference", "normalize_users_embeddings",
-                           "group_set", "user_set"}  # fmt: skip
+                           "group_set", "group_kind", "user_set"}  # fmt: skip
+    assert (params["group_type"], params["group_kind"], params["group_size"]) == ("sim", "similar", 3)
+    opposing = run_params("ml", "ADD", None, "valid", "opposing_3-2", 5, 256, None, "n")
+    assert (opposing["group_type"], opposing["group_set"], opposing["subgroup_sizes"]) == ("opposing_3-2", "opposing_3-2", "3-2")
     frame = pd.DataFrame({"group": [0, 1], "NDCG20_com": [0.2, 0.4], "NDCG20_mean": [0.5, 0.7], "NDCG20_min": [0.1, 0.3],
                           "NDCG20_min_mean": [0.2, np.nan], "P20_min": [0.1, 0.2], "Popularity": [0.5, 1.0], "Time": [1.0, 3.0],
                           "GT_user": [6.0, 9.0], "GT_user_mean": [2.0, 3.0], "ZeroFusedCode": [1.0, 0.0]})

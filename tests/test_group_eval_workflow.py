@@ -1,12 +1,14 @@
 """The evaluation rules end to end on contract-format fixtures, logging to a real MLflow server.
 
-A ``mlflow server`` (sqlite backend in tmp, free port on 127.0.0.1) receives one run per
-strategy folder; ``mlflow.search_runs`` finds them by the research code's names, and the code
-of seed notebook 000 (``generate_recommendations_with_comparision``) runs on the store.
+A ``mlflow server`` (sqlite backend in tmp, free port on 127.0.0.1, serving the artifacts)
+receives one run per strategy folder, also after a forced rerun; ``mlflow.search_runs`` finds
+them by the research code's names, and the code of seed notebook 000
+(``generate_recommendations_with_comparision``) runs on the store with the thesis' notes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -43,7 +45,7 @@ def mlflow_server(tmp_path):
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     proc = subprocess.Popen(
         [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{store}/mlflow.db", "--default-artifact-root", str(store / "artifacts")],
+         "--backend-store-uri", f"sqlite:///{store}/mlflow.db", "--artifacts-destination", str(store / "artifacts")],
         stdout=subprocess.DEVNULL, stderr=open(tmp_path / "mlflow_server.log", "w"), start_new_session=True,
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
@@ -69,7 +71,9 @@ def mlflow_server(tmp_path):
 
 def _config(path: Path, uri: str) -> Path:
     config = {
-        "mlflow": {"enabled": True, "tracking_uri": uri},
+        "study": "eval_test",
+        # the thesis notebooks' notes, so seed notebook 000 runs unchanged
+        "mlflow": {"enabled": True, "tracking_uri": uri, "note": "sizes_{loss}_{acts}{normalized}"},
         "device": "cpu",
         "datasets": {"synthetic": {"source": "synthetic"}},
         "elsa": {"factors": 8},
@@ -97,6 +101,18 @@ def test_evaluation_rules_with_mlflow_server(tmp_path, repo, python, mlflow_serv
     env = {**os.environ, "SAGEA_PROGRESS": "0"}
     done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
+    # provenance (commit, config digest, note templates) is no rerun trigger: a changed note reruns nothing
+    relabel = _config(tmp_path / "relabel.yaml", mlflow_server)
+    relabel.write_text(relabel.read_text().replace("sizes_{loss}_{acts}{normalized}", "other_{option}"))
+    dry = [c if c != str(configfile) else str(relabel) for c in cmd]
+    dry.insert(dry.index("--"), "-n")
+    done = subprocess.run(dry, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0 and "Nothing to be done" in done.stdout + done.stderr, done.stderr[-3000:]
+    # a forced rerun of every evaluation job replaces the runs instead of adding new ones
+    forced = cmd[:-len(targets) - 1] + ["--forcerun", "evaluate_sagea", "evaluate_baselines", "--", *targets]
+    done = subprocess.run(forced, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stderr.count("rule evaluate_sagea:") == 2, done.stderr[-4000:]
 
     folder = work / base.format(gs="similar_3") / SAE_RUN / "ti1-nu0" / "common_features"
     per_group = pd.read_parquet(folder / "per_group.parquet")
@@ -118,7 +134,28 @@ def test_evaluation_rules_with_mlflow_server(tmp_path, repo, python, mlflow_serv
     exp = mlflow.get_experiment_by_name("GR_synthetic")
     assert exp is not None
     runs = mlflow.search_runs(experiment_ids=[exp.experiment_id], output_format="list", max_results=1000)
-    assert len(runs) == 2 * len(FUSIONS) + len(BASELINES)
+    folders = {p.parent.relative_to(work / "results").as_posix() for p in (work / "results" / "synthetic" / "eval").rglob("summary.json")}
+    assert len(folders) == 2 * len(FUSIONS) + len(BASELINES)
+    assert sorted(r.data.tags["sagea.output"] for r in runs) == sorted(folders)
+    # provenance: this checkout's commit, the validated config behind the digest, the study parent
+    tags = runs[0].data.tags
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:
+        assert tags["sagea.git_commit"] == head.stdout.strip()
+    (parent,) = mlflow.search_runs(experiment_names=["Studies"], output_format="list")
+    assert parent.data.tags["sagea.study_parent"] == "eval_test" == tags["sagea.study"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
+    digest = tags["sagea.config_digest"]
+    stored = mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/configs/{digest}.json")
+    assert hashlib.sha256(stored.encode()).hexdigest() == digest
+    assert json.loads(stored)["groups"]["kinds"] == {"similar": [3], "opposing": [[2, 1]]}  # validated: defaults filled
+    assert json.loads(stored)["groups"]["final_group_count"] == 1000
+    # artifacts come through the server
+    cf = next(r for r in runs if r.data.tags["sagea.output"].endswith("ti1-nu0/common_features"))
+    assert cf.info.artifact_uri.startswith("mlflow-artifacts:")
+    served = mlflow.artifacts.load_text(f"{cf.info.artifact_uri}/summary.json")
+    assert json.loads(served) == json.loads((work / "results" / cf.data.tags["sagea.output"] / "summary.json").read_text())
+    assert cf.data.params["groups.split.target_ratio"] == "0.5" and cf.data.params["group_kind"] == "similar"
     found = mlflow.search_runs(
         experiment_ids=[exp.experiment_id],
         filter_string="params.SAE_fusion_strategy = 'topk' and params.group_type = 'sim' and params.topk_inference = 'True'",
@@ -149,3 +186,15 @@ def test_evaluation_rules_with_mlflow_server(tmp_path, repo, python, mlflow_serv
     assert len(table) == 1
     assert table[("Dataset", "")].iloc[0] == "synthetic" and table[("Dimensions", "")].iloc[0] == 16
     assert ("G/mean", "main") in table.columns and ("U/min", "% change") in table.columns
+
+
+@pytest.mark.workflow
+def test_unknown_note_field_stops_the_workflow_at_start(tmp_path, repo, python):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"mlflow": {"note": "{user_set}_{widht}"}}))
+    cmd = [python, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(tmp_path / "wf"), "--configfile",
+           str(config), "-n", "--cores", "1"]  # fmt: skip
+    done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "mlflow.note" in out and "widht" in out, out[-3000:]

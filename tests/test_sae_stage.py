@@ -105,11 +105,12 @@ def test_train_and_extract_jobs_write_the_contract(tmp_path):
     paths = write_stage_inputs(tmp_path, n_users=200, n_items=80, factors=12)
     out = tmp_path / "results" / "synthetic" / "sae" / "f16-s42" / "topk-h32-k4-l2"
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    metrics = train_sae(
-        paths["elsa"] / "user_embeddings.parquet", paths["elsa"] / "model.pt", paths["data"],
-        paths["data"] / "split.parquet", out / "model.pt", out / "metrics.json", out / "history.parquet", HP,
-        device="cpu", dataset="synthetic", elsa_run="f16-s42", sae_run="topk-h32-k4-l2", mlflow_uri=uri,
-    )  # fmt: skip
+    for _ in range(2):  # a rerun of the same output replaces its MLflow run
+        metrics = train_sae(
+            paths["elsa"] / "user_embeddings.parquet", paths["elsa"] / "model.pt", paths["data"],
+            paths["data"] / "split.parquet", out / "model.pt", out / "metrics.json", out / "history.parquet", HP,
+            device="cpu", dataset="synthetic", elsa_run="f16-s42", sae_run="topk-h32-k4-l2", mlflow_uri=uri,
+        )  # fmt: skip
     saved = json.loads((out / "metrics.json").read_text())
     for part in ("valid", "test"):
         assert set(saved[part]) >= {"CosineSim", "L0", "DeadNeurons", "NDCG20", "R20", "NDCG20_Degradation"}
@@ -125,16 +126,27 @@ def test_train_and_extract_jobs_write_the_contract(tmp_path):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    run = client.search_runs([client.get_experiment_by_name("Sparse_synthetic").experiment_id])[0]
+    runs = client.search_runs([client.get_experiment_by_name("Sparse_synthetic").experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
     assert run.data.params["model"] == "TopKSAE" and run.data.params["embedding_dim"] == "32"
     assert run.data.params["top_k"] == "4" and run.data.params["base_factors"] == "12"
     assert run.data.params["reconstruction_loss"] == "L2" and run.data.params["auxiliary_coef"] == str(1 / 32)
     for name in ("CosineSim/test", "L0/test", "DeadNeurons/test", "NDCG20/test", "NDCG20_Degradation/test",
                  "R20/test", "CosineSim/valid"):  # fmt: skip
         assert name in run.data.metrics, name
-    # the latest CosineSim/valid is the final (best model) value, after the per-validation series
+    # plain names: the restored best model; history/...: one value per validation, step = epoch
     assert run.data.metrics["CosineSim/valid"] == pytest.approx(saved["valid"]["CosineSim"])
-    assert len(client.get_metric_history(run.info.run_id, "CosineSim/valid")) == 4
+    best = history.set_index("epoch").loc[saved["best_epoch"]]
+    assert run.data.metrics["loss/Loss/valid"] == pytest.approx(best["Loss_valid"])
+    assert run.data.metrics["loss/Loss/valid"] == pytest.approx(saved["best_valid_loss"])
+    assert run.data.metrics["best_epoch"] == saved["best_epoch"]
+    series = client.get_metric_history(run.info.run_id, "history/CosineSim/valid")
+    assert sorted((s.step, round(s.value, 6)) for s in series) == [
+        (e, round(v, 6)) for e, v in zip(history["epoch"], history["CosineSim_valid"])
+    ]
+    assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == ["history.parquet", "metrics.json", "model.pt"]
+    assert run.data.tags["sagea.output"] == "synthetic/sae/f16-s42/topk-h32-k4-l2"
 
     files = [out / "codes_topk.parquet", out / "codes_all.parquet", out / "features.parquet"]
     extract_sae(out / "model.pt", paths["elsa"] / "model.pt", paths["elsa"] / "user_embeddings.parquet",

@@ -1,28 +1,179 @@
-"""MLflow logging so the researchers' notebooks keep working on our runs.
+"""MLflow logging: one run per output folder, with provenance, readable by the researchers' notebooks.
 
 A whole run is logged in one call at the end of a job (params, per-step metrics, final metrics,
-artifacts). Writes to a local sqlite store are serialised with a file lock next to the database,
-because parallel Snakemake jobs would otherwise race on sqlite's single writer.
+artifacts) with the job's real start and end times. Each run carries a key tag
+(``sagea.output``: the output folder relative to ``results/``); logging the same key again
+replaces the earlier run(s) of that experiment, so after any sequence of killed and forced
+reruns the store holds exactly one run per output. Runs of a study are children
+(``mlflow.parentRunId``) of one parent run per study in the experiment ``Studies``.
+
+Writes to a local sqlite store are serialised with a file lock next to the database, because
+parallel Snakemake jobs would otherwise race on sqlite's single writer. Artifacts of a store
+given by a relative path (the default ``sqlite:///results/mlflow.db``) go to the relative folder
+``results/mlartifacts/<experiment>``, so the store and its artifacts can be copied together.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import logging
+import math
 import os
+import shutil
+import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 log = logging.getLogger(__name__)
 
+#: Tag holding a run's key: the output folder relative to ``results/``.
+OUTPUT_TAG = "sagea.output"
+#: Tag of a study's parent run (value: the study name) in :data:`STUDY_EXPERIMENT`.
+PARENT_TAG = "sagea.study_parent"
+STUDY_EXPERIMENT = "Studies"
+
+#: Default ``note`` of SAGEA evaluation runs (config ``mlflow.note``): unique per pool, ELSA run,
+#: SAE variant (variant, width, k, loss, non-default coefficients such as contrastive) and
+#: SAGEA option (TopK at inference, member normalisation).
+DEFAULT_NOTE = "{user_set}/{elsa_run}/{sae_run}/{option}"
+#: Default ``note`` of baseline evaluation runs (config ``mlflow.baseline_note``).
+DEFAULT_BASELINE_NOTE = "{user_set}/{elsa_run}/baselines"
+#: The thesis notebooks' notes (``sizes_L2_with_acts_normalized``), e.g. for ``mlflow.note``.
+RESEARCH_NOTE = "sizes_{loss}_{acts}{normalized}"
+
+#: Fields a note template may use (SAGEA runs; baseline runs have the first six and ``strategy``).
+NOTE_FIELDS = {
+    "dataset": "synthetic", "study": "default", "user_set": "test", "group_set": "similar_3",
+    "elsa_run": "f256-s42", "strategy": "SAGEA", "sae_run": "topk-h2048-k64-l2", "option": "ti1-nu0",
+    "variant": "topk", "width": 2048, "k": 64, "loss": "L2", "loss_id": "l2", "contrastive": 0.0,
+    "topk_inference": True, "normalize_users_embeddings": False, "acts": "with_acts", "normalized": "",
+}  # fmt: skip
+BASELINE_NOTE_FIELDS = ("dataset", "study", "user_set", "group_set", "elsa_run", "strategy")
+
+# MLflow's log_batch limits per request
+_MAX_PARAMS, _MAX_TAGS, _MAX_ENTITIES = 100, 100, 1000
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: hashable although it holds dicts
+class Provenance:
+    """What every run of one workflow invocation shares: study, code, config, note templates.
+
+    Rules pass it as a ``params:`` value. Being no builtin type, Snakemake leaves it out of its
+    params rerun trigger, so a new commit or a change of an unrelated config key does not rerun
+    finished jobs; the runs those jobs log still record the commit and config that made them.
+    """
+
+    study: str = ""
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    config_digest: str | None = None
+    config: Mapping[str, Any] | None = None
+    note: str = DEFAULT_NOTE
+    baseline_note: str = DEFAULT_BASELINE_NOTE
+    group_params: Mapping[str, Any] = field(default_factory=dict)
+
+    def tags(self) -> dict[str, str]:
+        out = {"sagea.study": self.study, "sagea.git_commit": self.git_commit or "unknown"}
+        if self.git_commit:
+            out["mlflow.source.git.commit"] = self.git_commit
+        if self.git_dirty is not None:
+            out["sagea.git_dirty"] = str(self.git_dirty).lower()
+        if self.config_digest:
+            out["sagea.config_digest"] = self.config_digest
+        return out
+
+
+# ----------------------------------------------------------------------------- provenance helpers
+def canonical_json(obj: Any) -> str:
+    """Key-sorted compact JSON (non-JSON values as ``str``): the same config gives the same text."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def config_digest(config: Mapping[str, Any]) -> str:
+    """sha256 (hex) of :func:`canonical_json` of the validated config."""
+    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()
+
+
+def file_digest(path: str | os.PathLike) -> str | None:
+    """sha256 (hex) of a file's bytes, or None when it does not exist (e.g. a dataset card)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def git_state(repo: str | os.PathLike) -> dict[str, Any]:
+    """``git_commit`` (HEAD) and ``git_dirty`` of the checkout at ``repo``; both None when it is none."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {"git_commit": None, "git_dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "git_dirty": None if status is None else bool(status)}
+
+
+def flat_params(section: Mapping[str, Any], prefix: str, skip: Iterable[str] = ()) -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"<prefix>.a.b": 1}`` (lists kept as values), without ``skip`` keys."""
+    out: dict[str, Any] = {}
+    for key, value in section.items():
+        if key in skip:
+            continue
+        if isinstance(value, Mapping):
+            out.update(flat_params(value, f"{prefix}.{key}"))
+        else:
+            out[f"{prefix}.{key}"] = value
+    return out
+
+
+def output_key(folder: str | os.PathLike) -> str:
+    """The key of an output folder: its path relative to the (last) ``results`` folder above it."""
+    parts = Path(os.path.abspath(folder)).parts
+    if "results" in parts:
+        i = len(parts) - 1 - parts[::-1].index("results")
+        if i < len(parts) - 1:
+            return "/".join(parts[i + 1 :])
+    return Path(os.path.abspath(folder)).as_posix()
+
+
+def render_note(template: str, fields: Mapping[str, Any], config_key: str = "mlflow.note") -> str:
+    """``template.format(**fields)`` with an error naming the config key and the known fields."""
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError, ValueError) as error:
+        raise ValueError(
+            f"config {config_key}: cannot fill the note template {template!r} ({error!r}); "
+            f"use only the fields {sorted(fields)} in braces, e.g. {DEFAULT_NOTE!r}"
+        ) from None
+
+
+def check_note_templates(note: str, baseline_note: str) -> None:
+    """Fail early (at workflow start) on a note template with an unknown field."""
+    render_note(note, NOTE_FIELDS, "mlflow.note")
+    render_note(baseline_note, {k: NOTE_FIELDS[k] for k in BASELINE_NOTE_FIELDS}, "mlflow.baseline_note")
+
+
+# ----------------------------------------------------------------------------- store
+def _sqlite_db(tracking_uri: str) -> str | None:
+    return tracking_uri[len("sqlite:///") :] if tracking_uri.startswith("sqlite:///") else None
+
 
 def _lock_path(tracking_uri: str) -> Path | None:
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri[len("sqlite:///") :])
-        db.parent.mkdir(parents=True, exist_ok=True)
-        return db.with_suffix(db.suffix + ".lock")
+    db = _sqlite_db(tracking_uri)
+    if db is not None:
+        Path(db).parent.mkdir(parents=True, exist_ok=True)
+        return Path(db).with_suffix(Path(db).suffix + ".lock")
     if tracking_uri.startswith("file:") or "://" not in tracking_uri:
         root = Path(tracking_uri.removeprefix("file://").removeprefix("file:"))
         root.mkdir(parents=True, exist_ok=True)
@@ -45,11 +196,109 @@ def _store_lock(tracking_uri: str):
 
 
 def default_artifact_root(tracking_uri: str) -> str | None:
-    """Artifacts of a sqlite store live next to the database (``<db dir>/mlartifacts``)."""
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri[len("sqlite:///") :]).resolve()
-        return (db.parent / "mlartifacts").as_uri()
-    return None
+    """Artifacts of a sqlite store live next to the database (``<db dir>/mlartifacts``).
+
+    Relative when the database path is relative (``sqlite:///results/mlflow.db`` ->
+    ``results/mlartifacts``): like the store path, it is then resolved against the working
+    directory of whoever reads it, so a copied ``results/`` folder keeps its artifacts.
+    """
+    db = _sqlite_db(tracking_uri)
+    if db is None:
+        return None
+    root = Path(db).parent / "mlartifacts"
+    return root.as_posix() if not root.is_absolute() else root.resolve().as_uri()
+
+
+def _experiment_id(client, tracking_uri: str, experiment: str) -> str:
+    exp = client.get_experiment_by_name(experiment)
+    if exp is not None:
+        return exp.experiment_id
+    root = default_artifact_root(tracking_uri)
+    location = f"{root}/{experiment}" if root else None
+    exp_id = client.create_experiment(experiment, artifact_location=location)
+    if location and not location.startswith("file:"):
+        # MLflow stores local locations as absolute paths; keep ours relative (see default_artifact_root)
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(_sqlite_db(tracking_uri), timeout=60)) as con:
+            con.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?", (location, int(exp_id)))
+            con.commit()
+    return exp_id
+
+
+def _quoted(value: str) -> str:
+    if "'" in value:
+        raise ValueError(f"MLflow run key {value!r} must not contain a single quote")
+    return f"'{value}'"
+
+
+def runs_with_key(client, experiment_ids: list[str], key: str) -> list:
+    """Active runs of the experiments whose ``sagea.output`` tag is ``key``, oldest first."""
+    return client.search_runs(
+        experiment_ids, filter_string=f"tags.`{OUTPUT_TAG}` = {_quoted(key)}", max_results=1000,
+        order_by=["attributes.start_time ASC"],
+    )  # fmt: skip
+
+
+def _remove_local_artifacts(run) -> None:
+    """Delete a replaced run's artifact folder when it is local (``mlflow gc`` would do it later)."""
+    from mlflow.utils.uri import is_local_uri
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    uri = run.info.artifact_uri
+    if not uri or not is_local_uri(uri):
+        return
+    folder = Path(local_file_uri_to_path(uri))
+    if folder.name == "artifacts" and folder.parent.name == run.info.run_id:
+        shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+_PARENTS: dict[tuple[str, str, str | None], str] = {}  # (store, study, config digest) -> parent run id
+
+
+def _study_parent(client, tracking_uri: str, provenance: Provenance, when_ms: int) -> str:
+    """The run id of the study's parent run, created on first use (race-safe without a lock)."""
+    cache = (tracking_uri, provenance.study, provenance.config_digest)
+    if cache in _PARENTS:  # a job logging several runs looks it up once
+        return _PARENTS[cache]
+    exp_id = _experiment_id(client, tracking_uri, STUDY_EXPERIMENT)
+    query = f"tags.`{PARENT_TAG}` = {_quoted(provenance.study)}"
+    order = ["attributes.start_time ASC", "attributes.run_id ASC"]
+    found = client.search_runs([exp_id], filter_string=query, order_by=order, max_results=10)
+    if not found:
+        mine = client.create_run(exp_id, start_time=when_ms, run_name=provenance.study,
+                                 tags={PARENT_TAG: provenance.study, "sagea.study": provenance.study})  # fmt: skip
+        client.set_terminated(mine.info.run_id, "FINISHED", end_time=when_ms)
+        # a concurrent job (MLflow server, no lock) may have created one too: all keep the oldest
+        found = client.search_runs([exp_id], filter_string=query, order_by=order, max_results=10)
+        found.sort(key=lambda r: (r.info.start_time, r.info.run_id))
+        if found[0].info.run_id != mine.info.run_id:
+            client.delete_run(mine.info.run_id)
+    parent = found[0]
+    if provenance.config is not None and provenance.config_digest:
+        name = f"configs/{provenance.config_digest}.json"
+        if name not in {a.path for a in client.list_artifacts(parent.info.run_id, "configs")}:
+            client.log_text(parent.info.run_id, canonical_json(provenance.config), name)
+    _PARENTS[cache] = parent.info.run_id
+    return parent.info.run_id
+
+
+def _batches(params: list, metrics: list, tags: list):
+    """Split into log_batch requests within MLflow's limits (100 params, 100 tags, 1000 entities)."""
+    params, metrics, tags = list(params), list(metrics), list(tags)
+    while params or metrics or tags:
+        p, params = params[:_MAX_PARAMS], params[_MAX_PARAMS:]
+        t, tags = tags[:_MAX_TAGS], tags[_MAX_TAGS:]
+        room = _MAX_ENTITIES - len(p) - len(t)
+        m, metrics = metrics[:room], metrics[room:]
+        yield p, m, t
+
+
+def _finite(key: str, value: Any) -> bool:
+    ok = value is not None and math.isfinite(float(value))
+    if not ok:
+        log.warning("MLflow: metric %s is %s and was not logged", key, value)
+    return ok
 
 
 def log_run(
@@ -61,63 +310,65 @@ def log_run(
     step_metrics: Mapping[str, Iterable[tuple[int, float]]] | None = None,
     artifacts: Iterable[str | os.PathLike] = (),
     tags: Mapping[str, str] | None = None,
+    *,
+    key: str | None = None,
+    start_time: float | None = None,
+    provenance: Provenance | None = None,
     retries: int = 5,
 ) -> str:
     """Log one finished run to MLflow; returns its run id.
 
-    ``metrics`` are final values; ``step_metrics`` map a metric name to ``(step, value)`` pairs
-    (e.g. per-epoch ``loss/train``). Non-finite metric values are skipped, with a warning.
+    ``metrics`` are final values (step 0); ``step_metrics`` map a metric name to ``(step, value)``
+    pairs (e.g. per-epoch ``history/loss/train``). Non-finite values are skipped, with a warning.
+    ``key`` (see :func:`output_key`): earlier runs of the experiment tagged with the same key are
+    deleted (with their local artifacts) once this one is logged. ``start_time``: when the job
+    started (seconds since the epoch; default now). ``provenance``: study/commit/config tags and
+    the link to the study's parent run.
     """
-    import math
-
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    all_tags = {**(provenance.tags() if provenance else {}), **dict(tags or {})}
+    if key is not None:
+        all_tags[OUTPUT_TAG] = key
     last_error: Exception | None = None
     for attempt in range(retries):
         try:
             with _store_lock(tracking_uri):
                 client = MlflowClient(tracking_uri=tracking_uri)
-                exp = client.get_experiment_by_name(experiment)
-                if exp is None:
-                    exp_id = client.create_experiment(
-                        experiment, artifact_location=_experiment_artifacts(tracking_uri, experiment)
-                    )
+                exp_id = _experiment_id(client, tracking_uri, experiment)
+                end_ms = int(time.time() * 1000)
+                start_ms = int(start_time * 1000) if start_time is not None else end_ms
+                run_tags = dict(all_tags)
+                if provenance is not None and provenance.study:
+                    run_tags["mlflow.parentRunId"] = parent_id = _study_parent(client, tracking_uri, provenance, start_ms)
                 else:
-                    exp_id = exp.experiment_id
-                run = client.create_run(exp_id, run_name=run_name, tags=dict(tags or {}))
+                    parent_id = None
+                run = client.create_run(exp_id, start_time=start_ms, tags=run_tags, run_name=run_name)
                 run_id = run.info.run_id
-                now = int(time.time() * 1000)
                 batch_params = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
-                batch_metrics: list[Metric] = []
-                for key, value in (metrics or {}).items():
-                    if value is None or not math.isfinite(float(value)):
-                        log.warning("MLflow: metric %s is %s and was not logged", key, value)
-                        continue
-                    batch_metrics.append(Metric(key, float(value), now, 0))
-                for key, series in (step_metrics or {}).items():
-                    for step, value in series:
-                        if value is not None and math.isfinite(float(value)):
-                            batch_metrics.append(Metric(key, float(value), now, int(step)))
-                for start in range(0, max(len(batch_params), len(batch_metrics)), 100):
-                    client.log_batch(
-                        run_id,
-                        metrics=batch_metrics[start : start + 100] if start < len(batch_metrics) else [],
-                        params=batch_params[start : start + 100] if start < len(batch_params) else [],
-                        tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()] if start == 0 else [],
-                    )
+                batch_metrics = [Metric(k, float(v), end_ms, 0) for k, v in (metrics or {}).items() if _finite(k, v)]
+                for name, series in (step_metrics or {}).items():
+                    batch_metrics += [Metric(name, float(v), end_ms, int(s)) for s, v in series if _finite(name, v)]
+                for p, m, t in _batches(batch_params, batch_metrics, []):
+                    client.log_batch(run_id, metrics=m, params=p, tags=t)
                 for artifact in artifacts:
                     client.log_artifact(run_id, str(artifact))
-                client.set_terminated(run_id, "FINISHED")
+                end_ms = max(int(time.time() * 1000), start_ms)
+                client.set_terminated(run_id, "FINISHED", end_time=end_ms)
+                if key is not None:
+                    for old in runs_with_key(client, [exp_id], key):
+                        if old.info.run_id != run_id:
+                            client.delete_run(old.info.run_id)
+                            _remove_local_artifacts(old)
+                if parent_id is not None:
+                    parent = client.get_run(parent_id)
+                    if (parent.info.end_time or 0) < end_ms:
+                        client.set_terminated(parent_id, "FINISHED", end_time=end_ms)
                 return run_id
         except Exception as error:  # sqlite busy, server restarting, ...
             last_error = error
             log.warning("MLflow logging failed (attempt %d/%d): %s", attempt + 1, retries, error)
             time.sleep(1.0 + attempt)
     raise RuntimeError(f"could not log run {run_name!r} to MLflow at {tracking_uri}: {last_error}")
-
-
-def _experiment_artifacts(tracking_uri: str, experiment: str) -> str | None:
-    root = default_artifact_root(tracking_uri)
-    return f"{root}/{experiment}" if root else None

@@ -1,4 +1,5 @@
 # Configuration, validation, wildcard constraints and target functions shared by all rules.
+import json
 import os
 import sys
 from pathlib import Path
@@ -98,6 +99,33 @@ def mlflow_uri():
     """Tracking URI, or None when MLflow logging is off."""
     m = config["mlflow"]
     return m["tracking_uri"] if m["enabled"] else None
+
+
+def _mlflow_provenance():
+    """Study, git commit, config digest, note templates and group sampling settings of the runs.
+
+    A sagea.tracking.Provenance object (also when MLflow is off): Snakemake leaves it out of its
+    params rerun trigger, so a new commit or an unrelated config change reruns no finished job.
+    """
+    from sagea import tracking
+
+    m = config["mlflow"]
+    tracking.check_note_templates(m["note"], m["baseline_note"])
+    validated = json.loads(tracking.canonical_json(config))
+    return tracking.Provenance(
+        study=config["study"],
+        **tracking.git_state(workflow.basedir),
+        config_digest=tracking.config_digest(validated),
+        config=validated,
+        note=m["note"],
+        baseline_note=m["baseline_note"],
+        group_params=tracking.flat_params(
+            config["groups"], "groups", skip=("pools", "kinds")
+        ),
+    )
+
+
+MLFLOW_PROVENANCE = _mlflow_provenance()
 
 
 # ----------------------------------------------------------------------------- stage helpers

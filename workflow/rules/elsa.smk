@@ -53,6 +53,7 @@ rule train_elsa:
         data_filter=elsa_filter,
         device=config["device"],
         mlflow_uri=mlflow_uri(),
+        provenance=MLFLOW_PROVENANCE,
     script:
         "../scripts/train_elsa.py"
 

@@ -79,6 +79,7 @@ rule evaluate_sagea:
         ],
         device=config["device"],
         mlflow_uri=mlflow_uri(),
+        provenance=MLFLOW_PROVENANCE,
     script:
         "../scripts/evaluate_sagea.py"
 
@@ -116,5 +117,6 @@ rule evaluate_baselines:
         ],
         device=config["device"],
         mlflow_uri=mlflow_uri(),
+        provenance=MLFLOW_PROVENANCE,
     script:
         "../scripts/evaluate_baselines.py"

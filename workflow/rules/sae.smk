@@ -32,6 +32,7 @@ rule train_sae:
         split=sae_split_params,
         device=config["device"],
         mlflow_uri=mlflow_uri(),
+        provenance=MLFLOW_PROVENANCE,
     script:
         "../scripts/train_sae.py"
 

@@ -25,5 +25,6 @@ evaluate_baselines_job(
     aggregation_seen_at_zero=params.aggregation_seen_at_zero,
     device=params.device,
     tracking_uri=params.mlflow_uri,
+    provenance=params.provenance,
     threads=snakemake.threads,
 )

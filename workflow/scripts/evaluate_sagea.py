@@ -29,5 +29,6 @@ evaluate_sagea_job(
     popularity_with_targets=params.popularity_with_targets,
     device=params.device,
     tracking_uri=params.mlflow_uri,
+    provenance=params.provenance,
     threads=snakemake.threads,
 )

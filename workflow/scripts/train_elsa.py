@@ -25,4 +25,5 @@ train_elsa(
     data_params=snakemake.params.data_filter,
     mlflow_uri=snakemake.params.mlflow_uri,
     research=snakemake.params.research,
+    provenance=snakemake.params.provenance,
 )

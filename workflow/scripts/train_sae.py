@@ -24,4 +24,5 @@ train_sae(
     sae_run=snakemake.wildcards.sae,
     mlflow_uri=snakemake.params.mlflow_uri,
     research=snakemake.params.research,
+    provenance=snakemake.params.provenance,
 )

@@ -190,7 +190,14 @@ def run_params(
     normalize_users_embeddings: bool | None = None,
     extra: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
-    """The research code's MLflow parameters of one evaluation (REFERENCE.md §5)."""
+    """The research code's MLflow parameters of one evaluation (REFERENCE.md §5).
+
+    ``group_type`` keeps the research names (``sim``, ``div``, ``random``, ``outlier``), which do
+    not say the size; ``group_set`` (``similar_5``), ``group_kind`` and ``group_size`` do.
+    """
+    from sagea.plan import parse_group_set
+
+    kind, sizes = parse_group_set(groupset)
     params: dict[str, object] = {
         "dataset": dataset,
         "recommender_strategy": strategy,
@@ -203,8 +210,11 @@ def run_params(
         "topk_inference": topk_inference if topk_inference is not None else "None",
         "normalize_users_embeddings": normalize_users_embeddings if normalize_users_embeddings is not None else "None",
         "group_set": groupset,
+        "group_kind": kind,
         "user_set": pool,
     }
+    if kind == "opposing":
+        params["subgroup_sizes"] = "-".join(map(str, sizes))
     params.update(extra or {})
     return params
 
@@ -257,11 +267,24 @@ def write_strategy_outputs(result: StrategyResult, out_dir: str | os.PathLike, p
     return summary
 
 
-def log_summary(tracking_uri: str, dataset: str, run_name: str, summary: Mapping, artifacts: Sequence = ()) -> str:
-    """One MLflow run in ``GR_<dataset>`` with the summary's params and metrics."""
+def log_summary(
+    tracking_uri: str,
+    dataset: str,
+    run_name: str,
+    summary: Mapping,
+    artifacts: Sequence = (),
+    *,
+    key: str | None = None,
+    start_time: float | None = None,
+    provenance=None,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """One MLflow run in ``GR_<dataset>`` with the summary's params (plus the provenance's group
+    sampling settings) and metrics; ``key`` replaces an earlier run of the same output folder."""
     from sagea.tracking import log_run
 
+    params = {**summary["params"], **(dict(provenance.group_params) if provenance is not None else {})}
     return log_run(
-        tracking_uri, f"GR_{dataset}", run_name, summary["params"], summary["metrics"], artifacts=artifacts,
-        tags={"sagea.stage": "evaluate"},
+        tracking_uri, f"GR_{dataset}", run_name, params, summary["metrics"], artifacts=artifacts,
+        tags={"sagea.stage": "evaluate", **dict(tags or {})}, key=key, start_time=start_time, provenance=provenance,
     )

@@ -80,6 +80,7 @@ def train_elsa(
     data_params: dict[str, Any] | None = None,
     mlflow_uri: str | None = None,
     research: dict[str, Any] | None = None,
+    provenance: Any = None,
 ) -> dict:
     """Train ELSA on the training users, early-stop on validation, evaluate on test, write outputs.
 
@@ -93,8 +94,10 @@ def train_elsa(
     ``target_fraction``, ``split_seed``, ``target_method``: the single-user targets of the
     valid/test users (``datasets.<name>.split``), drawn in the split's row order.
     ``data_params``: min_user_interactions / min_item_interactions fallbacks for MLflow when the
-    data card does not state them. Returns the metrics dict written to ``metrics_path``.
+    data card does not state them. ``provenance``: :class:`sagea.tracking.Provenance` of the
+    MLflow run. Returns the metrics dict written to ``metrics_path``.
     """
+    started = time.time()
     missing = [key for key in ELSA_HP_KEYS if key not in hp]
     if missing:
         raise KeyError(f"ELSA hyperparameters {missing} missing (config section elsa)")
@@ -173,7 +176,10 @@ def train_elsa(
     write_parquet(history, history_path)
     write_json(metrics, metrics_path)
     if mlflow_uri and not research:  # an imported model's run is the research one
-        _log_mlflow(mlflow_uri, data_dir, dataset, run_name, hp, matrix, k, metrics, fit.history, model_path, data_params or {})
+        _log_mlflow(
+            mlflow_uri, data_dir, dataset, run_name, hp, matrix, k, metrics, fit.history,
+            [model_path, metrics_path, history_path], data_params or {}, started, provenance,
+        )  # fmt: skip
     elsa_model.finish_training(state_file)
     return metrics
 
@@ -187,8 +193,10 @@ def validation_pairs(rows, target_fraction: float, split_seed: int, fixed, resea
     return lambda epoch: legacy_target_split(rows, target_fraction, split_seed + epoch)
 
 
-def _log_mlflow(uri, data_dir, dataset, run_name, hp, matrix, k, metrics, history, model_path, data_params) -> None:
-    from sagea.tracking import log_run
+def _log_mlflow(uri, data_dir, dataset, run_name, hp, matrix, k, metrics, history, files, data_params, started,
+                provenance) -> None:
+    """One run in ``Dense_<dataset>``: final metrics of the restored best epoch, history per epoch."""
+    from sagea.tracking import file_digest, log_run, output_key
 
     card_path = Path(data_dir) / "card.json"
     card = read_json(card_path) if card_path.exists() else {}
@@ -200,14 +208,20 @@ def _log_mlflow(uri, data_dir, dataset, run_name, hp, matrix, k, metrics, histor
         "batch_size": hp["batch_size"], "epochs": hp["epochs"], "early_stop": hp["patience"],
         "seed": hp["seed"], "relu": hp.get("relu", True), **filters, "elsa_run": run_name,
     }  # fmt: skip
-    step_metrics = {
-        "loss/train": [(r["epoch"], r["loss"]) for r in history],
-        f"NDCG{k}/valid": [(r["epoch"], r.get(f"NDCG{k}_valid")) for r in history],
-        f"R{k}/valid": [(r["epoch"], r.get(f"R{k}_valid")) for r in history],
-    }
+    # per-epoch values under history/...; the plain names hold the restored best model's values
+    series = {"loss/train": "loss", f"NDCG{k}/valid": f"NDCG{k}_valid", f"R{k}/valid": f"R{k}_valid"}
+    step_metrics = {f"history/{name}": [(r["epoch"], r.get(col)) for r in history] for name, col in series.items()}
     final = {f"{name}/{part}": metrics[part][name] for part in ("valid", "test") for name in metrics[part] if name != "users"}
+    best = [r for r in history if r["epoch"] == metrics["best_epoch"]]
+    if best:
+        final["loss/train"] = best[0]["loss"]
     final["best_epoch"] = metrics["best_epoch"]
-    log_run(uri, f"Dense_{dataset}", run_name or "ELSA", params, final, step_metrics, artifacts=[model_path])
+    final["epochs_run"] = len(history)
+    tags = {"sagea.stage": "elsa", "sagea.dataset_card": file_digest(card_path) or "none"}
+    log_run(
+        uri, f"Dense_{dataset}", run_name or "ELSA", params, final, step_metrics, artifacts=files, tags=tags,
+        key=output_key(Path(files[0]).parent), start_time=started, provenance=provenance,
+    )
 
 
 def extract_embeddings(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from pathlib import Path
 from typing import Any, Mapping
 
 from sagea.data.matrix import load_interactions, load_split
@@ -17,7 +19,6 @@ from sagea.evaluation.group import (
     GroupEvalSettings,
     evaluate_groups,
     log_summary,
-    research_note,
     run_params,
     write_strategy_outputs,
 )
@@ -53,15 +54,35 @@ def _load_common(data_dir, split_path, groups_path, popularity_with_targets: boo
     return rows, groups, popularity
 
 
-def _write_all(results, out_dirs, params_of, k, tracking_uri, dataset, run_name_of) -> dict[str, dict]:
+def _write_all(results, out_dirs, params_of, k, tracking_uri, dataset, run_name_of, mlflow=None) -> dict[str, dict]:
+    """Write every strategy's folder; with a tracking URI log each as one run keyed by its folder.
+
+    ``mlflow``: ``(started, provenance, card_path)`` of the job.
+    """
+    from sagea.tracking import file_digest, output_key
+
+    started, provenance, card = mlflow or (None, None, None)
+    card_digest = (file_digest(card) if card else None) or "none"
     summaries = {}
     for name, out_dir in out_dirs.items():
         summary = write_strategy_outputs(results[name], out_dir, params_of(name), k)
         summaries[name] = summary
         log.info("%s: %s", name, {m: round(v, 4) for m, v in summary["metrics"].items() if "NDCG" in m and "/" in m})
         if tracking_uri:
-            log_summary(tracking_uri, dataset, run_name_of(name), summary)
+            files = [Path(out_dir) / f for f in ("per_group.parquet", "recommendations.parquet", "summary.json")]
+            log_summary(
+                tracking_uri, dataset, run_name_of(name), summary, files, key=output_key(out_dir),
+                start_time=started, provenance=provenance, tags={"sagea.dataset_card": card_digest},
+            )  # fmt: skip
     return summaries
+
+
+def _note(template: str | None, provenance, attr: str, default: str, fields: Mapping[str, Any]) -> str:
+    """The run's ``note``: ``template``, else the provenance's (config ``mlflow.<attr>``), else the default."""
+    from sagea.tracking import render_note
+
+    template = template or (getattr(provenance, attr, None) if provenance is not None else None) or default
+    return render_note(template, fields, f"mlflow.{attr}")
 
 
 def evaluate_sagea_job(
@@ -88,11 +109,18 @@ def evaluate_sagea_job(
     tracking_uri: str | None = None,
     note: str | None = None,
     threads: int | None = None,
+    provenance: Any = None,
 ) -> dict[str, dict]:
-    """Evaluate every fusion in ``out_dirs`` (fusion -> output folder); returns the summaries."""
+    """Evaluate every fusion in ``out_dirs`` (fusion -> output folder); returns the summaries.
+
+    ``note``: template of the runs' ``note`` (fields: ``sagea.tracking.NOTE_FIELDS``; default the
+    provenance's, else ``sagea.tracking.DEFAULT_NOTE``). ``provenance``: ``sagea.tracking.Provenance``.
+    """
     from sagea.models.elsa import ELSA
     from sagea.models.sae import SAE
+    from sagea.tracking import DEFAULT_NOTE
 
+    started = time.time()
     settings = _settings(settings, device, threads)
     rows, groups, popularity = _load_common(data_dir, split_path, groups_path, popularity_with_targets)
     elsa = ELSA.load(elsa_path, settings.device)
@@ -102,6 +130,18 @@ def evaluate_sagea_job(
         SageaRecommender(elsa, sae, fusion, k_sae, topk_inference, normalize_users_embeddings, zero_fallback)
         for fusion in out_dirs
     ]
+    option = f"ti{int(topk_inference)}-nu{int(normalize_users_embeddings)}"
+    loss_id = sae_hp.get("reconstruction_loss", "l2")
+    note = _note(note, provenance, "note", DEFAULT_NOTE, {  # before the evaluation: fails fast
+        "dataset": dataset, "study": getattr(provenance, "study", ""), "user_set": pool, "group_set": groupset,
+        "elsa_run": elsa_run, "strategy": "SAGEA", "sae_run": sae_run, "option": option,
+        "variant": sae_hp.get("variant", ""), "width": int(sae_hp["width"]), "k": k_sae,
+        "loss": {"l2": "L2", "cosine": "Cosine"}.get(loss_id, loss_id), "loss_id": loss_id,
+        "contrastive": sae_hp.get("contrastive_coef", 0.0),
+        "topk_inference": topk_inference, "normalize_users_embeddings": normalize_users_embeddings,
+        "acts": "with_acts" if topk_inference else "without_acts",
+        "normalized": "_normalized" if normalize_users_embeddings else "",
+    })  # fmt: skip
     try:
         results = evaluate_groups(
             strategies, rows, groups, settings, popularity, read_embeddings(item_embeddings_path), elsa
@@ -113,8 +153,6 @@ def evaluate_sagea_job(
             f"{sae_path} (SAE) with {elsa_path} (ELSA) on {groups_path}: {err}; the checkpoints' weights are "
             "finite, so the scores overflowed: retrain the SAE (`snakemake --forcerun train_sae`)"
         ) from err
-    note = note or research_note(sae_hp.get("reconstruction_loss", "l2"), topk_inference, normalize_users_embeddings)
-    option = f"ti{int(topk_inference)}-nu{int(normalize_users_embeddings)}"
 
     def params_of(fusion: str) -> dict:
         return run_params(
@@ -127,6 +165,7 @@ def evaluate_sagea_job(
     return _write_all(
         results, out_dirs, params_of, settings.k, tracking_uri, dataset,
         lambda f: f"SAGEA-{f}-{sae_run}-{option}-{pool}-{groupset}-{elsa_run}",
+        (started, provenance, Path(data_dir) / "card.json"),
     )  # fmt: skip
 
 
@@ -173,18 +212,30 @@ def evaluate_baselines_job(
     threads: int | None = None,
     elsa_seen_at_zero: bool = False,
     aggregation_seen_at_zero: bool = False,
+    provenance: Any = None,
 ) -> dict[str, dict]:
     """Evaluate every baseline in ``out_dirs`` (strategy -> output folder); returns the summaries.
 
     ``elsa_seen_at_zero`` / ``aggregation_seen_at_zero`` reproduce defects 6 / 7 (seen items as
     candidates with score 0 in ELSA / ADD, MUL, LMS, MPL).
+
+    ``note``: template of the runs' ``note`` (fields ``sagea.tracking.BASELINE_NOTE_FIELDS``).
     """
     from sagea.models.elsa import ELSA
+    from sagea.tracking import DEFAULT_BASELINE_NOTE
 
+    started = time.time()
     settings = _settings(settings, device, threads)
     rows, groups, popularity = _load_common(data_dir, split_path, groups_path, popularity_with_targets)
     elsa = ELSA.load(elsa_path, settings.device)
     strategies = build_baselines(list(out_dirs), elsa, popularity, elsa_seen_at_zero, aggregation_seen_at_zero)
+    notes = {  # before the evaluation: a bad template fails fast
+        name: _note(note, provenance, "baseline_note", DEFAULT_BASELINE_NOTE, {
+            "dataset": dataset, "study": getattr(provenance, "study", ""), "user_set": pool,
+            "group_set": groupset, "elsa_run": elsa_run, "strategy": name,
+        })  # fmt: skip
+        for name in out_dirs
+    }
     results = evaluate_groups(
         strategies, rows, groups, settings, popularity, read_embeddings(item_embeddings_path), elsa
     )
@@ -192,7 +243,7 @@ def evaluate_baselines_job(
 
     def params_of(name: str) -> dict:
         return run_params(
-            dataset, name, None, pool, groupset, groups.shape[1], factors, None, note or "baselines",
+            dataset, name, None, pool, groupset, groups.shape[1], factors, None, notes[name],
             extra={"elsa_run": elsa_run, "eval_k": settings.k, "shared_mask": settings.shared_mask,
                    "popularity_with_targets": popularity_with_targets},
         )  # fmt: skip
@@ -200,5 +251,6 @@ def evaluate_baselines_job(
     return _write_all(
         results, out_dirs, params_of, settings.k, tracking_uri, dataset,
         lambda s: f"{s}-{pool}-{groupset}-{elsa_run}",
+        (started, provenance, Path(data_dir) / "card.json"),
     )  # fmt: skip
 

@@ -84,6 +84,7 @@ def train_sae(
     sae_run: str = "",
     mlflow_uri: str | None = None,
     research: dict[str, Any] | None = None,
+    provenance: Any = None,
 ) -> dict:
     """Train one SAE on the training users' ELSA embeddings; metrics on valid/test; write outputs.
 
@@ -97,8 +98,10 @@ def train_sae(
     whenever ``contrastive_coef > 0`` (the positive views need the interactions).
     ``max_train_users`` subsamples the training users (seeded). Optional research switches in
     ``hp``: ``research_validation`` (validation losses on :func:`research_validation_data`),
-    ``research_step_order`` (:func:`sagea.models.sae.fit`), ``dead_rule``. Returns the metrics dict.
+    ``research_step_order`` (:func:`sagea.models.sae.fit`), ``dead_rule``. ``provenance``:
+    :class:`sagea.tracking.Provenance` of the MLflow run. Returns the metrics dict.
     """
+    started = time.time()
     missing = [key for key in SAE_HP_KEYS if key not in hp]
     if missing:
         raise KeyError(f"SAE hyperparameters {missing} missing (config section sae.base)")
@@ -174,7 +177,10 @@ def train_sae(
     write_parquet(history_frame(result.history), history_path)
     write_json(metrics, metrics_path)
     if mlflow_uri:
-        _log_mlflow(mlflow_uri, dataset, elsa_run, sae_run, hp, embeddings.shape[1], metrics, model_path)
+        _log_mlflow(
+            mlflow_uri, dataset, elsa_run, sae_run, hp, embeddings.shape[1], metrics,
+            [model_path, metrics_path, history_path], Path(data_dir) / "card.json", started, provenance,
+        )  # fmt: skip
     return metrics
 
 
@@ -248,22 +254,27 @@ def history_frame(history: list[dict]) -> pd.DataFrame:
     return frame[cols].astype({"epoch": "int32", **{c: "float64" for c in cols[1:]}})
 
 
-def _log_mlflow(uri, dataset, elsa_run, sae_run, hp, base_factors, metrics, model_path) -> None:
-    from sagea.tracking import log_run
+def _log_mlflow(uri, dataset, elsa_run, sae_run, hp, base_factors, metrics, files, card, started, provenance) -> None:
+    """One run in ``Sparse_<dataset>``: final metrics of the restored best model, history per validation."""
+    from sagea.tracking import file_digest, log_run, output_key
 
     params = mlflow_params(hp, dataset, elsa_run, sae_run, base_factors)
     final = {f"{name}/{part}": value for part in ("valid", "test") for name, value in metrics[part].items()}
-    final["best_epoch"] = metrics["best_epoch"]
     history = metrics["history"]
-    step_metrics = {f"loss/{t}/{p}": [(r["epoch"], r[f"{t}_{p}"]) for r in history]
-                    for t in LOSS_TERMS for p in ("train", "valid")}  # fmt: skip
-    # per-validation CosineSim/DeadNeurons share the final metrics' names: the final (best-model)
-    # value goes last, one step after the last epoch, so MLflow's latest value is the final one
-    last = max([r["epoch"] for r in history], default=0) + 1
-    for name in ("CosineSim", "DeadNeurons"):
-        key = f"{name}/valid"
-        step_metrics[key] = [(r["epoch"], r.get(f"{name}_valid")) for r in history] + [(last, final.pop(key))]
-    log_run(uri, f"Sparse_{dataset}", f"{elsa_run}/{sae_run}", params, final, step_metrics, artifacts=[model_path])
+    series = {f"loss/{t}/{p}": f"{t}_{p}" for t in LOSS_TERMS for p in ("train", "valid")}
+    series.update({f"{name}/valid": f"{name}_valid" for name in ("CosineSim", "DeadNeurons")})
+    # per-validation values under history/... (step = epoch); the plain names hold the restored best
+    step_metrics = {f"history/{name}": [(r["epoch"], r.get(col)) for r in history] for name, col in series.items()}
+    best = [r for r in history if r["epoch"] == metrics["best_epoch"]]
+    if best:
+        final.update({f"loss/{t}/{p}": best[0].get(f"{t}_{p}") for t in LOSS_TERMS for p in ("train", "valid")})
+    final["best_epoch"] = metrics["best_epoch"]
+    final["epochs_run"] = metrics["epochs_run"]
+    tags = {"sagea.stage": "sae", "sagea.dataset_card": file_digest(card) or "none"}
+    log_run(
+        uri, f"Sparse_{dataset}", f"{elsa_run}/{sae_run}", params, final, step_metrics, artifacts=files, tags=tags,
+        key=output_key(Path(files[0]).parent), start_time=started, provenance=provenance,
+    )
 
 
 def extract_sae(
