@@ -204,6 +204,63 @@ def apply_research_mode(config: dict) -> dict:
     return config
 
 
+# ----------------------------------------------------------------------------- replicates
+def replicate_seeds(config: dict) -> list[int]:
+    """The top-level seeds of a study: ``seeds`` (one whole chain each) or ``[seed]``."""
+    seeds = config.get("seeds")
+    return list(dict.fromkeys(seeds)) if seeds else [config.get("seed", 42)]
+
+
+def replicate_config(raw: dict, seed: int) -> dict:
+    """The config of one replicate: ``raw`` (as the user wrote it) with top-level ``seed``, every
+    stage seed it leaves out filled from it, and the research switches expanded (not validated)."""
+    import copy
+
+    config = copy.deepcopy(raw)
+    config["seed"] = seed
+    apply_global_seed(config)
+    apply_research_mode(config)
+    return config
+
+
+def rep_tag(config: dict, dataset: str) -> str:
+    """Folder of a dataset's seed-dependent outputs (split, models, groups, evaluations) in one
+    replicate: ``s<seed>``, plus ``-<name><value>`` for each stage seed pinned to another value
+    (``sp`` split, ``syn`` synthetic data, ``g`` groups, ``gs`` group split, ``c`` compare); the
+    ELSA and SAE seeds are part of their run ids."""
+    seed = config["seed"]
+    spec = dataset_spec(config, dataset)
+    values = {"sp": (spec.get("split") or {}).get("seed", 42)}
+    if spec["source"] == "synthetic":
+        values["syn"] = (spec.get("synthetic") or {}).get("seed", 42)
+    values["g"] = config["groups"].get("seed", 42)
+    values["gs"] = (config["groups"].get("split") or {}).get("seed", 42)
+    values["c"] = (config.get("compare") or {}).get("seed", 42)
+    tag = f"s{seed}"
+    for name in ("sp", "syn", "g", "gs", "c"):
+        if name in values and values[name] != seed:
+            tag += f"-{name}{values[name]}"
+    return tag
+
+
+def study_tag(config: dict) -> str:
+    """Folder of a study's per-seed tables and figures: ``s<seed>``."""
+    return f"s{config['seed']}"
+
+
+def rep_dir(config: dict, dataset: str, results: str = "results") -> str:
+    """``results/<dataset>/<rep tag>``: where the seed-dependent outputs of a dataset live."""
+    return f"{results}/{dataset}/{rep_tag(config, dataset)}"
+
+
+def data_dir(config: dict, dataset: str, results: str = "results") -> str:
+    """Prepared data of a dataset: ``results/<dataset>/data`` (independent of every seed) or, for
+    synthetic data (generated with a seed), inside the replicate folder."""
+    if dataset_spec(config, dataset)["source"] == "synthetic":
+        return f"{rep_dir(config, dataset, results)}/data"
+    return f"{results}/{dataset}/data"
+
+
 # ----------------------------------------------------------------------------- datasets
 def datasets(config: dict) -> list[str]:
     """Dataset names in config order."""
@@ -216,7 +273,7 @@ def dataset_spec(config: dict, dataset: str) -> dict:
 
 #: Dataset keys that change the prepared data (ELSA or split settings must not re-run prepare).
 PREPARE_KEYS = ("source", "release", "threshold", "custom", "synthetic", "filter", "index_order")
-DATA_FILES = ("interactions.parquet", "users.parquet", "items.parquet", "card.json", "card.md", "split.parquet")
+DATA_FILES = ("interactions.parquet", "users.parquet", "items.parquet", "card.json", "card.md")
 #: Research switches of a dataset and their defaults. Rule params leave them out at the default,
 #: so results built before the switches existed stay up to date (Snakemake reruns on new params).
 DATASET_SWITCH_DEFAULTS = {"index_order": "sorted"}
@@ -263,8 +320,12 @@ def raw_input(config: dict, dataset: str, results: str = "results") -> dict[str,
 
 
 def data_files(config: dict, results: str = "results") -> list[str]:
-    """Prepared data, card and split of every configured dataset."""
-    return [f"{results}/{dataset}/data/{name}" for dataset in datasets(config) for name in DATA_FILES]
+    """Prepared data, card and split of every configured dataset (for one replicate's config)."""
+    out = []
+    for dataset in datasets(config):
+        out += [f"{data_dir(config, dataset, results)}/{name}" for name in DATA_FILES]
+        out.append(f"{rep_dir(config, dataset, results)}/split.parquet")
+    return out
 
 
 # ----------------------------------------------------------------------------- ELSA

@@ -1,5 +1,6 @@
 # Configuration, validation, wildcard constraints and target functions shared by all rules.
 import json
+import copy
 import os
 import sys
 from pathlib import Path
@@ -20,11 +21,32 @@ os.environ.update(
 from sagea import plan  # noqa: E402
 from sagea.reports import names as report_names  # noqa: E402
 
-plan.apply_global_seed(config)
-plan.apply_research_mode(config)
+# The config as written, before seeds and defaults are filled in (one replicate per seed below).
+RAW_CONFIG = copy.deepcopy(dict(config))
+if isinstance(RAW_CONFIG.get("seeds"), list):  # --config 'seeds=[42,43]' gives strings
+    RAW_CONFIG["seeds"] = [
+        int(s) if isinstance(s, str) and s.lstrip("-").isdigit() else s
+        for s in RAW_CONFIG["seeds"]
+    ]
 plan.check_names(config)
-validate(config, schema="../schemas/config.schema.yaml")
-plan.check_imports(config)
+
+
+def _validated(raw, seed):
+    """One replicate's config: stage seeds from ``seed``, research switches, schema defaults."""
+    rep = plan.replicate_config(raw, seed)
+    validate(rep, schema="../schemas/config.schema.yaml")
+    plan.check_imports(rep)
+    return rep
+
+
+# `seeds: [42, 43, 44]` runs the whole chain once per seed (a replicate); without it, `seed` alone.
+# `config` is the first replicate's; rules read seed-dependent values from `rep_config(wildcards)`.
+REPLICATES = [
+    _validated(RAW_CONFIG, seed)
+    for seed in plan.replicate_seeds(_validated(RAW_CONFIG, RAW_CONFIG.get("seed", 42)))
+]
+config.clear()
+config.update(REPLICATES[0])
 
 
 def _prepared_users():
@@ -42,7 +64,39 @@ def _prepared_users():
     return counts
 
 
-plan.check_config(config, _prepared_users())
+for _rep in REPLICATES:
+    plan.check_config(_rep, _prepared_users())
+
+#: (dataset, replicate tag) -> that replicate's config; study tag (s<seed>) -> config.
+REP_CONFIGS = {
+    (dataset, plan.rep_tag(rep, dataset)): rep
+    for rep in REPLICATES
+    for dataset in plan.datasets(rep)
+}
+STUDY_CONFIGS = {plan.study_tag(rep): rep for rep in REPLICATES}
+
+
+def rep_config(wc):
+    """The config of the replicate a job belongs to (its {dataset} and {rep} wildcards)."""
+    try:
+        return REP_CONFIGS[(wc.dataset, wc.rep)]
+    except KeyError:
+        raise ValueError(
+            f"results/{wc.dataset}/{wc.rep}/ belongs to no replicate of this config "
+            f"(planned: {sorted(tag for d, tag in REP_CONFIGS if d == wc.dataset)}); "
+            "check `seed` / `seeds` and the stage seeds"
+        ) from None
+
+
+def study_config(wc):
+    """The config of the replicate a report job belongs to (its {srep} wildcard)."""
+    return STUDY_CONFIGS[wc.srep]
+
+
+def data_file(name):
+    """Input function: a prepared-data file of the job's dataset (plan.data_dir)."""
+    return lambda wc: f"{plan.data_dir(rep_config(wc), wc.dataset, RESULTS)}/{name}"
+
 
 RESULTS = "results"
 LOGS = "logs"
@@ -65,25 +119,25 @@ def heavy_resources(base_mem=None):
 
 
 def dataset_spec(wc):
-    return plan.dataset_spec(config, wc.dataset)
+    return plan.dataset_spec(rep_config(wc), wc.dataset)
 
 
 def elsa_hp(wc):
-    return plan.elsa_hp(config, wc.dataset, wc.elsa)
+    return plan.elsa_hp(rep_config(wc), wc.dataset, wc.elsa)
 
 
 def sae_hp(wc):
-    return plan.sae_hp(config, wc.sae)
+    return plan.sae_hp(rep_config(wc), wc.sae)
 
 
 def sae_import(wc):
     """The research checkpoint replacing this SAE's training (datasets.<name>.sae_import), or None."""
-    return plan.sae_import(config, wc.dataset, wc.sae)
+    return plan.sae_import(rep_config(wc), wc.dataset, wc.sae)
 
 
 def elsa_import(wc):
     """The research checkpoint replacing this ELSA run's training (datasets.<name>.elsa_import), or None."""
-    return plan.elsa_import(config, wc.dataset, wc.elsa)
+    return plan.elsa_import(rep_config(wc), wc.dataset, wc.elsa)
 
 
 def import_input(entry):
@@ -91,8 +145,9 @@ def import_input(entry):
     return lambda wc: {"research": entry(wc)["path"]} if entry(wc) else {}
 
 
-def main_elsa(dataset):
-    return plan.main_elsa(config, dataset)
+def main_elsa(wc):
+    """The main ELSA run of the job's replicate (its id carries the replicate's ELSA seed)."""
+    return plan.main_elsa(rep_config(wc), wc.dataset)
 
 
 def mlflow_uri():
@@ -131,22 +186,24 @@ MLFLOW_PROVENANCE = _mlflow_provenance()
 # ----------------------------------------------------------------------------- stage helpers
 def sae_split_params(wc):
     """The single-user evaluation split of the dataset (datasets.<name>.split)."""
-    split = plan.split_settings(config, wc.dataset)
+    split = plan.split_settings(rep_config(wc), wc.dataset)
     params = {
         "target_fraction": split.get("target_fraction", 0.2),
         "split_seed": split.get("seed", 42),
     }
-    if "target_method" in split:  # absent at the default, so older results stay up to date
+    if (
+        "target_method" in split
+    ):  # absent at the default, so older results stay up to date
         params["target_method"] = split["target_method"]
     return params
 
 
 def sae_targets():
     targets = []
-    for dataset in plan.datasets(config):
-        elsa = main_elsa(dataset)
-        for sae in plan.sae_runs(config):
-            folder = f"results/{dataset}/sae/{elsa}/{sae}"
+    for rep, dataset in replicate_datasets():
+        elsa = plan.main_elsa(rep, dataset)
+        for sae in plan.sae_runs(rep):
+            folder = f"{plan.rep_dir(rep, dataset, RESULTS)}/sae/{elsa}/{sae}"
             targets += [
                 f"{folder}/{name}"
                 for name in (
@@ -161,21 +218,36 @@ def sae_targets():
     return targets
 
 
+def replicate_datasets():
+    """(replicate config, dataset) of every replicate and dataset, in order."""
+    return [(rep, dataset) for rep in REPLICATES for dataset in plan.datasets(rep)]
+
+
 def report_targets():
-    """Every table (csv, tex, md) and figure (png, svg) of the study."""
+    """Every table (csv, tex, md, html) and figure (png, svg) of each replicate of the study, the
+    across-seed tables when there are several seeds, and the landing page."""
     study = config["study"]
     datasets = plan.datasets(config)
     names = report_names.table_names(datasets, config["reports"]["comparisons"])
-    out = [
-        f"{RESULTS}/{study}/tables/{name}.{ext}"
-        for name in names
-        for ext in ("csv", "tex", "md", "html")
-    ]
-    out += [
-        f"{RESULTS}/{study}/figures/{name}.{ext}"
-        for name in report_names.figure_names(datasets)
-        for ext in ("png", "svg")
-    ]
+    out = []
+    for rep in REPLICATES:
+        folder = f"{RESULTS}/{study}/{plan.study_tag(rep)}"
+        out += [
+            f"{folder}/tables/{name}.{ext}"
+            for name in names
+            for ext in ("csv", "tex", "md", "html")
+        ]
+        out += [
+            f"{folder}/figures/{name}.{ext}"
+            for name in report_names.figure_names(datasets)
+            for ext in ("png", "svg")
+        ]
+    if len(REPLICATES) > 1:
+        out += [
+            f"{RESULTS}/{study}/seeds/tables/{name}.{ext}"
+            for name in report_names.seeds_table_names(datasets)
+            for ext in ("csv", "tex", "md", "html")
+        ]
     out.append(f"{RESULTS}/{study}/report/front.rst")
     return out
 

@@ -5,10 +5,12 @@
 from sagea.analysis import compare_plan
 
 # Run ids -> hyperparameters (first = reference), and "<elsa>/<sae>" -> (elsa, sae, hyperparameters).
-compare_elsa_runs = lambda dataset: compare_plan.elsa_runs(config, dataset)
-compare_sae_members = lambda dataset: compare_plan.sae_members(config, dataset)
-# What `rule all` needs from this stage.
-compare_targets = lambda: compare_plan.targets(config, RESULTS)
+compare_elsa_runs = lambda wc: compare_plan.elsa_runs(rep_config(wc), wc.dataset)
+compare_sae_members = lambda wc: compare_plan.sae_members(rep_config(wc), wc.dataset)
+# What `rule all` needs from this stage (every replicate).
+compare_targets = lambda: [
+    f for rep in REPLICATES for f in compare_plan.targets(rep, RESULTS)
+]
 
 
 localrules:
@@ -20,26 +22,26 @@ rule compare_elsa:
     """Compare the item embedding spaces of the ELSA runs (kNN overlap, CKA, noise floors)."""
     input:
         embeddings=lambda wc: [
-            f"{RESULTS}/{wc.dataset}/elsa/{e}/item_embeddings.parquet"
-            for e in compare_elsa_runs(wc.dataset)
+            f"{RESULTS}/{wc.dataset}/{wc.rep}/elsa/{e}/item_embeddings.parquet"
+            for e in compare_elsa_runs(wc)
         ],
     output:
-        scores=f"{RESULTS}/{{dataset}}/compare/elsa.parquet",
+        scores=f"{RESULTS}/{{dataset}}/{{rep}}/compare/elsa.parquet",
     log:
-        f"{LOGS}/{{dataset}}/compare/elsa.log",
+        f"{LOGS}/{{dataset}}/{{rep}}/compare/elsa.log",
     benchmark:
-        f"{BENCH}/{{dataset}}/compare/elsa.tsv"
+        f"{BENCH}/{{dataset}}/{{rep}}/compare/elsa.tsv"
     conda:
         "../envs/sagea.yaml"
     threads: config["resources"]["threads"]
     resources:
         **heavy_resources(),
     params:
-        runs=lambda wc: compare_elsa_runs(wc.dataset),
+        runs=lambda wc: compare_elsa_runs(wc),
         knn_k=config["compare"]["knn_k"],
         knn_queries=config["compare"]["knn_queries"],
         chunk_size=config["compare"]["chunk_size"],
-        seed=config["compare"]["seed"],
+        seed=lambda wc: rep_config(wc)["compare"]["seed"],
     script:
         "../scripts/compare_elsa.py"
 
@@ -48,34 +50,32 @@ rule compare_sae:
     """Compare the SAE dictionaries pairwise (feature matching, code overlap, random baselines)."""
     input:
         models=lambda wc: [
-            f"{RESULTS}/{wc.dataset}/sae/{e}/{s}/model.pt"
-            for e, s, _ in compare_sae_members(wc.dataset).values()
+            f"{RESULTS}/{wc.dataset}/{wc.rep}/sae/{e}/{s}/model.pt"
+            for e, s, _ in compare_sae_members(wc).values()
         ],
         codes=lambda wc: [
-            f"{RESULTS}/{wc.dataset}/sae/{e}/{s}/codes_topk.parquet"
-            for e, s, _ in compare_sae_members(wc.dataset).values()
+            f"{RESULTS}/{wc.dataset}/{wc.rep}/sae/{e}/{s}/codes_topk.parquet"
+            for e, s, _ in compare_sae_members(wc).values()
         ],
         user_embeddings=lambda wc: [
-            f"{RESULTS}/{wc.dataset}/elsa/{e}/user_embeddings.parquet"
-            for e in dict.fromkeys(
-                e for e, _, _ in compare_sae_members(wc.dataset).values()
-            )
+            f"{RESULTS}/{wc.dataset}/{wc.rep}/elsa/{e}/user_embeddings.parquet"
+            for e in dict.fromkeys(e for e, _, _ in compare_sae_members(wc).values())
         ],
     output:
-        scores=f"{RESULTS}/{{dataset}}/compare/sae.parquet",
+        scores=f"{RESULTS}/{{dataset}}/{{rep}}/compare/sae.parquet",
     log:
-        f"{LOGS}/{{dataset}}/compare/sae.log",
+        f"{LOGS}/{{dataset}}/{{rep}}/compare/sae.log",
     benchmark:
-        f"{BENCH}/{{dataset}}/compare/sae.tsv"
+        f"{BENCH}/{{dataset}}/{{rep}}/compare/sae.tsv"
     conda:
         "../envs/sagea.yaml"
     threads: config["resources"]["threads"]
     resources:
         **heavy_resources(),
     params:
-        members=lambda wc: compare_sae_members(wc.dataset),
+        members=lambda wc: compare_sae_members(wc),
         match_threshold=config["compare"]["match_threshold"],
-        seed=config["compare"]["seed"],
+        seed=lambda wc: rep_config(wc)["compare"]["seed"],
     script:
         "../scripts/compare_sae.py"
 
@@ -83,21 +83,21 @@ rule compare_sae:
 rule compare_table:
     """Table and figure of one comparison (ELSA runs or SAE dictionaries)."""
     input:
-        scores=f"{RESULTS}/{{dataset}}/compare/{{kind}}.parquet",
+        scores=f"{RESULTS}/{{dataset}}/{{rep}}/compare/{{kind}}.parquet",
     output:
-        csv=f"{RESULTS}/{{dataset}}/compare/{{kind}}.csv",
-        md=f"{RESULTS}/{{dataset}}/compare/{{kind}}.md",
+        csv=f"{RESULTS}/{{dataset}}/{{rep}}/compare/{{kind}}.csv",
+        md=f"{RESULTS}/{{dataset}}/{{rep}}/compare/{{kind}}.md",
         figure=report(
-            f"{RESULTS}/{{dataset}}/compare/{{kind}}.png",
+            f"{RESULTS}/{{dataset}}/{{rep}}/compare/{{kind}}.png",
             caption="../report/compare.rst",
             category="Comparisons",
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "figure": "{kind} similarity"},
         ),
     log:
-        f"{LOGS}/{{dataset}}/compare/{{kind}}_table.log",
+        f"{LOGS}/{{dataset}}/{{rep}}/compare/{{kind}}_table.log",
     benchmark:
-        f"{BENCH}/{{dataset}}/compare/{{kind}}_table.tsv"
+        f"{BENCH}/{{dataset}}/{{rep}}/compare/{{kind}}_table.tsv"
     wildcard_constraints:
         kind="elsa|sae",
     conda:
@@ -111,19 +111,19 @@ rule compare_table:
 rule compare_sae_pairs_figure:
     """Heat maps of every SAE dictionary pair."""
     input:
-        scores=f"{RESULTS}/{{dataset}}/compare/sae.parquet",
+        scores=f"{RESULTS}/{{dataset}}/{{rep}}/compare/sae.parquet",
     output:
         figure=report(
-            f"{RESULTS}/{{dataset}}/compare/sae_pairs.png",
+            f"{RESULTS}/{{dataset}}/{{rep}}/compare/sae_pairs.png",
             caption="../report/compare_sae_pairs.rst",
             category="Comparisons",
             subcategory="{dataset}",
             labels={"dataset": "{dataset}", "figure": "SAE pairwise heat maps"},
         ),
     log:
-        f"{LOGS}/{{dataset}}/compare/sae_pairs.log",
+        f"{LOGS}/{{dataset}}/{{rep}}/compare/sae_pairs.log",
     benchmark:
-        f"{BENCH}/{{dataset}}/compare/sae_pairs.tsv"
+        f"{BENCH}/{{dataset}}/{{rep}}/compare/sae_pairs.tsv"
     conda:
         "../envs/sagea.yaml"
     params:

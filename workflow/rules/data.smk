@@ -5,6 +5,7 @@
 localrules:
     download,
     split,
+    generate,
 
 
 rule download:
@@ -54,23 +55,57 @@ rule prepare:
         "../scripts/prepare.py"
 
 
+rule generate:
+    """Generate a synthetic dataset (its seed makes it part of a replicate) with its card."""
+    output:
+        interactions=f"{RESULTS}/{{dataset}}/{{rep}}/data/interactions.parquet",
+        user_table=f"{RESULTS}/{{dataset}}/{{rep}}/data/users.parquet",
+        item_table=f"{RESULTS}/{{dataset}}/{{rep}}/data/items.parquet",
+        card=f"{RESULTS}/{{dataset}}/{{rep}}/data/card.json",
+        card_md=report(
+            f"{RESULTS}/{{dataset}}/{{rep}}/data/card.md",
+            category="Data",
+            caption="../report/data_card.rst",
+            labels={
+                "dataset": "{dataset}",
+                "replicate": "{rep}",
+                "file": "dataset card",
+            },
+        ),
+    log:
+        f"{LOGS}/{{dataset}}/{{rep}}/generate.log",
+    benchmark:
+        f"{BENCH}/{{dataset}}/{{rep}}/generate.tsv"
+    conda:
+        "../envs/sagea.yaml"
+    threads: 1
+    resources:
+        **{**heavy_resources(), "gpu": 0},
+    params:
+        spec=lambda wc: plan.prepare_params(rep_config(wc), wc.dataset),
+    script:
+        "../scripts/prepare.py"
+
+
 rule split:
     """Split users into train/valid/test (seeded)."""
     input:
-        user_table=f"{RESULTS}/{{dataset}}/data/users.parquet",
+        user_table=data_file("users.parquet"),
     output:
-        split=f"{RESULTS}/{{dataset}}/data/split.parquet",
+        split=f"{RESULTS}/{{dataset}}/{{rep}}/split.parquet",
     log:
-        f"{LOGS}/{{dataset}}/split.log",
+        f"{LOGS}/{{dataset}}/{{rep}}/split.log",
     benchmark:
-        f"{BENCH}/{{dataset}}/split.tsv"
+        f"{BENCH}/{{dataset}}/{{rep}}/split.tsv"
     conda:
         "../envs/sagea.yaml"
     params:
-        split=lambda wc: plan.split_params(config, wc.dataset),
+        split=lambda wc: plan.split_params(rep_config(wc), wc.dataset),
     script:
         "../scripts/split.py"
 
 
 # what `rule all` needs from this stage (collected by common.smk)
-data_targets = lambda: plan.data_files(config, RESULTS)  # noqa: E731
+data_targets = lambda: [
+    f for rep in REPLICATES for f in plan.data_files(rep, RESULTS)
+]  # noqa: E731

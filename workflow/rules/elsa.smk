@@ -12,34 +12,40 @@ ELSA_RUN_FILES = (
 
 # What `rule all` needs from this stage: every ELSA run's files and the single-user baselines.
 elsa_targets = lambda: [
-    f"results/{dataset}/elsa/{run}/{name}"
-    for dataset in plan.datasets(config)
-    for run in plan.elsa_runs(config, dataset)
-    for name in ELSA_RUN_FILES
-] + [f"results/{dataset}/baselines/metrics.json" for dataset in plan.datasets(config)]
+    f"{plan.rep_dir(rep, dataset, RESULTS)}/{name}"
+    for rep, dataset in replicate_datasets()
+    for name in [
+        f"elsa/{run}/{file}"
+        for run in plan.elsa_runs(rep, dataset)
+        for file in ELSA_RUN_FILES
+    ]
+    + ["baselines/metrics.json"]
+]
 
 # The single-user evaluation split (datasets.<name>.split) and filter thresholds of a dataset.
-elsa_split = lambda wc: plan.split_settings(config, wc.dataset)
-elsa_filter = lambda wc: (plan.dataset_spec(config, wc.dataset).get("filter") or {})
+elsa_split = lambda wc: plan.split_settings(rep_config(wc), wc.dataset)
+elsa_filter = lambda wc: (
+    plan.dataset_spec(rep_config(wc), wc.dataset).get("filter") or {}
+)
 
 
 rule train_elsa:
     """Train one ELSA run with early stopping on validation NDCG; log it to MLflow (Dense_<dataset>)."""
     input:
         unpack(import_input(elsa_import)),
-        interactions="results/{dataset}/data/interactions.parquet",
-        user_table="results/{dataset}/data/users.parquet",
-        item_table="results/{dataset}/data/items.parquet",
-        split="results/{dataset}/data/split.parquet",
-        card="results/{dataset}/data/card.json",
+        interactions=data_file("interactions.parquet"),
+        user_table=data_file("users.parquet"),
+        item_table=data_file("items.parquet"),
+        split="results/{dataset}/{rep}/split.parquet",
+        card=data_file("card.json"),
     output:
-        model="results/{dataset}/elsa/{elsa}/model.pt",
-        metrics="results/{dataset}/elsa/{elsa}/metrics.json",
-        history="results/{dataset}/elsa/{elsa}/history.parquet",
+        model="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
+        metrics="results/{dataset}/{rep}/elsa/{elsa}/metrics.json",
+        history="results/{dataset}/{rep}/elsa/{elsa}/history.parquet",
     log:
-        "logs/{dataset}/elsa/{elsa}/train.log",
+        "logs/{dataset}/{rep}/elsa/{elsa}/train.log",
     benchmark:
-        "logs/benchmarks/{dataset}/elsa/{elsa}/train.tsv"
+        "logs/benchmarks/{dataset}/{rep}/elsa/{elsa}/train.tsv"
     conda:
         "../envs/sagea.yaml"
     threads: config["resources"]["threads"]
@@ -61,17 +67,17 @@ rule train_elsa:
 rule extract_elsa_embeddings:
     """Encode every user's row and every item with a trained ELSA (user/item embeddings)."""
     input:
-        model="results/{dataset}/elsa/{elsa}/model.pt",
-        interactions="results/{dataset}/data/interactions.parquet",
-        user_table="results/{dataset}/data/users.parquet",
-        item_table="results/{dataset}/data/items.parquet",
+        model="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
+        interactions=data_file("interactions.parquet"),
+        user_table=data_file("users.parquet"),
+        item_table=data_file("items.parquet"),
     output:
-        user_embeddings="results/{dataset}/elsa/{elsa}/user_embeddings.parquet",
-        item_embeddings="results/{dataset}/elsa/{elsa}/item_embeddings.parquet",
+        user_embeddings="results/{dataset}/{rep}/elsa/{elsa}/user_embeddings.parquet",
+        item_embeddings="results/{dataset}/{rep}/elsa/{elsa}/item_embeddings.parquet",
     log:
-        "logs/{dataset}/elsa/{elsa}/embeddings.log",
+        "logs/{dataset}/{rep}/elsa/{elsa}/embeddings.log",
     benchmark:
-        "logs/benchmarks/{dataset}/elsa/{elsa}/embeddings.tsv"
+        "logs/benchmarks/{dataset}/{rep}/elsa/{elsa}/embeddings.tsv"
     conda:
         "../envs/sagea.yaml"
     threads: config["resources"]["threads"]
@@ -86,16 +92,16 @@ rule extract_elsa_embeddings:
 rule single_user_baselines:
     """POP and EASE on the same split, the single-user reference points of ELSA."""
     input:
-        interactions="results/{dataset}/data/interactions.parquet",
-        user_table="results/{dataset}/data/users.parquet",
-        item_table="results/{dataset}/data/items.parquet",
-        split="results/{dataset}/data/split.parquet",
+        interactions=data_file("interactions.parquet"),
+        user_table=data_file("users.parquet"),
+        item_table=data_file("items.parquet"),
+        split="results/{dataset}/{rep}/split.parquet",
     output:
-        metrics="results/{dataset}/baselines/metrics.json",
+        metrics="results/{dataset}/{rep}/baselines/metrics.json",
     log:
-        "logs/{dataset}/baselines/single_user.log",
+        "logs/{dataset}/{rep}/baselines/single_user.log",
     benchmark:
-        "logs/benchmarks/{dataset}/baselines/single_user.tsv"
+        "logs/benchmarks/{dataset}/{rep}/baselines/single_user.tsv"
     conda:
         "../envs/sagea.yaml"
     threads: config["resources"]["threads"]

@@ -4,9 +4,11 @@
 
 # Output folders with escaped wildcards (expand() fills only the strategy name).
 EVAL_SAGEA_DIR = (
-    "results/{{dataset}}/eval/{{pool}}/{{groupset}}/{{elsa}}/{{sae}}/{{option}}"
+    "results/{{dataset}}/{{rep}}/eval/{{pool}}/{{groupset}}/{{elsa}}/{{sae}}/{{option}}"
 )
-EVAL_BASELINES_DIR = "results/{{dataset}}/eval/{{pool}}/{{groupset}}/{{elsa}}/baselines"
+EVAL_BASELINES_DIR = (
+    "results/{{dataset}}/{{rep}}/eval/{{pool}}/{{groupset}}/{{elsa}}/baselines"
+)
 EVAL_FILES = ("per_group.parquet", "recommendations.parquet", "summary.json")
 
 
@@ -15,7 +17,7 @@ evaluation_settings = lambda wc: {
     "k": config["evaluation"]["k"],
     "batch_groups": config["evaluation"]["batch_groups"],
     "target_ratio": config["groups"]["split"]["target_ratio"],
-    "split_seed": config["groups"]["split"]["seed"],
+    "split_seed": rep_config(wc)["groups"]["split"]["seed"],
     "shared_mask": config["groups"]["split"]["shared_mask"],
     "hit_rate_needs_two": config["evaluation"]["research"]["hit_rate_needs_two"],
     "m": config["evaluation"]["m_proportionality"]["m"],
@@ -25,16 +27,16 @@ evaluation_settings = lambda wc: {
 # What `rule all` needs: every strategy folder of every (dataset, pool, group set) on the
 # dataset's main ELSA run — baselines, and SAE variant x SAGEA option x fusion.
 evaluation_targets = lambda: [
-    f"results/{dataset}/eval/{pool}/{groupset}/{main_elsa(dataset)}/{strategy}/{name}"
-    for dataset in plan.datasets(config)
-    for pool in plan.group_pools(config)
-    for groupset in plan.group_sets(config)
-    for strategy in [f"baselines/{b}" for b in plan.baselines(config)]
+    f"{plan.rep_dir(rep, dataset, RESULTS)}/eval/{pool}/{groupset}/{plan.main_elsa(rep, dataset)}/{strategy}/{name}"
+    for rep, dataset in replicate_datasets()
+    for pool in plan.group_pools(rep)
+    for groupset in plan.group_sets(rep)
+    for strategy in [f"baselines/{b}" for b in plan.baselines(rep)]
     + [
         f"{sae}/{option}/{fusion}"
-        for sae in plan.sae_runs(config)
-        for option in plan.sagea_options(config)
-        for fusion in plan.fusions(config)
+        for sae in plan.sae_runs(rep)
+        for option in plan.sagea_options(rep)
+        for fusion in plan.fusions(rep)
     ]
     for name in EVAL_FILES
 ]
@@ -49,20 +51,20 @@ eval_outputs = lambda folder, names: {
 rule evaluate_sagea:
     """Recommend to a group set with every SAGEA fusion of one SAE and option; one folder and MLflow run per fusion."""
     input:
-        interactions="results/{dataset}/data/interactions.parquet",
-        user_table="results/{dataset}/data/users.parquet",
-        item_table="results/{dataset}/data/items.parquet",
-        split="results/{dataset}/data/split.parquet",
-        groups="results/{dataset}/groups/{pool}/{groupset}.parquet",
-        elsa="results/{dataset}/elsa/{elsa}/model.pt",
-        item_embeddings="results/{dataset}/elsa/{elsa}/item_embeddings.parquet",
-        sae="results/{dataset}/sae/{elsa}/{sae}/model.pt",
+        interactions=data_file("interactions.parquet"),
+        user_table=data_file("users.parquet"),
+        item_table=data_file("items.parquet"),
+        split="results/{dataset}/{rep}/split.parquet",
+        groups="results/{dataset}/{rep}/groups/{pool}/{groupset}.parquet",
+        elsa="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
+        item_embeddings="results/{dataset}/{rep}/elsa/{elsa}/item_embeddings.parquet",
+        sae="results/{dataset}/{rep}/sae/{elsa}/{sae}/model.pt",
     output:
         **eval_outputs(EVAL_SAGEA_DIR, plan.fusions(config)),
     log:
-        "logs/{dataset}/eval/{pool}/{groupset}/{elsa}/{sae}/{option}.log",
+        "logs/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/{sae}/{option}.log",
     benchmark:
-        "logs/benchmarks/{dataset}/eval/{pool}/{groupset}/{elsa}/{sae}/{option}.tsv"
+        "logs/benchmarks/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/{sae}/{option}.tsv"
     conda:
         "../envs/sagea.yaml"
     threads: config["resources"]["threads"]
@@ -87,19 +89,19 @@ rule evaluate_sagea:
 rule evaluate_baselines:
     """Recommend to a group set with every baseline (ELSA, ADD, GFAR, ...); one folder and MLflow run each."""
     input:
-        interactions="results/{dataset}/data/interactions.parquet",
-        user_table="results/{dataset}/data/users.parquet",
-        item_table="results/{dataset}/data/items.parquet",
-        split="results/{dataset}/data/split.parquet",
-        groups="results/{dataset}/groups/{pool}/{groupset}.parquet",
-        elsa="results/{dataset}/elsa/{elsa}/model.pt",
-        item_embeddings="results/{dataset}/elsa/{elsa}/item_embeddings.parquet",
+        interactions=data_file("interactions.parquet"),
+        user_table=data_file("users.parquet"),
+        item_table=data_file("items.parquet"),
+        split="results/{dataset}/{rep}/split.parquet",
+        groups="results/{dataset}/{rep}/groups/{pool}/{groupset}.parquet",
+        elsa="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
+        item_embeddings="results/{dataset}/{rep}/elsa/{elsa}/item_embeddings.parquet",
     output:
         **eval_outputs(EVAL_BASELINES_DIR, plan.baselines(config)),
     log:
-        "logs/{dataset}/eval/{pool}/{groupset}/{elsa}/baselines.log",
+        "logs/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/baselines.log",
     benchmark:
-        "logs/benchmarks/{dataset}/eval/{pool}/{groupset}/{elsa}/baselines.tsv"
+        "logs/benchmarks/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/baselines.tsv"
     conda:
         "../envs/sagea.yaml"
     threads: config["resources"]["threads"]

@@ -12,36 +12,35 @@ GROUP_DIAGNOSTICS = (
 
 # What `rule all` needs from this stage: every group set, summary and figure of every (dataset, pool).
 groups_targets = lambda: [
-    f"results/{dataset}/groups/{pool}/{name}"
-    for dataset in plan.datasets(config)
-    for pool in plan.group_pools(config)
-    for name in [f"{s}.parquet" for s in plan.group_sets(config)]
-    + list(GROUP_DIAGNOSTICS)
+    f"{plan.rep_dir(rep, dataset, RESULTS)}/groups/{pool}/{name}"
+    for rep, dataset in replicate_datasets()
+    for pool in plan.group_pools(rep)
+    for name in [f"{s}.parquet" for s in plan.group_sets(rep)] + list(GROUP_DIAGNOSTICS)
 ]
 
-# Keyword arguments of sagea.groups.sampling.sample_group_sets from the groups section.
-groups_sampling_params = lambda: dict(
-    max_pool_users=config["groups"]["max_pool_users"],
-    similar_quantile=config["groups"]["similar_quantile"],
-    divergent_quantile=config["groups"]["divergent_quantile"],
-    n_pairs=config["groups"]["n_pairs"],
-    seed=config["groups"]["seed"],
-    final_group_count=config["groups"]["final_group_count"],
-    common_interactions=config["groups"]["common_interactions"],
-    max_draws=config["groups"]["max_draws"],
-    max_restarts=config["groups"]["max_restarts"],
-    max_overlap=config["groups"]["max_overlap"],
-    max_candidates=config["groups"]["budget"]["max_candidates"],
-    max_seconds=config["groups"]["budget"]["max_seconds"],
-    target_ratio=config["groups"]["split"]["target_ratio"],
-    split_seed=config["groups"]["split"]["seed"],
-    shared_mask=config["groups"]["split"]["shared_mask"],
+# Keyword arguments of sagea.groups.sampling.sample_group_sets from a groups section (a replicate's).
+groups_sampling_params = lambda g: dict(
+    max_pool_users=g["max_pool_users"],
+    similar_quantile=g["similar_quantile"],
+    divergent_quantile=g["divergent_quantile"],
+    n_pairs=g["n_pairs"],
+    seed=g["seed"],
+    final_group_count=g["final_group_count"],
+    common_interactions=g["common_interactions"],
+    max_draws=g["max_draws"],
+    max_restarts=g["max_restarts"],
+    max_overlap=g["max_overlap"],
+    max_candidates=g["budget"]["max_candidates"],
+    max_seconds=g["budget"]["max_seconds"],
+    target_ratio=g["split"]["target_ratio"],
+    split_seed=g["split"]["seed"],
+    shared_mask=g["split"]["shared_mask"],
 )
 
 
 # datasets.<name>.groups_import: the research group files of one pool (tracked as inputs), or none.
 groups_import_files = lambda wc: plan.groups_import_files(
-    config, wc.dataset, wc.pool, plan.group_sets(config)
+    rep_config(wc), wc.dataset, wc.pool, plan.group_sets(config)
 )
 
 
@@ -49,19 +48,19 @@ rule sample_groups:
     """Sample every group set (similar, divergent, random, opposing) of one user pool, with diagnostics."""
     input:
         research=groups_import_files,
-        embeddings=lambda wc: f"results/{wc.dataset}/elsa/{main_elsa(wc.dataset)}/user_embeddings.parquet",
-        interactions="results/{dataset}/data/interactions.parquet",
-        user_table="results/{dataset}/data/users.parquet",
-        item_table="results/{dataset}/data/items.parquet",
-        split="results/{dataset}/data/split.parquet",
+        embeddings=lambda wc: f"results/{wc.dataset}/{wc.rep}/elsa/{main_elsa(wc)}/user_embeddings.parquet",
+        interactions=data_file("interactions.parquet"),
+        user_table=data_file("users.parquet"),
+        item_table=data_file("items.parquet"),
+        split="results/{dataset}/{rep}/split.parquet",
     output:
         groups=expand(
-            "results/{{dataset}}/groups/{{pool}}/{groupset}.parquet",
+            "results/{{dataset}}/{{rep}}/groups/{{pool}}/{groupset}.parquet",
             groupset=plan.group_sets(config),
         ),
-        summary="results/{dataset}/groups/{pool}/groups_summary.json",
+        summary="results/{dataset}/{rep}/groups/{pool}/groups_summary.json",
         histograms=report(
-            "results/{dataset}/groups/{pool}/similarity_histograms.png",
+            "results/{dataset}/{rep}/groups/{pool}/similarity_histograms.png",
             caption="../report/groups_diagnostics.rst",
             category="Groups",
             subcategory="{dataset} {pool}",
@@ -72,7 +71,7 @@ rule sample_groups:
             },
         ),
         subgroups=report(
-            "results/{dataset}/groups/{pool}/opposing_subgroups.png",
+            "results/{dataset}/{rep}/groups/{pool}/opposing_subgroups.png",
             caption="../report/groups_diagnostics.rst",
             category="Groups",
             subcategory="{dataset} {pool}",
@@ -83,9 +82,9 @@ rule sample_groups:
             },
         ),
     log:
-        "logs/{dataset}/groups/{pool}.log",
+        "logs/{dataset}/{rep}/groups/{pool}.log",
     benchmark:
-        "logs/benchmarks/{dataset}/groups/{pool}.tsv"
+        "logs/benchmarks/{dataset}/{rep}/groups/{pool}.tsv"
     conda:
         "../envs/sagea.yaml"
     threads: 1
@@ -94,6 +93,6 @@ rule sample_groups:
     params:
         group_sets=plan.group_sets(config),
         research=lambda wc: plan.dataset_spec(config, wc.dataset).get("groups_import"),
-        sampling=groups_sampling_params(),
+        sampling=lambda wc: groups_sampling_params(rep_config(wc)["groups"]),
     script:
         "../scripts/sample_groups.py"

@@ -4,9 +4,16 @@
 # sagea.stages.report; every table/figure is marked for `snakemake --report`.
 from sagea.reports import inputs as report_inputs  # noqa: E402
 
-REPORT_ENTRIES = report_inputs.report_entries(config, RESULTS)
-REPORT_OPTIONS = report_inputs.options_from_config(config)
-REPORT_DIR = f"{RESULTS}/{{study}}"
+# Per replicate (study tag s<seed>): the upstream files it reads and its report options.
+REPORT_ENTRIES = {
+    tag: report_inputs.report_entries(rep, RESULTS)
+    for tag, rep in STUDY_CONFIGS.items()
+}
+REPORT_OPTIONS = {
+    tag: report_inputs.options_from_config(rep) for tag, rep in STUDY_CONFIGS.items()
+}
+REPORT_DIR = f"{RESULTS}/{{study}}/{{srep}}"
+STUDY_DIR = f"{RESULTS}/{{study}}"
 COLLECTED = {
     kind: f"{REPORT_DIR}/collected/{kind}.parquet"
     for kind in ("per_group", "single_user", "sae", "history", "groups")
@@ -35,10 +42,11 @@ REPORT_FIGURES = {
 
 wildcard_constraints:
     comparison=r"[A-Za-z0-9_.]+",
+    srep=r"s-?\d+",
 
 
 # The report's landing page: built by report_front once the study ran, the static page before.
-REPORT_FRONT = f"{RESULTS}/{config['study']}/report/front.rst"
+REPORT_FRONT = f"{RESULTS}/{config['study']}/report/front.rst"  # study level
 REPORT_TEXT = (
     os.path.abspath(REPORT_FRONT)
     if os.path.exists(REPORT_FRONT)
@@ -53,6 +61,7 @@ report: REPORT_TEXT
 localrules:
     report_collect,
     report_front,
+    report_seeds_table,
     report_table_single_user,
     report_table_sae_reconstruction,
     report_table_sagea_grid,
@@ -71,21 +80,25 @@ localrules:
 rule report_collect:
     """Gather every per-group evaluation, metric file, history and group file of the study into results/<study>/collected/."""
     input:
-        per_group=report_inputs.entry_paths(REPORT_ENTRIES["per_group"]),
-        single_user=report_inputs.entry_paths(REPORT_ENTRIES["single_user"]),
-        sae=report_inputs.entry_paths(REPORT_ENTRIES["sae"]),
-        history=report_inputs.entry_paths(REPORT_ENTRIES["history"]),
-        groups=report_inputs.entry_paths(REPORT_ENTRIES["groups"]),
+        per_group=lambda wc: report_inputs.entry_paths(
+            REPORT_ENTRIES[wc.srep]["per_group"]
+        ),
+        single_user=lambda wc: report_inputs.entry_paths(
+            REPORT_ENTRIES[wc.srep]["single_user"]
+        ),
+        sae=lambda wc: report_inputs.entry_paths(REPORT_ENTRIES[wc.srep]["sae"]),
+        history=lambda wc: report_inputs.entry_paths(REPORT_ENTRIES[wc.srep]["history"]),
+        groups=lambda wc: report_inputs.entry_paths(REPORT_ENTRIES[wc.srep]["groups"]),
     output:
         **COLLECTED,
     log:
-        f"{LOGS}/{{study}}/report/collect.log",
+        f"{LOGS}/{{study}}/{{srep}}/report/collect.log",
     benchmark:
-        f"{BENCH}/{{study}}/report/collect.tsv"
+        f"{BENCH}/{{study}}/{{srep}}/report/collect.tsv"
     conda:
         "../envs/sagea.yaml"
     params:
-        entries=REPORT_ENTRIES,
+        entries=lambda wc: REPORT_ENTRIES[wc.srep],
     script:
         "../scripts/report_collect.py"
 
@@ -122,14 +135,14 @@ for _kind, (_stem, _needs) in REPORT_TABLES.items():
                 labels={"table": _stem, "format": "table (HTML)"},
             ),
         log:
-            f"{LOGS}/{{study}}/report/table_{_stem}.log",
+            f"{LOGS}/{{study}}/{{srep}}/report/table_{_stem}.log",
         benchmark:
-            f"{BENCH}/{{study}}/report/table_{_stem}.tsv"
+            f"{BENCH}/{{study}}/{{srep}}/report/table_{_stem}.tsv"
         conda:
             "../envs/sagea.yaml"
         params:
             name=_stem,  # wildcards are filled in by Snakemake
-            options=REPORT_OPTIONS,
+            options=lambda wc: REPORT_OPTIONS[wc.srep],
         script:
             "../scripts/report_table.py"
 
@@ -158,29 +171,45 @@ for _kind, (_stem, _needs) in REPORT_FIGURES.items():
                 labels={"figure": _stem, "format": "SVG"},
             ),
         log:
-            f"{LOGS}/{{study}}/report/figure_{_stem}.log",
+            f"{LOGS}/{{study}}/{{srep}}/report/figure_{_stem}.log",
         benchmark:
-            f"{BENCH}/{{study}}/report/figure_{_stem}.tsv"
+            f"{BENCH}/{{study}}/{{srep}}/report/figure_{_stem}.tsv"
         conda:
             "../envs/sagea.yaml"
         params:
             name=_stem,  # wildcards are filled in by Snakemake
-            options=REPORT_OPTIONS,
+            options=lambda wc: REPORT_OPTIONS[wc.srep],
         script:
             "../scripts/report_figure.py"
 
 
+FIRST = plan.study_tag(REPLICATES[0])
+
+
 rule report_front:
-    """The report's landing page: datasets, models, groups, headline tables and the config."""
+    """The report's landing page: datasets, models, groups, headline tables (per seed and across
+    seeds) and the config."""
     input:
-        per_group=COLLECTED["per_group"],
-        groups=COLLECTED["groups"],
-        cards=[f"{RESULTS}/{d}/data/card.json" for d in plan.datasets(config)],
-        heatmaps=[
-            f"{REPORT_DIR}/figures/heatmap-{d}.png" for d in plan.datasets(config)
+        per_group=f"{STUDY_DIR}/{FIRST}/collected/per_group.parquet",
+        groups=f"{STUDY_DIR}/{FIRST}/collected/groups.parquet",
+        cards=[
+            f"{plan.data_dir(REPLICATES[0], d, RESULTS)}/card.json"
+            for d in plan.datasets(config)
         ],
+        heatmaps=[
+            f"{STUDY_DIR}/{FIRST}/figures/heatmap-{d}.png"
+            for d in plan.datasets(config)
+        ],
+        seeds=(
+            [
+                f"{STUDY_DIR}/seeds/tables/{name}.html"
+                for name in report_names.seeds_table_names(plan.datasets(config))
+            ]
+            if len(REPLICATES) > 1
+            else []
+        ),
     output:
-        front=f"{REPORT_DIR}/report/front.rst",
+        front=f"{STUDY_DIR}/report/front.rst",
     log:
         f"{LOGS}/{{study}}/report/front.log",
     benchmark:
@@ -190,6 +219,50 @@ rule report_front:
     params:
         config=config,
         datasets=plan.datasets(config),
-        options=REPORT_OPTIONS,
+        seeds=[rep["seed"] for rep in REPLICATES],
+        options=REPORT_OPTIONS[FIRST],
     script:
         "../scripts/report_front.py"
+
+
+rule report_seeds_table:
+    """Across seeds: mean ± 95% CI over the replicates of each cell of the overall table."""
+    input:
+        per_group=[
+            f"{STUDY_DIR}/{plan.study_tag(rep)}/collected/per_group.parquet"
+            for rep in REPLICATES
+        ],
+    output:
+        csv=report(
+            f"{STUDY_DIR}/seeds/tables/overall-{{dataset}}.csv",
+            caption="../report/table_seeds.rst",
+            category="Tables",
+            subcategory="across seeds",
+            labels={
+                "table": "overall-{dataset} across seeds",
+                "format": "CSV (download)",
+            },
+        ),
+        tex=f"{STUDY_DIR}/seeds/tables/overall-{{dataset}}.tex",
+        md=f"{STUDY_DIR}/seeds/tables/overall-{{dataset}}.md",
+        html=report(
+            f"{STUDY_DIR}/seeds/tables/overall-{{dataset}}.html",
+            caption="../report/table_seeds.rst",
+            category="Tables",
+            subcategory="across seeds",
+            labels={
+                "table": "overall-{dataset} across seeds",
+                "format": "table (HTML)",
+            },
+        ),
+    log:
+        f"{LOGS}/{{study}}/seeds/overall-{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/{{study}}/seeds/overall-{{dataset}}.tsv"
+    conda:
+        "../envs/sagea.yaml"
+    params:
+        seeds=[rep["seed"] for rep in REPLICATES],
+        options=[REPORT_OPTIONS[plan.study_tag(rep)] for rep in REPLICATES],
+    script:
+        "../scripts/report_seeds_table.py"

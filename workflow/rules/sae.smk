@@ -7,20 +7,20 @@ rule train_sae:
     """Train one sparse autoencoder of the grid on an ELSA run's user embeddings; log it (Sparse_<dataset>)."""
     input:
         unpack(import_input(sae_import)),
-        embeddings="results/{dataset}/elsa/{elsa}/user_embeddings.parquet",
-        elsa="results/{dataset}/elsa/{elsa}/model.pt",
-        interactions="results/{dataset}/data/interactions.parquet",
-        users_table="results/{dataset}/data/users.parquet",
-        items_table="results/{dataset}/data/items.parquet",
-        split="results/{dataset}/data/split.parquet",
+        embeddings="results/{dataset}/{rep}/elsa/{elsa}/user_embeddings.parquet",
+        elsa="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
+        interactions=data_file("interactions.parquet"),
+        users_table=data_file("users.parquet"),
+        items_table=data_file("items.parquet"),
+        split="results/{dataset}/{rep}/split.parquet",
     output:
-        model="results/{dataset}/sae/{elsa}/{sae}/model.pt",
-        metrics="results/{dataset}/sae/{elsa}/{sae}/metrics.json",
-        history="results/{dataset}/sae/{elsa}/{sae}/history.parquet",
+        model="results/{dataset}/{rep}/sae/{elsa}/{sae}/model.pt",
+        metrics="results/{dataset}/{rep}/sae/{elsa}/{sae}/metrics.json",
+        history="results/{dataset}/{rep}/sae/{elsa}/{sae}/history.parquet",
     log:
-        "logs/{dataset}/sae/{elsa}/{sae}/train.log",
+        "logs/{dataset}/{rep}/sae/{elsa}/{sae}/train.log",
     benchmark:
-        "logs/benchmarks/{dataset}/sae/{elsa}/{sae}/train.tsv"
+        "logs/benchmarks/{dataset}/{rep}/sae/{elsa}/{sae}/train.tsv"
     conda:
         "../envs/sagea.yaml"
     threads: config["resources"]["threads"]
@@ -40,18 +40,18 @@ rule train_sae:
 rule extract_sae:
     """Every user's sparse code (TopK at inference on and off) and the feature table of a trained SAE."""
     input:
-        sae="results/{dataset}/sae/{elsa}/{sae}/model.pt",
-        elsa="results/{dataset}/elsa/{elsa}/model.pt",
-        embeddings="results/{dataset}/elsa/{elsa}/user_embeddings.parquet",
-        items_table="results/{dataset}/data/items.parquet",
+        sae="results/{dataset}/{rep}/sae/{elsa}/{sae}/model.pt",
+        elsa="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
+        embeddings="results/{dataset}/{rep}/elsa/{elsa}/user_embeddings.parquet",
+        items_table=data_file("items.parquet"),
     output:
-        codes_topk="results/{dataset}/sae/{elsa}/{sae}/codes_topk.parquet",
-        codes_all="results/{dataset}/sae/{elsa}/{sae}/codes_all.parquet",
-        features="results/{dataset}/sae/{elsa}/{sae}/features.parquet",
+        codes_topk="results/{dataset}/{rep}/sae/{elsa}/{sae}/codes_topk.parquet",
+        codes_all="results/{dataset}/{rep}/sae/{elsa}/{sae}/codes_all.parquet",
+        features="results/{dataset}/{rep}/sae/{elsa}/{sae}/features.parquet",
     log:
-        "logs/{dataset}/sae/{elsa}/{sae}/extract.log",
+        "logs/{dataset}/{rep}/sae/{elsa}/{sae}/extract.log",
     benchmark:
-        "logs/benchmarks/{dataset}/sae/{elsa}/{sae}/extract.tsv"
+        "logs/benchmarks/{dataset}/{rep}/sae/{elsa}/{sae}/extract.tsv"
     conda:
         "../envs/sagea.yaml"
     threads: config["resources"]["threads"]

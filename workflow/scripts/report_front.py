@@ -13,4 +13,6 @@ make_front(
     dict(zip(snakemake.params.datasets, snakemake.input.heatmaps)),
     snakemake.params.options,
     snakemake.output.front,
+    seeds=snakemake.params.seeds,
+    seeds_tables=list(snakemake.input.seeds),
 )

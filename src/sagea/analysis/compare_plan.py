@@ -43,7 +43,7 @@ def targets(config: dict, results: str = "results") -> list[str]:
     out: list[str] = []
     c = config["compare"]
     for dataset in plan.datasets(config):
-        folder = f"{results}/{dataset}/compare"
+        folder = f"{plan.rep_dir(config, dataset, results)}/compare"
         if c.get("elsa") and len(elsa_runs(config, dataset)) > 1:
             out += [f"{folder}/elsa.{ext}" for ext in ("parquet", "csv", "md", "png")]
         if c.get("sae") and len(sae_members(config, dataset)) > 1:

@@ -102,8 +102,11 @@ def front_page(
     collected: dict[str, pd.DataFrame],
     heatmaps: dict[str, str | os.PathLike],
     opts: tables.ReportOptions,
+    seeds: list[int] | None = None,
+    seeds_tables: list[str] | None = None,
 ) -> str:
-    """The landing page (reST) of the study's report."""
+    """The landing page (reST) of the study's report; with several ``seeds`` the per-seed headline
+    is the first seed's, preceded by the across-seed tables (``seeds_tables``: their HTML pages)."""
     title = f"SAGEA study ``{study}``"
     parts = [
         title,
@@ -131,6 +134,17 @@ def front_page(
         "----------------",
         "",
     ]
+    seeds = seeds or [config["seed"]]
+    if len(seeds) > 1:
+        parts += [
+            f"The study ran {len(seeds)} times, with seeds {', '.join(map(str, seeds))} (`seeds`): across seeds, each "
+            "cell is the mean of the per-seed means ± its 95% confidence interval. Per-seed tables and figures "
+            f"are listed under *Tables* and *Figures* (folder ``s<seed>``); below, the first seed ({seeds[0]}).",
+            "",
+        ]
+        for page in seeds_tables or []:
+            body = page[page.find("<table"): page.rfind("</ul>") + 5 if "</ul>" in page else page.rfind("</table>") + 8]
+            parts.append(_raw(body))
     per_group = collected.get("per_group", pd.DataFrame())
     for dataset in plan.datasets(config):
         html = []

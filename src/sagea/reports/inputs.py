@@ -1,4 +1,4 @@
-"""Which upstream files a study's report reads, with their metadata (pure; from a validated config).
+"""Which upstream files a study's report reads, with their metadata (pure; from one replicate's validated config).
 
 Paths follow docs/ARCHITECTURE.md. Every entry is a dict with ``path`` plus the metadata that
 :mod:`sagea.reports.collect` attaches to the rows, so nothing is parsed back from paths.
@@ -10,7 +10,8 @@ from sagea import plan
 
 
 def _eval_dir(results: str, dataset: str, pool: str, groupset: str, elsa: str) -> str:
-    return f"{results}/{dataset}/eval/{pool}/{groupset}/{elsa}"
+    """``results`` here is the dataset's replicate folder (:func:`sagea.plan.rep_dir`)."""
+    return f"{results}/eval/{pool}/{groupset}/{elsa}"
 
 
 def per_group_entries(config: dict, results: str = "results") -> list[dict]:
@@ -21,7 +22,7 @@ def per_group_entries(config: dict, results: str = "results") -> list[dict]:
         elsa = plan.main_elsa(config, dataset)
         for pool in plan.group_pools(config):
             for groupset in plan.group_sets(config):
-                base = _eval_dir(results, dataset, pool, groupset, elsa)
+                base = _eval_dir(plan.rep_dir(config, dataset, results), dataset, pool, groupset, elsa)
                 meta = {"dataset": dataset, "pool": pool, "groupset": groupset, "elsa": elsa}
                 for sae, hp in saes.items():
                     for option in plan.sagea_options(config):
@@ -59,8 +60,8 @@ def single_user_entries(config: dict, results: str = "results") -> list[dict]:
             {
                 "dataset": dataset,
                 "elsa": elsa,
-                "elsa_metrics": f"{results}/{dataset}/elsa/{elsa}/metrics.json",
-                "baselines": f"{results}/{dataset}/baselines/metrics.json",
+                "elsa_metrics": f"{plan.rep_dir(config, dataset, results)}/elsa/{elsa}/metrics.json",
+                "baselines": f"{plan.rep_dir(config, dataset, results)}/baselines/metrics.json",
             }
         )
     return out
@@ -78,7 +79,7 @@ def sae_entries(config: dict, results: str = "results") -> list[dict]:
                     "elsa": elsa,
                     "sae": sae,
                     "sae_hp": dict(hp),
-                    "path": f"{results}/{dataset}/sae/{elsa}/{sae}/metrics.json",
+                    "path": f"{plan.rep_dir(config, dataset, results)}/sae/{elsa}/{sae}/metrics.json",
                 }
             )
     return out
@@ -95,7 +96,7 @@ def history_entries(config: dict, results: str = "results") -> list[dict]:
                     "dataset": dataset,
                     "model": "ELSA",
                     "run": elsa,
-                    "path": f"{results}/{dataset}/elsa/{elsa}/history.parquet",
+                    "path": f"{plan.rep_dir(config, dataset, results)}/elsa/{elsa}/history.parquet",
                 }
             )
         for sae in plan.sae_runs(config):
@@ -104,7 +105,7 @@ def history_entries(config: dict, results: str = "results") -> list[dict]:
                     "dataset": dataset,
                     "model": "SAE",
                     "run": sae,
-                    "path": f"{results}/{dataset}/sae/{elsa_main}/{sae}/history.parquet",
+                    "path": f"{plan.rep_dir(config, dataset, results)}/sae/{elsa_main}/{sae}/history.parquet",
                 }
             )
     return out
@@ -117,7 +118,7 @@ def groups_entries(config: dict, results: str = "results") -> list[dict]:
             "dataset": dataset,
             "pool": pool,
             "groupset": groupset,
-            "path": f"{results}/{dataset}/groups/{pool}/{groupset}.parquet",
+            "path": f"{plan.rep_dir(config, dataset, results)}/groups/{pool}/{groupset}.parquet",
         }
         for dataset in plan.datasets(config)
         for pool in plan.group_pools(config)

@@ -19,3 +19,8 @@ def table_names(datasets: list[str], comparisons: list[dict]) -> list[str]:
 def figure_names(datasets: list[str]) -> list[str]:
     """Every figure file stem of a study."""
     return [f"{kind}-{d}" for kind in FIGURE_KINDS for d in datasets]
+
+
+def seeds_table_names(datasets: list[str]) -> list[str]:
+    """Tables across the seeds of a multi-seed study (``results/<study>/seeds/tables/``)."""
+    return [f"overall-{d}" for d in datasets]

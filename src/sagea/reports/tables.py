@@ -657,3 +657,44 @@ def build_table(name: str, collected: dict[str, pd.DataFrame], opts: ReportOptio
                 return comparison_table(pg, comp, opts)
         raise KeyError(f"table {name!r}: no comparison named {arg!r} in config key reports.comparisons")
     raise KeyError(f"unknown table {name!r}; known: {GLOBAL_TABLES + DATASET_TABLES + ('comparison',)}")
+
+
+def seeds_table(per_seed: dict[int, Table], name: str, confidence: float = 0.95) -> Table:
+    """One table across seeds: per cell of the per-seed tables, the mean over seeds and the
+    half-width of its ``confidence`` interval, ``t_{(1+c)/2, n-1} · sd / sqrt(n)`` with the sample
+    standard deviation of the per-seed values (no interval with one seed). Rows and columns are the
+    union of the per-seed tables; a cell missing in some seed averages the seeds that have it."""
+    from scipy import stats as sps
+
+    seeds = list(per_seed)
+    frames = [per_seed[s].data for s in seeds]
+    index = frames[0].index.append([f.index for f in frames[1:]]).unique() if len(frames) > 1 else frames[0].index
+    columns = frames[0].columns
+    stack = np.stack([f.reindex(index=index, columns=columns).to_numpy(dtype=float) for f in frames])
+    n = np.isfinite(stack).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nanmean(np.where(np.isfinite(stack), stack, np.nan), axis=0)
+        sd = np.nanstd(stack, axis=0, ddof=1)
+        t = np.where(n > 1, sps.t.ppf((1 + confidence) / 2, np.maximum(n - 1, 1)), np.nan)
+        half = t * sd / np.sqrt(n)
+    tuples = [(*(c if isinstance(c, tuple) else (c,)), stat) for c in columns for stat in ("mean", "±95% CI")]
+    data = pd.DataFrame(
+        np.stack([mean, half], axis=-1).reshape(len(index), -1),
+        index=index,
+        columns=pd.MultiIndex.from_tuples(tuples, names=[*(columns.names or [None]), "stat"]),
+    )
+    means = data.loc[:, [c for c in data.columns if c[-1] == "mean"]]
+    marks = mark_best(means, True).reindex(columns=data.columns, fill_value="")
+    first = per_seed[seeds[0]]
+    return Table(
+        f"{name}-seeds",
+        f"{first.title} — mean over seeds {', '.join(map(str, seeds))} with 95% CI",
+        data,
+        marks=marks,
+        notes=[
+            f"Each cell: the mean over {len(seeds)} seeds of the per-seed mean, ± the half-width of its 95% "
+            "confidence interval (Student t, n − 1 degrees of freedom). Best mean bold, second underlined.",
+            "Every seed reruns the whole chain (split, ELSA, SAEs, groups) and chooses its own SAE configuration "
+            "on its validation groups; the per-seed tables are in results/<study>/s<seed>/tables/.",
+        ],
+    )

@@ -68,6 +68,8 @@ def make_front(
     heatmaps: dict[str, str | os.PathLike],
     options: dict,
     out: str | os.PathLike,
+    seeds: list[int] | None = None,
+    seeds_tables: list[str | os.PathLike] | None = None,
 ) -> None:
     """Write the report's landing page (reST) of the study."""
     import json
@@ -77,6 +79,27 @@ def make_front(
     from sagea.reports.front import front_page
 
     loaded_cards = {dataset: json.loads(Path(path).read_text()) for dataset, path in cards.items()}
-    page = front_page(study, config, loaded_cards, _load(collected), heatmaps, tables.ReportOptions(**options))
+    extra = [Path(p).read_text() for p in seeds_tables or []]
+    page = front_page(study, config, loaded_cards, _load(collected), heatmaps, tables.ReportOptions(**options),
+                      seeds=seeds, seeds_tables=extra)  # fmt: skip
     write_text(page, out)
     log.info("front page of %s -> %s", study, out)
+
+
+def make_seeds_table(
+    dataset: str,
+    per_group: dict[int, str | os.PathLike],
+    options: list[dict],
+    csv: str | os.PathLike,
+    tex: str | os.PathLike,
+    md: str | os.PathLike,
+    html: str | os.PathLike,
+) -> None:
+    """The overall table of ``dataset`` across seeds (one collected per_group file per seed)."""
+    per_seed = {
+        seed: tables.overall_table(read_parquet(path), dataset, tables.ReportOptions(**opts))
+        for (seed, path), opts in zip(per_group.items(), options)
+    }
+    table = tables.seeds_table(per_seed, f"overall-{dataset}")
+    writers.write_table(table, csv, tex, md, html)
+    log.info("overall-%s across seeds %s", dataset, list(per_seed))
