@@ -24,7 +24,13 @@ from pathlib import Path
 
 import yaml
 
-from sagea.data.stats import CALIBRATION_BANDS, calibration_statistics, prepared_matrix, within_band
+from sagea.data.stats import (
+    CALIBRATION_BANDS,
+    calibration_statistics,
+    group_kind_statistics,
+    prepared_matrix,
+    within_band,
+)
 
 ROWS = [
     ("counts.users", "users", "{:,.0f}"),
@@ -77,6 +83,18 @@ def markdown(columns: dict[str, dict[str, float]], reference: str, calibrated: s
     return "\n".join(lines) + "\n"
 
 
+def kinds_markdown(kinds: dict[str, dict[str, dict[str, float]]]) -> str:
+    names = list(kinds)
+    first = kinds[names[0]]
+    lines = ["| group kind | statistic | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names)]
+    for kind in first:
+        for stat in first[kind]:
+            label = "common held-out items, mean" if stat == "mean" else f"share with more than {stat[8:]}"
+            cells = [f"{kinds[n][kind][stat]:.3f}" for n in names]
+            lines.append(f"| {kind} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--movielens", required=True, help="ml-latest-small folder (or any MovieLens release)")
@@ -87,7 +105,7 @@ def main() -> int:
     parser.add_argument("--json", help="write every statistic of every column here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("SAGEA_PROGRESS", "0")
 
     config = yaml.safe_load(Path(args.config).read_text())
     name, spec = next((n, s) for n, s in config["datasets"].items() if s["source"] == "synthetic")
@@ -97,20 +115,26 @@ def main() -> int:
         "common_interactions": groups.get("common_interactions", 5),
     }
     movielens = {"source": "movielens", "release": args.release}
-    columns = {"MovieLens": calibration_statistics(prepared_matrix(movielens, args.movielens), **kwargs)}
+    matrices = {"MovieLens": prepared_matrix(movielens, args.movielens)}
     for text in args.filter:
         user, item = (int(v) for v in text.split(","))
         spec_f = {**movielens, "filter": {"min_user_interactions": user, "min_item_interactions": item}}
-        columns[f"MovieLens {user}/{item}"] = calibration_statistics(prepared_matrix(spec_f, args.movielens), **kwargs)
-    columns["synthetic"] = calibration_statistics(prepared_matrix(spec, name=name), **kwargs)
+        matrices[f"MovieLens {user}/{item}"] = prepared_matrix(spec_f, args.movielens)
+    matrices["synthetic"] = prepared_matrix(spec, name=name)
     for text in args.extra:
         label, params = text.split("=", 1)
         extra = {**spec, "synthetic": {**spec.get("synthetic", {}), **json.loads(params)}}
-        columns[label] = calibration_statistics(prepared_matrix(extra, name=name), **kwargs)
+        matrices[label] = prepared_matrix(extra, name=name)
+    columns = {label: calibration_statistics(rows, **kwargs) for label, rows in matrices.items()}
+    kinds = {
+        label: group_kind_statistics(rows, target_ratio=kwargs["target_ratio"]) for label, rows in matrices.items()
+    }
     print(f"common_interactions = {kwargs['common_interactions']}, target_ratio = {kwargs['target_ratio']}\n")
     print(markdown(columns, "MovieLens", "synthetic"))
+    print("\nGroups grown as the workflow grows them (embeddings: a rank-32 SVD of each matrix, pool: all users)\n")
+    print(kinds_markdown(kinds))
     if args.json:
-        Path(args.json).write_text(json.dumps(columns, indent=2))
+        Path(args.json).write_text(json.dumps({"statistics": columns, "group_kinds": kinds}, indent=2))
     return 0
 
 

@@ -276,3 +276,52 @@ def calibration_statistics(rows: sp.spmatrix, *, signal: bool = True, **kwargs: 
     if signal:
         flat.update(flatten(popularity_vs_personal(rows, seed=kwargs.get("seed", 42)), "signal."))
     return flat
+
+
+def proxy_embeddings(rows: sp.spmatrix, factors: int = 32, seed: int = 42) -> np.ndarray:
+    """User embeddings without training a model: ``x V`` with ``V`` the top ``factors`` right
+    singular vectors of the matrix (a linear autoencoder's code, the closed-form cousin of ELSA).
+    Used to compare group kinds across datasets with the same embedding method."""
+    import scipy.sparse.linalg as sla
+
+    rows = _binary_csr(rows).astype(np.float64)
+    k = min(factors, min(rows.shape) - 1)
+    v0 = np.random.default_rng(seed).random(min(rows.shape))
+    _, _, vt = sla.svds(rows, k=k, v0=v0)
+    return np.asarray(rows @ vt.T, dtype=np.float32)
+
+
+def group_kind_statistics(
+    rows: sp.spmatrix,
+    kinds: dict[str, tuple[int, int]] | None = None,
+    *,
+    embeddings: np.ndarray | None = None,
+    n_groups: int = 1000,
+    similar_quantile: float = 0.75,
+    divergent_quantile: float = 0.25,
+    target_ratio: float = 0.5,
+    thresholds: tuple[int, ...] = (0, 1, 5),
+    seed: int = 42,
+) -> dict[str, dict[str, float]]:
+    """Common held-out items of groups grown as the workflow grows them, per group kind.
+
+    ``kinds``: name -> (a, b) sizes as :func:`sagea.groups.sampling.grow_groups` takes them
+    (default: similar, divergent and random groups of 3, opposing 2 against 1); ``embeddings``:
+    user embeddings (default :func:`proxy_embeddings`); the pool is every user. Returns per kind
+    the mean number of common held-out items and ``share_gt{c}``, the share of groups with more
+    than ``c`` of them (groups ``groups.common_interactions: c`` keeps), before any filtering.
+    """
+    from sagea.groups.sampling import count_common_targets, estimate_thresholds, grow_groups, normalize_rows
+
+    rows = _binary_csr(rows)
+    kinds = kinds or {"similar": (3, 0), "divergent": (3, 0), "random": (3, 0), "opposing": (2, 1)}
+    normed = normalize_rows(proxy_embeddings(rows, seed=seed) if embeddings is None else embeddings)
+    th = estimate_thresholds(normed, 20_000, similar_quantile, divergent_quantile, seed=seed)
+    out: dict[str, dict[str, float]] = {}
+    for i, (kind, sizes) in enumerate(kinds.items()):
+        members, _, _ = grow_groups(
+            normed, kind, sizes, n_groups, th.similar, th.divergent, np.random.default_rng([seed, 3, i])
+        )
+        counts = count_common_targets(rows, members, target_ratio, seed)
+        out[kind] = {"mean": float(counts.mean()), **{f"share_gt{c}": float((counts > c).mean()) for c in thresholds}}
+    return out
