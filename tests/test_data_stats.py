@@ -133,3 +133,21 @@ def test_synthetic_default_matches_real_movielens(ml_small):
         if not S.within_band(key, real[key], synthetic[key])
     }
     assert not outside, f"outside the calibration bands (real, synthetic): {outside}"
+
+
+def test_group_kinds_on_three_planted_blocks():
+    """Three blocks of 30 users, each holding its own 15 items plus 2 random extras: similar groups
+    stay in a block (about 7 of its 15 items fall in the 50% mask), divergent groups take one user
+    per block (nothing in common but a rare extra), random groups are in between."""
+    rng = np.random.default_rng(1)
+    x = np.zeros((90, 45), dtype=np.float32)
+    for b in range(3):
+        x[30 * b : 30 * (b + 1), 15 * b : 15 * (b + 1)] = 1
+    x[np.repeat(np.arange(90), 2), rng.integers(0, 45, 180)] = 1
+    out = S.group_kind_statistics(sp.csr_matrix(x), n_groups=200, seed=3)
+    assert set(out) == {"similar", "divergent", "random", "opposing"}
+    assert out["similar"]["mean"] > 5 and out["similar"]["share_gt1"] == 1.0
+    assert out["divergent"]["mean"] < 0.5 and out["divergent"]["share_gt5"] == 0.0
+    assert out["divergent"]["mean"] < out["random"]["mean"] < out["similar"]["mean"]
+    # opposing 2 + 1: the single member comes from another block
+    assert out["opposing"]["share_gt5"] == 0.0
