@@ -99,7 +99,8 @@ def dataset_statistics(
       every member holds, ``common_targets`` = items held out by every member under the group
       evaluation split (a mask of ``target_ratio`` of the items per group, seeded by ``seed`` and
       the members, the call the sampling filter and the evaluation make); ``share_passing`` = share
-      with more than ``common_interactions`` common held-out items (groups the filter keeps);
+      with more than ``common_interactions`` common held-out items (groups the filter keeps),
+      ``share_gt5`` the same for the paper's value 5;
       ``targets_top_share`` = share of all common held-out items that are among the ``top_items``
       most popular items, ``targets_mean_rank_share`` = their mean popularity rank / items
       (0 = the most popular item).
@@ -165,6 +166,7 @@ def dataset_statistics(
         "common_targets_median": float(np.median(n_targets)),
         "share_any": float((n_targets >= 1).mean()),
         "share_passing": float((n_targets > common_interactions).mean()),
+        "share_gt5": float((n_targets > 5).mean()),  # the paper's filter, whatever common_interactions is
         "top_items": int(top_items),
         "targets_top_share": top_hits / total if total else 0.0,
         "targets_mean_rank_share": rank_sum / total / n_items if total else 0.0,
