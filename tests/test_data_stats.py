@@ -81,7 +81,9 @@ def test_group_mask_halves_the_common_items():
     (the mask computed here straight from its definition: seed and sorted members)."""
     rng = np.random.default_rng(0)
     x = sp.csr_matrix((rng.random((30, 40)) < 0.6).astype(np.float32))
-    st = S.dataset_statistics(x, n_pairs=10, n_groups=25, group_size=3, target_ratio=0.5, seed=7)
+    st = S.dataset_statistics(
+        x, n_pairs=10, n_groups=25, group_size=3, target_ratio=0.5, common_interactions=2, seed=7
+    )
     groups = S.random_sets(30, 25, 3, seed=[7, 2])
     dense = x.toarray() > 0
     expected = []
@@ -90,7 +92,8 @@ def test_group_mask_halves_the_common_items():
         mask[np.random.default_rng([7, *sorted(int(m) for m in g)]).permutation(40)[:20]] = True
         expected.append((dense[g].all(axis=0) & mask).sum())
     assert st["groups"]["common_targets_mean"] == pytest.approx(np.mean(expected))
-    assert st["groups"]["share_passing"] == pytest.approx(np.mean(np.array(expected) > 5))
+    assert st["groups"]["share_passing"] == pytest.approx(np.mean(np.array(expected) > 2))
+    assert st["groups"]["share_gt5"] == pytest.approx(np.mean(np.array(expected) > 5))
 
 
 def test_random_sets_are_distinct_and_seeded():
