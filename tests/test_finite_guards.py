@@ -221,6 +221,7 @@ def test_nan_item_embeddings_stop_the_evaluation(tmp_path, repo, python):
         "sae: {base: {variant: topk}, grid: {width: [16], k: [4]}}\n"
         "groups: {pools: [test], kinds: {similar: [3]}}\n"
         "evaluation: {baselines: [ADD, POPULAR], sagea: {fusions: [common_features], zero_fallback: nan}}\n"
+        "reports: {allow_selection_on_report_pool: true}\n"  # evaluation only: no table selects on it
     )
     # clean inputs under the research fallback: NaN scores of all-zero fused codes are allowed
     sagea = "results/synthetic/eval/test/similar_3/f8-s42/topk-h16-k4-l2/ti1-nu0/common_features"

@@ -81,6 +81,7 @@ def _config(path: Path, uri: str) -> Path:
         "groups": {"pools": ["test"], "kinds": {"similar": [3], "opposing": [[2, 1]]}},
         "evaluation": {"k": 20, "batch_groups": 4, "baselines": BASELINES,
                        "sagea": {"fusions": FUSIONS, "topk_inference": [True, False]}},
+        "reports": {"allow_selection_on_report_pool": True},  # evaluation only: no table selects on it
     }
     path.write_text(yaml.safe_dump(config))
     return path

@@ -305,6 +305,7 @@ def test_planted_clusters_of_the_synthetic_dataset():
     data = synthetic.generate(
         n_users=800, n_items=400, n_interactions=30000, n_clusters=6, max_clusters_per_user=2, seed=1,
         mainstream=0.1,  # a weaker shared-popularity component keeps the random projection clustered
+        zipf_exponent=1.1, zipf_offset=0.0, activity_sigma=0.8, noise=0.05,  # the generator this was written for
     )
     df = data.interactions
     x = sp.csr_matrix((np.ones(len(df)), (df["user"], df["item"])), shape=(800, 400))

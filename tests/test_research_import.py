@@ -310,6 +310,7 @@ def test_workflow_evaluates_on_imported_research_groups(tmp_path, repo, python):
         "datasets:\n  synthetic:\n    source: synthetic\n"
         "    groups_import: {path: research_groups, user_sets: {test: tst}}\n"
         "groups:\n  pools: [test]\n  kinds: {similar: [3], divergent: [], random: [3], opposing: [[2, 1]]}\n"
+        "reports: {allow_selection_on_report_pool: true}\n"  # groups only: no table selects on them
     )
     cmd = [python, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(tmp_path), "--cores", "1",
            "results/synthetic/groups/test/groups_summary.json",
