@@ -49,7 +49,7 @@ def write_compare_fixtures(
     rng = np.random.default_rng(seed)
     latent_items = rng.standard_normal((n_items, 8))
     latent_users = rng.standard_normal((n_users, 8))
-    results = Path(root) / "results" / dataset
+    results = Path(plan.rep_dir(config, dataset, str(Path(root) / "results")))
     runs = plan.elsa_runs(config, dataset)
     rotations: dict[str, np.ndarray] = {}
     for i, (run, hp) in enumerate(runs.items()):

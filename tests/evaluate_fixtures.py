@@ -15,10 +15,11 @@ N_USERS, N_ITEMS, FACTORS, WIDTH, K_SAE = 60, 80, 8, 16, 4
 
 
 def write_upstream(root: Path, dataset: str = "synthetic", elsa_run: str = "f8-s42", sae_run: str = "topk-h16-k4-l2",
-                   groupsets: dict[str, int] | None = None, seed: int = 0) -> None:
-    """data/, elsa/<elsa_run>/, sae/<elsa_run>/<sae_run>/ and groups/test/<groupset>.parquet under ``root/results``."""
+                   groupsets: dict[str, int] | None = None, seed: int = 0, rep: str = "s42") -> None:
+    """data/, split.parquet, elsa/<elsa_run>/, sae/<elsa_run>/<sae_run>/ and groups/test/<groupset>.parquet
+    under ``root/results/<dataset>/<rep>`` (a synthetic dataset's replicate folder)."""
     rng = np.random.default_rng(seed)
-    res = root / "results" / dataset
+    res = root / "results" / dataset / rep
     dense = rng.random((N_USERS, N_ITEMS)) < 0.3
     users, items = np.nonzero(dense)
     data = res / "data"
@@ -29,7 +30,7 @@ def write_upstream(root: Path, dataset: str = "synthetic", elsa_run: str = "f8-s
                                 "n_interactions": dense.sum(0).astype(np.int32)}), data / "items.parquet")
     split = np.array(["train"] * N_USERS, dtype=object)
     split[:12], split[12:24] = "test", "valid"
-    write_parquet(pd.DataFrame({"user": np.arange(N_USERS, dtype=np.int32), "split": split}), data / "split.parquet")
+    write_parquet(pd.DataFrame({"user": np.arange(N_USERS, dtype=np.int32), "split": split}), res / "split.parquet")
     elsa = ELSA(N_ITEMS, FACTORS, seed=seed)
     save(elsa, res / "elsa" / elsa_run / "model.pt", {"factors": FACTORS})
     write_embeddings(elsa.item_embeddings().numpy(), "item", res / "elsa" / elsa_run / "item_embeddings.parquet")

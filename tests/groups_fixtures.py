@@ -52,7 +52,7 @@ def write_stage_inputs(
     from sagea.io import write_embeddings, write_parquet
 
     emb, _, x = clustered_users(n_users=n_users, n_clusters=6, dim=dim, n_items=300, seed=seed)
-    data = os.path.join(root, "results", dataset, "data")
+    data = os.path.join(root, "results", dataset, rep, "data")
     coo = x.tocoo()
     order = np.lexsort((coo.col, coo.row))
     write_parquet(
@@ -86,8 +86,8 @@ def write_stage_inputs(
     split[perm[n_users // 5 : 2 * n_users // 5]] = "test"
     write_parquet(
         pd.DataFrame({"user": np.arange(n_users, dtype=np.int32), "split": split.astype(str)}),
-        os.path.join(data, "split.parquet"),
+        os.path.join(root, "results", dataset, rep, "split.parquet"),
     )
     write_embeddings(
-        emb, "user", os.path.join(root, "results", dataset, "elsa", elsa_run, "user_embeddings.parquet")
+        emb, "user", os.path.join(root, "results", dataset, rep, "elsa", elsa_run, "user_embeddings.parquet")
     )

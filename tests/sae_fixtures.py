@@ -50,12 +50,13 @@ def embeddings_of(elsa: ELSA, matrix: sp.csr_matrix) -> np.ndarray:
 
 def write_stage_inputs(
     root: Path, dataset: str = "synthetic", elsa_run: str = "f16-s42", n_users: int = 300, n_items: int = 120,
-    factors: int = 16, titles: bool = True, seed: int = 0,
+    factors: int = 16, titles: bool = True, seed: int = 0, rep: str = "s42",
 ) -> dict[str, Path]:
-    """Write data/ and elsa/<run>/ files under ``root/results/<dataset>`` as upstream stages would."""
+    """Write data/, split.parquet and elsa/<run>/ files under ``root/results/<dataset>/<rep>`` (a
+    synthetic dataset's replicate folder) as upstream stages would."""
     matrix, item_cluster = clustered_matrix(n_users, n_items, seed=seed)
     elsa = clustered_elsa(item_cluster, factors, seed=seed)
-    data = root / "results" / dataset / "data"
+    data = root / "results" / dataset / rep / "data"
     coo = matrix.tocoo()
     order = np.lexsort((coo.col, coo.row))
     write_parquet(
@@ -77,8 +78,8 @@ def write_stage_inputs(
     split = np.empty(n_users, dtype=object)
     split[perm[:n_hold]], split[perm[n_hold : 2 * n_hold]], split[perm[2 * n_hold :]] = "valid", "test", "train"
     write_parquet(pd.DataFrame({"user": np.arange(n_users, dtype=np.int32), "split": split.astype(str)}),
-                  data / "split.parquet")  # fmt: skip
-    folder = root / "results" / dataset / "elsa" / elsa_run
+                  data.parent / "split.parquet")  # fmt: skip
+    folder = root / "results" / dataset / rep / "elsa" / elsa_run
     write_torch({"model_state_dict": {"encoder": elsa.encoder.detach().clone()}, "hyperparameters": {},
                  "n_items": n_items, "factors": factors, "version": "test"}, folder / "model.pt")  # fmt: skip
     write_embeddings(embeddings_of(elsa, matrix), "user", folder / "user_embeddings.parquet")

@@ -27,8 +27,8 @@ def test_default_config_compares_three_elsa_runs_and_the_sae_grid(default_config
     elsa, sae, hp = members["f64-s42/topk-h256-k16-l2"]
     assert (elsa, sae, hp["width"], hp["k"], hp["elsa_factors"]) == ("f64-s42", "topk-h256-k16-l2", 256, 16, 64)
     targets = compare_plan.targets(default_config)
-    assert "results/synthetic/compare/elsa.parquet" in targets
-    assert "results/synthetic/compare/sae_pairs.png" in targets and len(targets) == 9
+    assert "results/synthetic/s42/compare/elsa.parquet" in targets
+    assert "results/synthetic/s42/compare/sae_pairs.png" in targets and len(targets) == 9
 
 
 def test_sae_elsa_runs_extend_and_validate(default_config):

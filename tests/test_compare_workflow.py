@@ -31,8 +31,8 @@ def test_compare_rules_on_fixtures(tmp_path, repo, python):
     workdir = tmp_path / "wf"
     write_compare_fixtures(workdir, valid, "synthetic", n_items=150, n_users=120)
 
-    out = workdir / "results" / "synthetic" / "compare"
-    targets = [f"results/synthetic/compare/{name}" for name in ("elsa.md", "elsa.png", "sae.md", "sae.png", "sae_pairs.png")]
+    out = workdir / "results" / "synthetic" / "s42" / "compare"
+    targets = [f"results/synthetic/s42/compare/{name}" for name in ("elsa.md", "elsa.png", "sae.md", "sae.png", "sae_pairs.png")]
     cmd = [
         python, "-m", "snakemake", *targets, "-s", str(repo / "Snakefile"), "-d", str(workdir),
         "--configfile", str(config_path), "--cores", "2", "--allowed-rules", *COMPARE_RULES,

@@ -75,7 +75,7 @@ def test_a_configfile_replaces_the_embedded_default():
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     text = full.stdout + full.stderr
-    assert "results/ml-32m/elsa/f256-s42/model.pt" in text
+    assert "results/ml-32m/s42/elsa/f256-s42/model.pt" in text
     assert "f32-s42" not in text and "results/synthetic" not in text and "results/default" not in text
 
 

@@ -238,4 +238,9 @@ def test_plan_data_helpers():
         "url": None,
         "sha256": None,
     }
-    assert plan.data_files({"datasets": {"s": {}}}, "r") == [f"r/s/data/{n}" for n in plan.DATA_FILES]
+    # real data is shared by every seed; synthetic data (it has a seed) and every split live in the replicate
+    rep = {"seed": 7, "groups": {"seed": 7, "split": {"seed": 7}}, "compare": {"seed": 7},
+           "datasets": {"m": {"source": "movielens", "split": {"seed": 7}},
+                        "s": {"source": "synthetic", "synthetic": {"seed": 3}, "split": {"seed": 7}}}}  # fmt: skip
+    assert plan.data_files(rep, "r") == [f"r/m/data/{n}" for n in plan.DATA_FILES] + ["r/m/s7/split.parquet"] + [
+        f"r/s/s7-syn3/data/{n}" for n in plan.DATA_FILES] + ["r/s/s7-syn3/split.parquet"]  # fmt: skip

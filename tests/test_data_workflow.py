@@ -49,10 +49,14 @@ def test_lint_has_nothing_to_say(python, repo, tmp_path):
 
 def test_embedded_default_data_rules_end_to_end(python, repo, tmp_path):
     config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
-    targets = [t for t in plan.data_files({"datasets": config["datasets"]})]
+    from snakemake.utils import validate
+
+    rep = plan.replicate_config(config, config.get("seed", 42))
+    validate(rep, str(repo / "workflow" / "schemas" / "config.schema.yaml"))
+    targets = plan.data_files(rep)  # synthetic data lives in the replicate folder (it has a seed)
     out = snakemake(python, repo, tmp_path, *targets)
     assert out.returncode == 0, out.stderr[-4000:]
-    data = tmp_path / "results" / "synthetic" / "data"
+    data = tmp_path / "results" / "synthetic" / "s42" / "data"
     card = json.loads((data / "card.json").read_text())
     syn = config["datasets"]["synthetic"]["synthetic"]
     assert card["before_filter"]["unique_pairs"] == syn["n_interactions"]
@@ -62,10 +66,10 @@ def test_embedded_default_data_rules_end_to_end(python, repo, tmp_path):
     assert users["n_interactions"].min() >= config["datasets"]["synthetic"]["filter"]["min_user_interactions"]
     assert {"clusters", "main_cluster"} <= set(users.columns)
     assert "cluster" in pd.read_parquet(data / "items.parquet").columns
-    split = pd.read_parquet(data / "split.parquet")
+    split = pd.read_parquet(data.parent / "split.parquet")
     assert split["split"].value_counts()["valid"] == int(0.1 * len(users))
-    assert (tmp_path / "logs" / "synthetic" / "prepare.log").exists()
-    assert (tmp_path / "logs" / "benchmarks" / "synthetic" / "prepare.tsv").exists()
+    assert (tmp_path / "logs" / "synthetic" / "s42" / "generate.log").exists()
+    assert (tmp_path / "logs" / "benchmarks" / "synthetic" / "s42" / "generate.tsv").exists()
     again = snakemake(python, repo, tmp_path, "-n", *targets)
     assert "Nothing to be done" in again.stdout + again.stderr
 
@@ -109,8 +113,8 @@ def test_path_and_download_datasets_through_the_rules(python, repo, tmp_path):
             python,
             repo,
             work,
-            "results/local/data/split.parquet",
-            "results/remote/data/split.parquet",
+            "results/local/s42/split.parquet",
+            "results/remote/s42/split.parquet",
             configfile=tmp_path / "cfg.yaml",
         )
     finally:

@@ -84,7 +84,7 @@ def test_snakemake_alone_parses_then_the_env_file_runs_the_rules(tmp_path):
                              timeout=1500)  # fmt: skip
     if install.returncode != 0:
         pytest.skip(f"could not install the env file's pip section: {install.stderr[-500:]}")
-    target = "results/tiny/elsa/f8-s42/user_embeddings.parquet"
+    target = "results/tiny/s42/elsa/f8-s42/user_embeddings.parquet"
     run = subprocess.run([*base, "--cores", "2", target], capture_output=True, text=True, env=env, timeout=1500)
     assert run.returncode == 0, run.stderr[-4000:]
     assert (work / target).stat().st_size > 0

@@ -32,7 +32,7 @@ HP = dict(factors=8, lr=0.01, beta1=0.9, beta2=0.99, batch_size=64, epochs=4, pa
 def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("elsa_stage")
     matrix = clustered_interactions(300, 80, n_clusters=4, per_user=10, seed=5)
-    data = root / "results" / "tiny" / "data"
+    data = root / "results" / "tiny" / "s42" / "data"
     write_data_dir(matrix, user_split(matrix.shape[0]), data)
     return data
 
@@ -83,7 +83,7 @@ def test_train_extract_and_baselines(data_dir, tmp_path):
 def test_mlflow_final_metrics_are_the_restored_best_epoch(data_dir, tmp_path):
     """A run that early-stops: NDCG20/valid is the best epoch's value, not the last epoch's."""
     hp = {**HP, "lr": 0.2, "epochs": 30, "patience": 2}
-    out = tmp_path / "results" / "tiny" / "elsa" / "f8-s3"
+    out = tmp_path / "results" / "tiny" / "s42" / "elsa" / "f8-s3"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     for _ in range(2):  # a rerun of the same output replaces its run
         metrics = train_elsa(
@@ -101,7 +101,7 @@ def test_mlflow_final_metrics_are_the_restored_best_epoch(data_dir, tmp_path):
     runs = client.search_runs([client.get_experiment_by_name("Dense_tiny").experiment_id])
     assert len(runs) == 1
     run = runs[0]
-    assert run.data.tags["sagea.output"] == "tiny/elsa/f8-s3"
+    assert run.data.tags["sagea.output"] == "tiny/s42/elsa/f8-s3"
     m = run.data.metrics
     assert m["NDCG20/valid"] == pytest.approx(hist["NDCG20_valid"][best], abs=1e-6)
     assert m["R20/valid"] == pytest.approx(hist["R20_valid"][best], abs=1e-6)
@@ -119,7 +119,10 @@ def test_mlflow_final_metrics_are_the_restored_best_epoch(data_dir, tmp_path):
 
 @pytest.mark.workflow
 def test_elsa_rules_end_to_end(repo, python, data_dir):
-    workdir = data_dir.parents[2]
+    import shutil
+
+    workdir = data_dir.parents[3]  # <workdir>/results/tiny/s42/data
+    shutil.copy(data_dir / "split.parquet", data_dir.parent / "split.parquet")  # the replicate's split
     overlay = workdir / "elsa_test.yaml"
     overlay.write_text(
         "datasets: {tiny: {source: synthetic}}\n"
@@ -128,10 +131,10 @@ def test_elsa_rules_end_to_end(repo, python, data_dir):
         "device: cpu\n"
     )
     targets = [
-        "results/tiny/elsa/f8-s42/user_embeddings.parquet",
-        "results/tiny/elsa/f8-s42/item_embeddings.parquet",
-        "results/tiny/elsa/f8-s42/metrics.json",
-        "results/tiny/baselines/metrics.json",
+        "results/tiny/s42/elsa/f8-s42/user_embeddings.parquet",
+        "results/tiny/s42/elsa/f8-s42/item_embeddings.parquet",
+        "results/tiny/s42/elsa/f8-s42/metrics.json",
+        "results/tiny/s42/baselines/metrics.json",
     ]
     cmd = [python, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(workdir),
            "--configfile", str(repo / "config" / "config.yaml"), str(overlay), "--cores", "2", "--set-threads", "train_elsa=1", "single_user_baselines=1", "extract_elsa_embeddings=1", "--allowed-rules", "train_elsa", "extract_elsa_embeddings", "single_user_baselines", "--", *targets]  # fmt: skip

@@ -182,7 +182,7 @@ def test_nan_user_embeddings_stop_the_sae_and_group_rules(tmp_path, repo, python
 
     write_sae_inputs(tmp_path, elsa_run="f16-s42", n_users=200, n_items=80, factors=16)
     write_group_inputs(tmp_path / "g", elsa_run="f16-s42")
-    emb = "results/synthetic/elsa/f16-s42/user_embeddings.parquet"
+    emb = "results/synthetic/s42/elsa/f16-s42/user_embeddings.parquet"
     inject_nan(tmp_path / emb, [5, 150])
     inject_nan(tmp_path / "g" / emb, [5])
     overrides = tmp_path / "overrides.yaml"
@@ -191,18 +191,18 @@ def test_nan_user_embeddings_stop_the_sae_and_group_rules(tmp_path, repo, python
         "sae:\n  base: {variant: topk, lr: 0.003, batch_size: 32, epochs: 2, validate_every: 1, patience: 4}\n"
         "  grid: {width: [32], k: [2]}\n"
     )
-    sae_out = tmp_path / "results/synthetic/sae/f16-s42/topk-h32-k2-l2"
+    sae_out = tmp_path / "results/synthetic/s42/sae/f16-s42/topk-h32-k2-l2"
     done = _run(repo, python, tmp_path, [repo / "config/config.yaml", overrides],
-                ["results/synthetic/sae/f16-s42/topk-h32-k2-l2/model.pt"], ["train_sae"])  # fmt: skip
+                ["results/synthetic/s42/sae/f16-s42/topk-h32-k2-l2/model.pt"], ["train_sae"])  # fmt: skip
     assert done.returncode != 0
     log = done.stderr
     assert f"{emb}: embeddings: 2 non-finite value(s) (NaN/inf) in 2 of 200 rows [5, 150]" in log
     assert "snakemake --forcerun extract_elsa_embeddings" in log
     assert not sae_out.exists() or not any(p.is_file() for p in sae_out.rglob("*"))
 
-    groups = tmp_path / "g/results/synthetic/groups/test"
+    groups = tmp_path / "g/results/synthetic/s42/groups/test"
     done = _run(repo, python, tmp_path / "g", [repo / "config/config.yaml", overrides],
-                ["results/synthetic/groups/test/groups_summary.json"], ["sample_groups"])  # fmt: skip
+                ["results/synthetic/s42/groups/test/groups_summary.json"], ["sample_groups"])  # fmt: skip
     assert done.returncode != 0
     assert f"{emb}: embeddings: 1 non-finite value(s)" in done.stderr
     assert not groups.exists() or not any(p.is_file() for p in groups.rglob("*"))
@@ -214,7 +214,7 @@ def test_nan_item_embeddings_stop_the_evaluation(tmp_path, repo, python):
     from evaluate_fixtures import write_upstream
 
     write_upstream(tmp_path, groupsets={"similar_3": 3})
-    path = "results/synthetic/elsa/f8-s42/item_embeddings.parquet"
+    path = "results/synthetic/s42/elsa/f8-s42/item_embeddings.parquet"
     config = tmp_path / "config.yaml"
     config.write_text(
         "mlflow: {enabled: false}\ndevice: cpu\ndatasets: {synthetic: {source: synthetic}}\nelsa: {factors: 8}\n"
@@ -224,13 +224,13 @@ def test_nan_item_embeddings_stop_the_evaluation(tmp_path, repo, python):
         "reports: {allow_selection_on_report_pool: true}\n"  # evaluation only: no table selects on it
     )
     # clean inputs under the research fallback: NaN scores of all-zero fused codes are allowed
-    sagea = "results/synthetic/eval/test/similar_3/f8-s42/topk-h16-k4-l2/ti1-nu0/common_features"
+    sagea = "results/synthetic/s42/eval/test/similar_3/f8-s42/topk-h16-k4-l2/ti1-nu0/common_features"
     done = _run(repo, python, tmp_path, [config], [f"{sagea}/summary.json"], ["evaluate_sagea"])
     assert done.returncode == 0, done.stderr[-3000:]
     per_group = pd.read_parquet(tmp_path / sagea / "per_group.parquet")
     assert (per_group["CommonFeatures"] == 0).any()  # some groups did go through the NaN path
     inject_nan(tmp_path / path, [7])
-    out = tmp_path / "results/synthetic/eval/test/similar_3/f8-s42/baselines"
+    out = tmp_path / "results/synthetic/s42/eval/test/similar_3/f8-s42/baselines"
     done = _run(repo, python, tmp_path, [config], [str((out / "ADD/summary.json").relative_to(tmp_path))],
                 ["evaluate_baselines"])  # fmt: skip
     assert done.returncode != 0

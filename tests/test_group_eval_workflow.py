@@ -92,7 +92,7 @@ def test_evaluation_rules_with_mlflow_server(tmp_path, repo, python, mlflow_serv
     work = tmp_path / "wf"
     write_upstream(work, groupsets={"similar_3": 3})
     configfile = _config(tmp_path / "config.yaml", mlflow_server)
-    base = "results/synthetic/eval/test/{gs}/" + ELSA_RUN
+    base = "results/synthetic/s42/eval/test/{gs}/" + ELSA_RUN
     targets = []
     for gs in ("similar_3",):
         targets += [f"{base.format(gs=gs)}/{SAE_RUN}/{opt}/{f}/summary.json" for opt in ("ti1-nu0", "ti0-nu0") for f in FUSIONS]
@@ -135,7 +135,7 @@ def test_evaluation_rules_with_mlflow_server(tmp_path, repo, python, mlflow_serv
     exp = mlflow.get_experiment_by_name("GR_synthetic")
     assert exp is not None
     runs = mlflow.search_runs(experiment_ids=[exp.experiment_id], output_format="list", max_results=1000)
-    folders = {p.parent.relative_to(work / "results").as_posix() for p in (work / "results" / "synthetic" / "eval").rglob("summary.json")}
+    folders = {p.parent.relative_to(work / "results").as_posix() for p in (work / "results" / "synthetic" / "s42" / "eval").rglob("summary.json")}
     assert len(folders) == 2 * len(FUSIONS) + len(BASELINES)
     assert sorted(r.data.tags["sagea.output"] for r in runs) == sorted(folders)
     # provenance: this checkout's commit, the validated config behind the digest, the study parent

@@ -18,9 +18,9 @@ from sagea.io import read_json
 @pytest.mark.workflow
 def test_sample_groups_rule(repo, python, tmp_path):
     write_stage_inputs(tmp_path)  # config/config.yaml: dataset synthetic, main ELSA run f64-s42
-    out = tmp_path / "results/synthetic/groups/test"
+    out = tmp_path / "results/synthetic/s42/groups/test"
     targets = [
-        f"results/synthetic/groups/test/{n}" for n in ("groups_summary.json", "similarity_histograms.png")
+        f"results/synthetic/s42/groups/test/{n}" for n in ("groups_summary.json", "similarity_histograms.png")
     ]
     cmd = [
         python,

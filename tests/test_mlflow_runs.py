@@ -49,12 +49,12 @@ def comparison(experiment_ids, aggregation_function, main_note, note_to_compare,
 
 def _write_valid_groups(root: Path) -> None:
     """Groups of the valid pool (users 12..23 of the fixture) so its metrics differ from test's."""
-    test = pd.read_parquet(root / "results" / "synthetic" / "groups" / "test" / "similar_3.parquet")
+    test = pd.read_parquet(root / "results" / "synthetic" / "s42" / "groups" / "test" / "similar_3.parquet")
     rng = np.random.default_rng(5)
     valid = test.copy()
     valid["user"] = np.concatenate([rng.choice(np.arange(12, 24), 3, replace=False) for _ in range(test["group"].nunique())]).astype(np.int32)
     valid["original_id"] = [f"u{u}" for u in valid["user"]]
-    out = root / "results" / "synthetic" / "groups" / "valid" / "similar_3.parquet"
+    out = root / "results" / "synthetic" / "s42" / "groups" / "valid" / "similar_3.parquet"
     out.parent.mkdir(parents=True)
     valid.to_parquet(out)
 
@@ -62,8 +62,8 @@ def _write_valid_groups(root: Path) -> None:
 def _evaluate(root: Path, uri: str, provenance=None) -> dict:
     from sagea.stages.evaluate import evaluate_baselines_job, evaluate_sagea_job
 
-    res = root / "results" / "synthetic"
-    common = dict(data_dir=res / "data", split_path=res / "data" / "split.parquet",
+    res = root / "results" / "synthetic" / "s42"  # the replicate folder of seed 42
+    common = dict(data_dir=res / "data", split_path=res / "split.parquet",
                   elsa_path=res / "elsa" / ELSA_RUN / "model.pt",
                   item_embeddings_path=res / "elsa" / ELSA_RUN / "item_embeddings.parquet")  # fmt: skip
     folders = {}
@@ -92,7 +92,7 @@ def _evaluate(root: Path, uri: str, provenance=None) -> dict:
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow_runs")
     write_upstream(root)
-    (root / "results" / "synthetic" / "data" / "card.json").write_text('{"name": "synthetic"}')
+    (root / "results" / "synthetic" / "s42" / "data" / "card.json").write_text('{"name": "synthetic"}')
     _write_valid_groups(root)
     uri = f"sqlite:///{root}/results/mlflow.db"
     provenance = Provenance(
@@ -111,7 +111,7 @@ def test_one_run_per_evaluation_folder_after_a_rerun(store):
     root, uri, folders = store
     exp = mlflow.get_experiment_by_name("GR_synthetic")
     runs = mlflow.search_runs(experiment_ids=[exp.experiment_id], output_format="list", max_results=1000)
-    on_disk = {p.parent.relative_to(root / "results").as_posix() for p in (root / "results" / "synthetic" / "eval").rglob("per_group.parquet")}
+    on_disk = {p.parent.relative_to(root / "results").as_posix() for p in (root / "results" / "synthetic" / "s42" / "eval").rglob("per_group.parquet")}
     assert len(on_disk) == len(folders) == 2 * (2 * len(FUSIONS) + 1)
     assert sorted(r.data.tags["sagea.output"] for r in runs) == sorted(on_disk)
 
@@ -142,7 +142,7 @@ def test_notebook_comparison_is_pool_correct(store):
 def test_gr_runs_params_tags_and_artifacts(store):
     root, uri, folders = store
     exp = mlflow.get_experiment_by_name("GR_synthetic")
-    key = f"synthetic/eval/valid/similar_3/{ELSA_RUN}/baselines/ADD"
+    key = f"synthetic/s42/eval/valid/similar_3/{ELSA_RUN}/baselines/ADD"
     (run,) = mlflow.search_runs(experiment_ids=[exp.experiment_id], output_format="list",
                                 filter_string=f"tags.`sagea.output` = '{key}'")  # fmt: skip
     p = run.data.params
@@ -156,7 +156,7 @@ def test_gr_runs_params_tags_and_artifacts(store):
     assert tags["sagea.config_digest"] == "d" * 64
     import hashlib
 
-    card = root / "results" / "synthetic" / "data" / "card.json"
+    card = root / "results" / "synthetic" / "s42" / "data" / "card.json"
     assert tags["sagea.dataset_card"] == hashlib.sha256(card.read_bytes()).hexdigest()
     parent = mlflow.search_runs(experiment_names=["Studies"], output_format="list")
     assert len(parent) == 1 and tags["mlflow.parentRunId"] == parent[0].info.run_id

@@ -453,7 +453,7 @@ def test_latex_escapes_and_multiindex_rows():
 # ----------------------------------------------------------------------------- collect / inputs / figures
 def test_collect_and_inputs(tmp_path):
     config = {
-        "datasets": {"d": {}},
+        "datasets": {"d": {"source": "movielens", "split": {"seed": 1}}},
         "elsa": {
             "factors": 8,
             "lr": 1e-4,
@@ -478,7 +478,9 @@ def test_collect_and_inputs(tmp_path):
             },
             "grid": {"k": [2, 4]},
         },
-        "groups": {"pools": ["valid", "test"], "kinds": {"similar": [3], "opposing": [[2, 1]]}},
+        "groups": {"pools": ["valid", "test"], "kinds": {"similar": [3], "opposing": [[2, 1]]}, "seed": 1,
+                   "split": {"seed": 1}},
+        "compare": {"seed": 1},
         "evaluation": {
             "k": 20,
             "baselines": ["ELSA_INT"],
@@ -496,7 +498,8 @@ def test_collect_and_inputs(tmp_path):
     assert len(entries["per_group"]) == 1 * 2 * 2 * (2 * 2 * 2 + 1)
     assert len(entries["sae"]) == 2 and len(entries["groups"]) == 4 and len(entries["history"]) == 3
     e = next(x for x in entries["per_group"] if x["family"] == "sagea")
-    assert e["path"].endswith("d/eval/valid/similar_3/f8-s42/topk-h16-k2-l2/ti1-nu0/topk/per_group.parquet")
+    # in the replicate folder of seed 1 (the ELSA seed 42 is pinned, so it is part of the run id only)
+    assert e["path"].endswith("d/s1/eval/valid/similar_3/f8-s42/topk-h16-k2-l2/ti1-nu0/topk/per_group.parquet")
     for x in entries["per_group"][:3] + entries["per_group"][-1:]:
         write_parquet(pd.DataFrame({"group": [0, 1], "NDCG20_com": [0.1, 0.3]}), x["path"])
     got = collect.collect_per_group(entries["per_group"][:3] + entries["per_group"][-1:])

@@ -112,22 +112,22 @@ def test_report_rules_on_fixture_files_and_html_report(tmp_path):
     for dataset in datasets:
         card = {"counts": {"users": 3000, "items": 1500, "interactions": 150000, "density": 1 / 30},
                 "item_popularity_gini": 0.5}  # fmt: skip
-        write_json(card, tmp_path / f"results/{dataset}/data/card.json")
+        write_json(card, tmp_path / f"{plan.data_dir(config, dataset, 'results')}/card.json")
     targets = [
-        f"results/{study}/tables/{n}.{e}"
+        f"results/{study}/s42/tables/{n}.{e}"
         for n in tables.table_names(datasets, config["reports"]["comparisons"])
         for e in ("csv", "tex", "md", "html")
     ]
-    targets += [f"results/{study}/figures/{n}.{e}" for n in figures.figure_names(datasets) for e in ("png", "svg")]
+    targets += [f"results/{study}/s42/figures/{n}.{e}" for n in figures.figure_names(datasets) for e in ("png", "svg")]
     targets.append(f"results/{study}/report/front.rst")
     common = ["--configfile", str(REPO / "config/config.yaml"), "--allowed-rules", *REPORT_RULES, "report_front"]
     run = snakemake([*common, "--cores", "2", "--", *targets], tmp_path)
     assert run.returncode == 0, run.stderr[-4000:]
     for target in targets:
         assert (tmp_path / target).stat().st_size > 0, target
-    overall = (tmp_path / f"results/{study}/tables/overall-synthetic.md").read_text()
+    overall = (tmp_path / f"results/{study}/s42/tables/overall-synthetic.md").read_text()
     assert "| SAE-TopK |" in overall and "| ELSA-INT |" in overall and "**" in overall
-    assert (tmp_path / f"logs/benchmarks/{study}/report/collect.tsv").exists()
+    assert (tmp_path / f"logs/benchmarks/{study}/s42/report/collect.tsv").exists()
     report = snakemake([*common, "--cores", "1", "--report", str(tmp_path / "report.html"), "--", *targets], tmp_path)
     assert report.returncode == 0, report.stderr[-4000:]
     html = (tmp_path / "report.html").read_text(errors="replace")
@@ -141,7 +141,7 @@ def test_report_rules_on_fixture_files_and_html_report(tmp_path):
     assert re.search(r"<th>SAE-TopK</th>", dom) and re.search(r"<th>ELSA-INT</th>", dom)
     assert re.search(r'<img[^>]+src="data:image/png;base64,', dom)  # the heatmap figure
     # every table also exists as a standalone HTML page for the report's viewer
-    page = (tmp_path / f"results/{study}/tables/overall-synthetic.html").read_text()
+    page = (tmp_path / f"results/{study}/s42/tables/overall-synthetic.html").read_text()
     assert "<table class=\"sagea\"" in page and "<script>" in page
 
 

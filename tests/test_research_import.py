@@ -212,7 +212,7 @@ def test_workflow_imports_research_sae_and_heals_a_truncated_model(tmp_path, rep
     )
     proc = _snakemake(tmp_path, repo, python, overrides)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    folder = tmp_path / "results" / "synthetic" / "sae" / "f16-s42" / "topk-h32-k2-l2"
+    folder = tmp_path / "results" / "synthetic" / "s42" / "sae" / "f16-s42" / "topk-h32-k2-l2"
     model = SAE.load(folder / "model.pt")
     assert model.k == 2 and torch.equal(model.encoder_w.detach(), state["encoder_w"])
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -294,7 +294,7 @@ def test_workflow_evaluates_on_imported_research_groups(tmp_path, repo, python):
     from sagea.io import read_embeddings
 
     write_group_inputs(tmp_path, elsa_run="f64-s42", n_users=300)
-    split = pd.read_parquet(tmp_path / "results/synthetic/data/split.parquet")
+    split = pd.read_parquet(tmp_path / "results/synthetic/s42/split.parquet")
     test_users = split.loc[split["split"] == "test", "user"].to_numpy()
     rng = np.random.default_rng(0)
     research = tmp_path / "research_groups"
@@ -313,13 +313,13 @@ def test_workflow_evaluates_on_imported_research_groups(tmp_path, repo, python):
         "reports: {allow_selection_on_report_pool: true}\n"  # groups only: no table selects on them
     )
     cmd = [python, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(tmp_path), "--cores", "1",
-           "results/synthetic/groups/test/groups_summary.json",
+           "results/synthetic/s42/groups/test/groups_summary.json",
            "--configfile", str(repo / "config/config.yaml"), str(overrides)]  # fmt: skip
     run = subprocess.run(cmd, capture_output=True, text=True, cwd=repo)
     assert run.returncode == 0, run.stderr[-3000:]
-    out = tmp_path / "results/synthetic/groups/test"
-    emb = read_embeddings(tmp_path / "results/synthetic/elsa/f64-s42/user_embeddings.parquet")
-    rows = load_interactions(tmp_path / "results/synthetic/data")
+    out = tmp_path / "results/synthetic/s42/groups/test"
+    emb = read_embeddings(tmp_path / "results/synthetic/s42/elsa/f64-s42/user_embeddings.parquet")
+    rows = load_interactions(tmp_path / "results/synthetic/s42/data")
     for name, members in arrays.items():
         assert load_groups(out / f"{name}.parquet").tolist() == members.tolist()
         frame = load_groups_frame(out / f"{name}.parquet")

@@ -333,8 +333,8 @@ def test_research_mode_through_the_data_and_training_rules(python, repo, ratings
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     run = "f8-s42"
     sae = "topk-h16-k4-l2"
-    targets = [f"results/ml/data/{name}" for name in plan.DATA_FILES]
-    targets += ["results/ml/baselines/metrics.json", f"results/ml/sae/{run}/{sae}/metrics.json"]
+    targets = [f"results/ml/data/{name}" for name in plan.DATA_FILES] + ["results/ml/s42/split.parquet"]
+    targets += ["results/ml/s42/baselines/metrics.json", f"results/ml/s42/sae/{run}/{sae}/metrics.json"]
     cmd = [python, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(tmp_path / "w"), "--cores", "2",
            *targets, "--config", "research_mode=True", "--configfile", str(tmp_path / "cfg.yaml")]  # fmt: skip
     out = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=900)
@@ -344,17 +344,17 @@ def test_research_mode_through_the_data_and_training_rules(python, repo, ratings
     assert pd.read_parquet(data / "users.parquet")["original_id"].tolist() == list(user_index)
     assert pd.read_parquet(data / "items.parquet")["original_id"].tolist() == list(item_index)
     parts = research_split(csr.shape[0])
-    split = load_split(data / "split.parquet")
+    split = load_split(data.parent / "s42" / "split.parquet")
     assert all(np.array_equal(split[name], parts[name]) for name in parts)
     ref = research_targets(csr[parts["test"]])
-    baselines = json.loads((tmp_path / "w" / "results" / "ml" / "baselines" / "metrics.json").read_text())
+    baselines = json.loads((tmp_path / "w" / "results" / "ml" / "s42" / "baselines" / "metrics.json").read_text())
     assert baselines["POP"]["test"] == pytest.approx(evaluate_scorer(pop_scorer(csr[parts["train"]]), *ref, k=5))
-    model = ELSA.load(tmp_path / "w" / "results" / "ml" / "elsa" / run / "model.pt")
+    model = ELSA.load(tmp_path / "w" / "results" / "ml" / "s42" / "elsa" / run / "model.pt")
     with torch.no_grad():
         expected = evaluate_scorer(model.scores, *ref, k=5)
-    sae_metrics = json.loads((tmp_path / "w" / "results" / "ml" / "sae" / run / sae / "metrics.json").read_text())
+    sae_metrics = json.loads((tmp_path / "w" / "results" / "ml" / "s42" / "sae" / run / sae / "metrics.json").read_text())
     assert sae_metrics["test"]["NDCG20_base"] == pytest.approx(
         evaluate_scorer(model.scores, *ref, k=20)["NDCG20"], abs=1e-9
     )
-    elsa_metrics = json.loads((tmp_path / "w" / "results" / "ml" / "elsa" / run / "metrics.json").read_text())
+    elsa_metrics = json.loads((tmp_path / "w" / "results" / "ml" / "s42" / "elsa" / run / "metrics.json").read_text())
     assert elsa_metrics["test"]["NDCG5"] == pytest.approx(expected["NDCG5"], abs=1e-9)

@@ -245,7 +245,7 @@ def test_sae_stage_research_validation_changes_only_validation(tmp_path):
         out = tmp_path / f"sae{int(research)}"
         metrics = train_sae(
             paths["elsa"] / "user_embeddings.parquet", paths["elsa"] / "model.pt", paths["data"],
-            paths["data"] / "split.parquet", out / "model.pt", out / "metrics.json", out / "history.parquet",
+            paths["data"].parent / "split.parquet", out / "model.pt", out / "metrics.json", out / "history.parquet",
             {**hp, "research_validation": research}, device="cpu",
         )  # fmt: skip
         histories[research] = metrics["history"]

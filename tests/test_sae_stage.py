@@ -103,12 +103,12 @@ def test_train_and_extract_jobs_write_the_contract(tmp_path):
     from sagea.stages.sae import extract_sae, train_sae
 
     paths = write_stage_inputs(tmp_path, n_users=200, n_items=80, factors=12)
-    out = tmp_path / "results" / "synthetic" / "sae" / "f16-s42" / "topk-h32-k4-l2"
+    out = tmp_path / "results" / "synthetic" / "s42" / "sae" / "f16-s42" / "topk-h32-k4-l2"
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     for _ in range(2):  # a rerun of the same output replaces its MLflow run
         metrics = train_sae(
             paths["elsa"] / "user_embeddings.parquet", paths["elsa"] / "model.pt", paths["data"],
-            paths["data"] / "split.parquet", out / "model.pt", out / "metrics.json", out / "history.parquet", HP,
+            paths["data"].parent / "split.parquet", out / "model.pt", out / "metrics.json", out / "history.parquet", HP,
             device="cpu", dataset="synthetic", elsa_run="f16-s42", sae_run="topk-h32-k4-l2", mlflow_uri=uri,
         )  # fmt: skip
     saved = json.loads((out / "metrics.json").read_text())
@@ -146,7 +146,7 @@ def test_train_and_extract_jobs_write_the_contract(tmp_path):
         (e, round(v, 6)) for e, v in zip(history["epoch"], history["CosineSim_valid"])
     ]
     assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == ["history.parquet", "metrics.json", "model.pt"]
-    assert run.data.tags["sagea.output"] == "synthetic/sae/f16-s42/topk-h32-k4-l2"
+    assert run.data.tags["sagea.output"] == "synthetic/s42/sae/f16-s42/topk-h32-k4-l2"
 
     files = [out / "codes_topk.parquet", out / "codes_all.parquet", out / "features.parquet"]
     extract_sae(out / "model.pt", paths["elsa"] / "model.pt", paths["elsa"] / "user_embeddings.parquet",
@@ -172,7 +172,7 @@ def test_contrastive_and_subsampling_take_the_interaction_path(tmp_path):
     hp = {**HP, "contrastive_coef": 0.3, "max_train_users": 50, "epochs": 4, "validate_every": 2}
     metrics = train_sae(
         paths["elsa"] / "user_embeddings.parquet", paths["elsa"] / "model.pt", paths["data"],
-        paths["data"] / "split.parquet", out / "model.pt", out / "metrics.json", out / "history.parquet", hp,
+        paths["data"].parent / "split.parquet", out / "model.pt", out / "metrics.json", out / "history.parquet", hp,
         device="cpu",
     )  # fmt: skip
     assert metrics["train_path"] == "interactions" and metrics["train_users"] == 50
@@ -202,7 +202,7 @@ def test_workflow_trains_and_extracts_the_sae_grid(tmp_path, repo, python):
     proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for sae in ("topk-h32-k2-l2", "topk-h32-k4-l2"):
-        folder = tmp_path / "results" / "synthetic" / "sae" / "f16-s42" / sae
+        folder = tmp_path / "results" / "synthetic" / "s42" / "sae" / "f16-s42" / sae
         for name in ("model.pt", "metrics.json", "history.parquet", "codes_topk.parquet", "codes_all.parquet",
                      "features.parquet"):  # fmt: skip
             assert (folder / name).exists(), folder / name

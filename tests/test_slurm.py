@@ -36,8 +36,8 @@ ELSA_RUN = "f16-s42"  # the tiny config's main ELSA run
 
 #: Targets run through SLURM and compared with a local run, from the data stage onwards.
 CHAINS = {
-    "data": [f"results/{DATASET}/data/split.parquet", f"results/{DATASET}/data/interactions.parquet"],
-    "elsa": [f"results/{DATASET}/elsa/{ELSA_RUN}/user_embeddings.parquet"],
+    "data": [f"results/{DATASET}/s42/split.parquet", f"results/{DATASET}/s42/data/interactions.parquet"],
+    "elsa": [f"results/{DATASET}/s42/elsa/{ELSA_RUN}/user_embeddings.parquet"],
 }
 #: (chain, rule whose running SLURM job gets cancelled) for the scancel test. Each SLURM job
 #: costs 10-40 s (two Snakemake start-ups and status polling), so only the data stage by
@@ -287,7 +287,7 @@ def test_killed_training_resumes_to_identical_result(tmp_path):
     import torch
 
     epochs = 20
-    folder = f"results/{DATASET}/elsa/{ELSA_RUN}"
+    folder = f"results/{DATASET}/s42/elsa/{ELSA_RUN}"
     targets = [f"{folder}/model.pt"]
     uninterrupted, interrupted = tmp_path / "uninterrupted", tmp_path / "interrupted"
     for workdir in (uninterrupted, interrupted):
@@ -295,7 +295,7 @@ def test_killed_training_resumes_to_identical_result(tmp_path):
     config = tiny_config(tmp_path / "config.yaml", elsa_epochs=epochs)
     require_rules(uninterrupted, config, targets)
 
-    data = [f"results/{DATASET}/data/split.parquet"]
+    data = [f"results/{DATASET}/s42/split.parquet"]
     assert run(snakemake(uninterrupted, config, "--cores", "1", *data)).returncode == 0
     shutil.copytree(uninterrupted / "results", interrupted / "results")  # same data, mtimes kept
     proc = subprocess.Popen(snakemake(interrupted, config, "--cores", "1", *targets), cwd=REPO, text=True,
@@ -319,7 +319,7 @@ def test_killed_training_resumes_to_identical_result(tmp_path):
     assert run(snakemake(interrupted, config, "--unlock")).returncode == 0
     rerun = run(snakemake(interrupted, config, "--cores", "1", "--rerun-incomplete", *targets))
     assert rerun.returncode == 0, rerun.stderr[-4000:]
-    log = (interrupted / f"logs/{DATASET}/elsa/{ELSA_RUN}/train.log").read_text()
+    log = (interrupted / f"logs/{DATASET}/s42/elsa/{ELSA_RUN}/train.log").read_text()
     assert "resuming from training checkpoint" in log
     assert not state.exists(), "the checkpoint must be removed once the outputs are written"
 

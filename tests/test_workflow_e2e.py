@@ -43,7 +43,7 @@ def default_run(repo, python, tmp_path_factory):
 
 def test_every_table_figure_and_the_report_exist(default_run):
     workdir, config = default_run
-    study = workdir / "results" / config["study"]
+    study = workdir / "results" / config["study"] / "s42"  # the replicate of seed 42
     tables = sorted(p.name for p in (study / "tables").iterdir())
     for stem in ("single_user", "sae_reconstruction", "sagea_grid-synthetic", "overall-synthetic",
                  "comparison-topk_inference", "common_features", "fusions", "timing", "fairness-synthetic"):  # fmt: skip
@@ -66,7 +66,7 @@ def test_nothing_left_to_do_on_rerun(repo, python, default_run):
 
 def test_models_learned_something(default_run):
     workdir, config = default_run
-    data = workdir / "results" / "synthetic"
+    data = workdir / "results" / "synthetic" / "s42"
     elsa = plan.main_elsa(config, "synthetic")
     elsa_test = json.loads((data / "elsa" / elsa / "metrics.json").read_text())["test"]
     pop_test = json.loads((data / "baselines" / "metrics.json").read_text())["POP"]["test"]
@@ -79,7 +79,7 @@ def test_models_learned_something(default_run):
 
 def test_every_evaluation_has_one_row_per_group(default_run):
     workdir, config = default_run
-    data = workdir / "results" / "synthetic"
+    data = workdir / "results" / "synthetic" / "s42"
     elsa = plan.main_elsa(config, "synthetic")
     n_checked = 0
     for pool in plan.group_pools(config):
