@@ -43,6 +43,7 @@ def write_stage_inputs(
     n_users: int = 1000,
     dim: int = 64,
     seed: int = 0,
+    rep: str = "s42",
 ) -> None:
     """The data and ELSA files the group stage reads, in the contract's formats, under ``root``."""
     import os

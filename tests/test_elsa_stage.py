@@ -142,8 +142,8 @@ def test_elsa_rules_end_to_end(repo, python, data_dir):
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert read_embeddings(workdir / targets[0]).shape == (300, 8)
     assert read_embeddings(workdir / targets[1]).shape == (80, 8)
-    assert (workdir / "logs/tiny/elsa/f8-s42/train.log").read_text().count("epoch ") >= 1
-    assert (workdir / "logs/benchmarks/tiny/elsa/f8-s42/train.tsv").exists()
+    assert (workdir / "logs/tiny/s42/elsa/f8-s42/train.log").read_text().count("epoch ") >= 1
+    assert (workdir / "logs/benchmarks/tiny/s42/elsa/f8-s42/train.tsv").exists()
 
 
 def test_relu_switch_reaches_the_checkpoint(data_dir, tmp_path):

@@ -82,7 +82,9 @@ def expected_upstream_jobs(config: dict) -> dict[str, int]:
     sets = len(plan.group_pools(config)) * len(plan.group_sets(config))
     saes = len(plan.sae_runs(config))
     out = {
-        "prepare": n,
+        # real data is prepared once; synthetic data (it has a seed) is generated per replicate
+        "prepare": sum(plan.dataset_spec(config, d)["source"] != "synthetic" for d in plan.datasets(config)),
+        "generate": sum(plan.dataset_spec(config, d)["source"] == "synthetic" for d in plan.datasets(config)),
         "split": n,
         "train_sae": n * saes,
         "evaluate_sagea": n * sets * saes * len(plan.sagea_options(config)),

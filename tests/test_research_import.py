@@ -224,7 +224,7 @@ def test_workflow_imports_research_sae_and_heals_a_truncated_model(tmp_path, rep
     (folder / "codes_topk.parquet").unlink()  # so extract_sae has to read it
     proc = _snakemake(tmp_path, repo, python, overrides)
     assert proc.returncode != 0
-    log = (tmp_path / "logs" / "synthetic" / "sae" / "f16-s42" / "topk-h32-k2-l2" / "extract.log").read_text()
+    log = (tmp_path / "logs" / "synthetic" / "s42" / "sae" / "f16-s42" / "topk-h32-k2-l2" / "extract.log").read_text()
     assert "model.pt is unreadable" in log and "model.pt.corrupt" in log
     assert "model.pt is not a readable SAE checkpoint" in proc.stderr and "run the workflow again" in proc.stderr
     assert (folder / "model.pt.corrupt").exists() and not (folder / "model.pt").exists()

@@ -206,6 +206,6 @@ def test_workflow_trains_and_extracts_the_sae_grid(tmp_path, repo, python):
         for name in ("model.pt", "metrics.json", "history.parquet", "codes_topk.parquet", "codes_all.parquet",
                      "features.parquet"):  # fmt: skip
             assert (folder / name).exists(), folder / name
-        assert (tmp_path / "logs" / "synthetic" / "sae" / "f16-s42" / sae / "train.log").exists()
+        assert (tmp_path / "logs" / "synthetic" / "s42" / "sae" / "f16-s42" / sae / "train.log").exists()
         k = int(sae.split("-k")[1].split("-")[0])
         assert json.loads((folder / "metrics.json").read_text())["test"]["L0"] == pytest.approx(k)

@@ -671,8 +671,11 @@ def seeds_table(per_seed: dict[int, Table], name: str, confidence: float = 0.95)
     index = frames[0].index.append([f.index for f in frames[1:]]).unique() if len(frames) > 1 else frames[0].index
     columns = frames[0].columns
     stack = np.stack([f.reindex(index=index, columns=columns).to_numpy(dtype=float) for f in frames])
+    import warnings
+
     n = np.isfinite(stack).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # one seed: no standard deviation
         mean = np.nanmean(np.where(np.isfinite(stack), stack, np.nan), axis=0)
         sd = np.nanstd(stack, axis=0, ddof=1)
         t = np.where(n > 1, sps.t.ppf((1 + confidence) / 2, np.maximum(n - 1, 1)), np.nan)
