@@ -627,3 +627,21 @@ def test_collect_groups_marks_overlapping_groups(tmp_path):
     assert got["group"].tolist() == [0, 1, 2, 3]
     assert got["overlapping"].tolist() == [True, True, False, False]
     assert got["n_common_targets"].tolist() == [1, 2, 3, 4]
+
+
+def test_html_table_marks_stars_and_pvalues_by_label():
+    from sagea.reports.writers import to_html
+
+    pg, sim_b, sim_add, *_ = _overall_fixture()
+    t = tables.overall_table(pg, "d", OPTS)
+    # an extra, untested column (as the zero-fused-code share) has no p-value and must not shift them
+    t.data[("sim", "zero %")] = 0.0
+    t.marks = t.marks.reindex(columns=t.data.columns, fill_value="")
+    t.stars = t.stars.reindex(columns=t.data.columns, fill_value=False)
+    html = to_html(t)
+    p = sps.ttest_rel(sim_b, sim_add, alternative="greater").pvalue
+    row = html.split("<th>ADD</th>", 1)[1].split("</tr>", 1)[0]
+    assert f'title="p = {p:.3g}">{sim_add.mean():.3f}*</td>' in row
+    best = html.split("<th>SAE-Avg</th>", 1)[1].split("</tr>", 1)[0]
+    assert f'class="best">{sim_b.mean():.3f}</td>' in best
+    assert row.count("<td") == t.data.shape[1]

@@ -147,6 +147,8 @@ def to_html(table: Table, standalone: bool = True) -> str:
     sortable by clicking a column header. ``standalone`` wraps it in a page with style and script."""
     data = table.data
     n_labels = data.index.nlevels
+    # p-values cover the tested columns only (not e.g. a "zero %" column): align them by label
+    pvalues = None if table.pvalues is None else table.pvalues.reindex(index=data.index, columns=data.columns)
     offset = n_labels if data.columns.nlevels > 1 else 0
     parts = [f'<table class="sagea" id="{_esc(table.name)}" data-offset="{offset}">', "<caption>" + _esc(table.title) + "</caption>"]
     parts += ["<thead>", *_header_rows(data, n_labels), "</thead>", "<tbody>"]
@@ -159,8 +161,8 @@ def to_html(table: Table, standalone: bool = True) -> str:
             attrs = f' data-value="{"" if pd.isna(value) else float(value)!r}"'
             if mark:
                 attrs += f' class="{mark}"'
-            if table.pvalues is not None and not pd.isna(table.pvalues.iat[i, j]):
-                attrs += f' title="p = {float(table.pvalues.iat[i, j]):.3g}"'
+            if pvalues is not None and not pd.isna(pvalues.iat[i, j]):
+                attrs += f' title="p = {float(pvalues.iat[i, j]):.3g}"'
             cells.append(f"<td{attrs}>{_esc(text)}{'*' if star else ''}</td>")
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts += ["</tbody>", "</table>"]
