@@ -12,7 +12,7 @@ Differences of the official code that remain: Xavier init, NAdam, rows normalise
 ``forward`` (gradient through the normalisation) instead of tangent projection + re-normalisation,
 MSE averaged over items instead of summed (Adam is scale-invariant, so the same lr is comparable),
 and no ReLU on the prediction in the loss: ``sagea-noReLU`` is our model trained that way, to
-show that the ReLU (a choice of the SAGEA research code, REFERENCE.md §2) explains any gap.
+show that the ReLU (a choice of the SAGEA research code, docs/method.md §2) explains any gap.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def main() -> None:
     out = {"data": args.data, "shape": list(matrix.shape), "nnz": int(matrix.nnz), "args": {k: str(v) for k, v in vars(args).items()},
            "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, {device}"}  # fmt: skip
     runners = {
-        "sagea": run_ours,  # loss on relu(x A Aᵀ − x), as the research code (REFERENCE.md §2)
+        "sagea": run_ours,  # loss on relu(x A Aᵀ − x), as the research code (docs/method.md §2)
         "sagea-noReLU": lambda *a: run_ours(*a, relu=False),  # loss on x A Aᵀ − x, as elsarec
         "elsarec": run_official,
     }

@@ -1,7 +1,7 @@
 """Benchmark of the batched group evaluation against the per-group reference implementation.
 
 1000 groups of size 3 on a synthetic 14 000-item dataset (ML-32M scale): every strategy of
-REFERENCE.md §5 is timed through ``sagea.evaluation.group.evaluate_groups`` (scoring +
+docs/method.md §5 is timed through ``sagea.evaluation.group.evaluate_groups`` (scoring +
 aggregation per strategy, plus the wall time of the whole call with the split and metrics);
 the per-group baseline is ``tests/reference_group.py`` timed on ``--ref-groups`` groups per
 strategy and scaled to all groups. Results go to stdout as a Markdown table (BENCHMARKS.md).

@@ -6,7 +6,7 @@ Each (variant, width) trains ``--epochs`` epochs with ``sagea.models.sae`` (batc
 the paper's loss coefficients) after a short warm-up; the median epoch time is reported. On a
 slow CPU ``--batches N`` times N batches per epoch and scales to the full epoch.
 
-The paper grid (REFERENCE.md §3) is widths 1024/2048/4096 x k 32/64/128 x L2/Cosine = 18 TopK
+The paper grid (docs/method.md §3) is widths 1024/2048/4096 x k 32/64/128 x L2/Cosine = 18 TopK
 models of at most 4000 epochs, validated every 10 epochs; the projection multiplies the measured
 TopK seconds per epoch at each width by 6 models x 4000 epochs (an upper bound: early stopping
 usually ends sooner).

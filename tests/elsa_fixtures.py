@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from sagea.io import write_json, write_parquet
 
 #: ml-latest-small thresholds for the tests: rating >= 4, then users >= 20, items >= 10 (one pass,
-#: REFERENCE.md §1). The paper's 50/20 would leave too few users of this 610-user sample.
+#: docs/method.md §1). The paper's 50/20 would leave too few users of this 610-user sample.
 ML_SMALL_MIN_USER, ML_SMALL_MIN_ITEM = 20, 10
 
 
@@ -34,7 +34,7 @@ def clustered_interactions(
 
 
 def user_split(n_users: int, seed: int = 42, valid: float = 0.1, test: float = 0.1) -> dict[str, np.ndarray]:
-    """REFERENCE.md §1: permute users with the seed; first 10% valid, next 10% test, rest train."""
+    """docs/method.md §1: permute users with the seed; first 10% valid, next 10% test, rest train."""
     perm = np.random.default_rng(seed).permutation(n_users)
     n_valid, n_test = int(round(valid * n_users)), int(round(test * n_users))
     return {

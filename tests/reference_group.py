@@ -1,4 +1,4 @@
-"""A straightforward per-group implementation of REFERENCE.md §5 (plain loops, float64).
+"""A straightforward per-group implementation of docs/method.md §5 (plain loops, float64).
 
 Used by the group-evaluation tests (agreement with the batched library) and by
 ``benchmarks/group_eval.py`` (the per-group baseline time). One group at a time; loops over

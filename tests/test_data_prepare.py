@@ -171,7 +171,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 
 def reference_filter(frame: pd.DataFrame, min_user: int, min_item: int, iterate: bool) -> pd.DataFrame:
-    """Straightforward pandas version of dedupe + filter (REFERENCE.md §1)."""
+    """Straightforward pandas version of dedupe + filter (docs/method.md §1)."""
     pos = frame.drop_duplicates()
     while True:
         n = len(pos)

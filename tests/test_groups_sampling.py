@@ -1,4 +1,4 @@
-"""Synthetic group sampling (REFERENCE.md §4): rules, semantics, filters, errors, determinism."""
+"""Synthetic group sampling (docs/method.md §4): rules, semantics, filters, errors, determinism."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ ELSA_KEYS = ("factors", "lr", "beta1", "beta2", "batch_size", "epochs", "patienc
 #: ELSA research-mode switches carried in a run's hyperparameters (not part of the run id).
 ELSA_RESEARCH_KEYS = ("research_validation", "research_step_order")
 
-# SAE hyperparameters whose non-default values appear in the variant id (REFERENCE.md §3 defaults).
+# SAE hyperparameters whose non-default values appear in the variant id (docs/method.md §3 defaults).
 _SAE_SUFFIX_DEFAULTS = {
     "l1_coef": ("l1_", 3e-4),
     "aux_coef": ("aux", 1 / 32),

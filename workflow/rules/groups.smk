@@ -1,4 +1,4 @@
-# Group stage (docs/ARCHITECTURE.md, REFERENCE.md §4): one job per (dataset, pool) samples every
+# Group stage (docs/ARCHITECTURE.md, docs/method.md §4): one job per (dataset, pool) samples every
 # group set of plan.group_sets(config) from the main ELSA run's user embeddings. Logic lives in
 # sagea.groups.sampling (via sagea.stages.groups).
 

@@ -46,7 +46,7 @@ class Remote:
 
 
 def registry(source: str, release: str | None = None) -> Remote:
-    """The download location of a source (REFERENCE.md §1 hosts). GroupLens publishes an md5
+    """The download location of a source (docs/method.md §1 hosts). GroupLens publishes an md5
     next to each archive (``<url>.md5``), checked when reachable; no sha256 is published."""
     if source == "movielens":
         release = release or "ml-32m"

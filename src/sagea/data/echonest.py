@@ -1,6 +1,6 @@
 """Echo Nest Taste Profile subset parser: ``train_triplets.txt`` (tab: user, song, play count).
 
-Every (user, song) pair is positive (REFERENCE.md §1); with ``threshold`` only pairs with
+Every (user, song) pair is positive (docs/method.md §1); with ``threshold`` only pairs with
 play count >= threshold. Malformed lines stop with the file and line.
 """
 

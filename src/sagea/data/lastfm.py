@@ -1,7 +1,7 @@
 """LastFM-1K parser: ``userid-timestamp-artid-artname-traid-traname.tsv`` (tab, no header, no quoting).
 
 User = column 1, item = artist MusicBrainz id (column 3); every (user, artist) pair is positive
-(REFERENCE.md §1). The file has a few damaged lines: any line without exactly six tab-separated
+(docs/method.md §1). The file has a few damaged lines: any line without exactly six tab-separated
 fields is skipped, counted and reported in the card (line numbers of the first ones included),
 never hard-coded. Rows without an artist id cannot be used and are counted separately.
 """

@@ -1,6 +1,6 @@
 """MovieLens parser: every release (``ratings.csv`` with header, or ``ratings.dat`` with ``::``).
 
-Explicit ratings become implicit feedback: a rating >= ``threshold`` (default 4.0, REFERENCE.md §1)
+Explicit ratings become implicit feedback: a rating >= ``threshold`` (default 4.0, docs/method.md §1)
 is a positive interaction. Titles and genres come from ``movies.csv`` / ``movies.dat`` (ml-1m's is
 latin-1). The format is detected from the file name, so any release works from a folder.
 """

@@ -1,6 +1,6 @@
 """From parsed raw interactions to the prepared data of docs/ARCHITECTURE.md.
 
-Steps (REFERENCE.md §1): the parser has already kept the positives (threshold) → duplicate
+Steps (docs/method.md §1): the parser has already kept the positives (threshold) → duplicate
 (user, item) pairs collapse to one → one filter pass: drop users with fewer than
 ``min_user_interactions`` pairs, then items with fewer than ``min_item_interactions`` among the
 remaining pairs (``iterate`` repeats both until nothing changes) → contiguous indices (``index_order``:
@@ -27,7 +27,7 @@ from sagea.io import write_json, write_parquet, write_text
 
 log = logging.getLogger(__name__)
 
-#: Per-source filter defaults (REFERENCE.md §1) used when ``filter`` leaves a value null.
+#: Per-source filter defaults (docs/method.md §1) used when ``filter`` leaves a value null.
 #: synthetic: light (the generator gives every user a few pairs), custom: no filtering.
 FILTER_DEFAULTS: dict[str, dict[str, int]] = {
     "movielens": {"min_user_interactions": 50, "min_item_interactions": 20},

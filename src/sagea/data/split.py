@@ -1,4 +1,4 @@
-"""User-level train/valid/test split (REFERENCE.md §1).
+"""User-level train/valid/test split (docs/method.md §1).
 
 The single-user input/target split used for evaluating valid/test users is
 :func:`sagea.evaluation.splits.user_input_target_split`.

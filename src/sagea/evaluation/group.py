@@ -1,6 +1,6 @@
 """Batched group evaluation: split, recommend with every strategy, measure, write, log.
 
-For each chunk of ``batch_groups`` groups: the group split (REFERENCE.md §5, via
+For each chunk of ``batch_groups`` groups: the group split (docs/method.md §5, via
 :mod:`sagea.evaluation.splits`) gives member inputs/targets ``[B, m, I]``; every strategy
 recommends k items with its two timed phases (``score`` shared by strategies with the same
 ``score_key``, then ``aggregate``), and :func:`~sagea.evaluation.group_metrics.group_metrics`
@@ -190,7 +190,7 @@ def run_params(
     normalize_users_embeddings: bool | None = None,
     extra: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
-    """The research code's MLflow parameters of one evaluation (REFERENCE.md §5).
+    """The research code's MLflow parameters of one evaluation (docs/method.md §5).
 
     ``group_type`` keeps the research names (``sim``, ``div``, ``random``, ``outlier``), which do
     not say the size; ``group_set`` (``similar_5``), ``group_kind`` and ``group_size`` do.

@@ -1,4 +1,4 @@
-"""Per-group metrics of group recommendation lists, batched over groups (REFERENCE.md §5).
+"""Per-group metrics of group recommendation lists, batched over groups (docs/method.md §5).
 
 Inputs for a chunk of B groups of m members: ``recs [B, k]`` (item indices, ``-1`` = padding,
 never relevant), member ``targets [B, m, I]`` and ``common [B, I]`` (items every member holds

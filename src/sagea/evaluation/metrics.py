@@ -40,7 +40,7 @@ def ndcg(hits: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
 
 
 def recall(hits: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
-    """Hits / min(k, n_relevant) (REFERENCE.md §2's denominator)."""
+    """Hits / min(k, n_relevant) (docs/method.md §2's denominator)."""
     denom = np.minimum(n_relevant, hits.shape[1])
     return np.where(denom > 0, hits.sum(axis=1) / np.maximum(denom, 1), 0.0)
 

@@ -1,4 +1,4 @@
-"""Reconstruction metrics of a sparse autoencoder over ELSA embeddings (REFERENCE.md §3).
+"""Reconstruction metrics of a sparse autoencoder over ELSA embeddings (docs/method.md §3).
 
 On a set of users (validation or test):
 
@@ -78,7 +78,7 @@ def reconstruction_metrics(
     topk_inference: bool = True,
     device="cpu",
 ) -> dict[str, float]:
-    """Every reconstruction metric of REFERENCE.md §3 on the users of ``rows`` (research names).
+    """Every reconstruction metric of docs/method.md §3 on the users of ``rows`` (research names).
 
     ``rows``: the users' full interaction rows (CSR, in the split's row order, as
     :func:`sagea.evaluation.single_user.single_user_split` expects; ``target_method`` as there);

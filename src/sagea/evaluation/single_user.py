@@ -1,4 +1,4 @@
-"""Single-user evaluation (REFERENCE.md §1–2), generic over a scorer.
+"""Single-user evaluation (docs/method.md §1–2), generic over a scorer.
 
 A *scorer* maps a dense batch of user input rows ``x [B, items]`` (a torch tensor on the
 evaluation device) to scores ``[B, items]``: ELSA ``x A Aᵀ − x``, EASE ``x B``, POP the

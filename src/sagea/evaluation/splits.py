@@ -76,7 +76,7 @@ def target_count(n: int, target_fraction: float) -> int:
 def group_target_masks(
     groups: np.ndarray, n_items: int, target_ratio: float = 0.5, seed: int = 42, shared_mask: bool = False
 ) -> np.ndarray:
-    """One item mask per group (REFERENCE.md §5): True = the item is a target for every member.
+    """One item mask per group (docs/method.md §5): True = the item is a target for every member.
 
     ``groups``: int array ``[n_groups, size]`` of member indices. The mask of a group depends only
     on ``seed`` and the *set* of its members (so it is the same wherever the group is evaluated)

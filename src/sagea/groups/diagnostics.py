@@ -1,4 +1,4 @@
-"""Diagnostics figures of sampled group sets (what the researchers looked at, REFERENCE.md §4)."""
+"""Diagnostics figures of sampled group sets (what the researchers looked at, docs/method.md §4)."""
 
 from __future__ import annotations
 

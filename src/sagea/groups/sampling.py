@@ -1,4 +1,4 @@
-"""Synthetic groups from ELSA user embeddings (REFERENCE.md §4), vectorised over groups.
+"""Synthetic groups from ELSA user embeddings (docs/method.md §4), vectorised over groups.
 
 Similarity of two users is ``sim(u, v) = (cos(e_u, e_v) + 1) / 2`` in [0, 1]. Thresholds are
 quantiles of ``sim`` over random non-self pairs of the pool: ``Td`` (similar) and ``Ts``

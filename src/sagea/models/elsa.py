@@ -1,4 +1,4 @@
-"""ELSA — Scalable Linear Shallow Autoencoder (Vančura et al., RecSys 2022), REFERENCE.md §2.
+"""ELSA — Scalable Linear Shallow Autoencoder (Vančura et al., RecSys 2022), docs/method.md §2.
 
 One parameter ``encoder`` = ``A [items, factors]`` with unit-norm rows:
 

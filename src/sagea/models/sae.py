@@ -1,4 +1,4 @@
-"""Sparse autoencoders over ELSA user embeddings (REFERENCE.md §3).
+"""Sparse autoencoders over ELSA user embeddings (docs/method.md §3).
 
 One model class, :class:`SAE`, with three activations (``variant``):
 

@@ -1,4 +1,4 @@
-"""Dense ELSA group baselines (REFERENCE.md §5).
+"""Dense ELSA group baselines (docs/method.md §5).
 
 - ``ELSA``: decode the mean of the members' dense embeddings, ``(1/m Σ_u x_u A) Aᵀ``.
 - ``ELSA_INT``: the union of the members' inputs as one user, ``x_G A Aᵀ - x_G``.

@@ -99,7 +99,7 @@ def minmax(scores: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
 
 def member_elsa_scores(elsa: ElsaLike, inputs: torch.Tensor) -> torch.Tensor:
-    """Each member's ELSA scores ``x A Aᵀ - x`` (REFERENCE.md §2), ``[B, m, I]`` (float inputs)."""
+    """Each member's ELSA scores ``x A Aᵀ - x`` (docs/method.md §2), ``[B, m, I]`` (float inputs)."""
     b, m, n = inputs.shape
     x = inputs.reshape(b * m, n)
     return (elsa.decode(elsa.encode(x)) - x).reshape(b, m, n)

@@ -1,6 +1,6 @@
 """The SAGEA fusions of member sparse codes ``[B, m, h]`` into one group code ``[B, h]``.
 
-REFERENCE.md §5; ``c_u`` is member u's code, ``a_f = #{u : c_uf > 0}`` the number of members in
+docs/method.md §5; ``c_u`` is member u's code, ``a_f = #{u : c_uf > 0}`` the number of members in
 which feature f is active, ``mean_f = 1/m Σ_u c_uf``:
 
 - ``average``: ``mean``                    - ``square_average``: ``mean²``
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import torch
 
-from sagea.plan import FUSIONS  # the fusion names of REFERENCE.md §5, one list for all
+from sagea.plan import FUSIONS  # the fusion names of docs/method.md §5, one list for all
 from sagea.recommenders.base import stable_topk
 
 ZERO_FALLBACKS = ("relax", "average", "nan")

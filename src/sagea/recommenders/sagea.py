@@ -3,7 +3,7 @@
 Members' inputs ``x_u`` → ELSA ``e_u = x_u A`` → SAE ``(c_u, μ_u, σ_u) = encode(e_u)`` →
 (optionally ``c_u / ||c_u||``) → ``fuse`` → rescale to ``mean_u ||c_u||`` (original codes) →
 SAE ``decode(c, mean_u μ_u, mean_u σ_u)`` → ELSA ``decode`` → exclude the union of the
-members' inputs → top k (REFERENCE.md §5). One encoding serves all fusions of a job. An
+members' inputs → top k (docs/method.md §5). One encoding serves all fusions of a job. An
 all-zero fused code is replaced by the ``zero_fallback`` rule and flagged per group as
 ``ZeroFusedCode`` (:mod:`sagea.recommenders.fusion`).
 """

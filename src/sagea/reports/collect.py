@@ -18,7 +18,7 @@ from sagea.plan import PAPER_GROUP_NAMES
 
 log = logging.getLogger(__name__)
 
-#: Paper names of SAGEA fusions (REFERENCE.md §7); others become ``SAE-<fusion>``.
+#: Paper names of SAGEA fusions (docs/method.md §7); others become ``SAE-<fusion>``.
 FUSION_NAMES = {
     "topk": "SAE-TopK",
     "average": "SAE-Avg",

@@ -1,6 +1,6 @@
 """Significance tests, multiple-testing corrections and bootstrap confidence intervals.
 
-The paper's test (REFERENCE.md §5): for each group kind and metric, a one-sided paired t-test of
+The paper's test (docs/method.md §5): for each group kind and metric, a one-sided paired t-test of
 the best approach against every other over the per-group values, ``H1: mean(best - other) > 0``
 (``< 0`` for lower-is-better metrics such as popularity); ``p <= alpha`` is marked ``*``.
 The Wilcoxon signed-rank test is the non-parametric option. Everything is seeded and pure.
