@@ -49,13 +49,13 @@ config.clear()
 config.update(REPLICATES[0])
 
 
-def _prepared_users():
+def _prepared_users(rep):
     """User counts of datasets already prepared (their cards), for pool-size checks."""
     import json
 
     counts = {}
-    for dataset in plan.datasets(config):
-        card = Path("results", dataset, "data", "card.json")
+    for dataset in plan.datasets(rep):
+        card = Path(plan.data_dir(rep, dataset), "card.json")
         if card.exists():
             try:
                 counts[dataset] = json.loads(card.read_text())["counts"]["users"]
@@ -65,7 +65,7 @@ def _prepared_users():
 
 
 for _rep in REPLICATES:
-    plan.check_config(_rep, _prepared_users())
+    plan.check_config(_rep, _prepared_users(_rep))
 
 #: (dataset, replicate tag) -> that replicate's config; study tag (s<seed>) -> config.
 REP_CONFIGS = {
