@@ -6,10 +6,12 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import sys
 import threading
 import zipfile
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -142,3 +144,13 @@ def test_custom_without_path_fails_at_parse_time(python, repo, tmp_path):
     out = snakemake(python, repo, tmp_path, "-n", configfile=tmp_path / "c.yaml")
     assert out.returncode != 0
     assert "datasets.mine.path is required" in out.stdout + out.stderr
+
+
+def test_snakefmt_has_nothing_to_change(repo):
+    """The Snakefile and every rules file are formatted as `snakefmt` would (dev dependency)."""
+    snakefmt = Path(sys.executable).parent / "snakefmt"
+    if not snakefmt.exists():
+        pytest.skip(f"snakefmt not installed next to {sys.executable} (pip install -e '.[dev]')")
+    out = subprocess.run([str(snakefmt), "--check", "Snakefile", "workflow/rules"], cwd=repo,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]

@@ -42,7 +42,7 @@ CHAINS = {
 #: (chain, rule whose running SLURM job gets cancelled) for the scancel test. Each SLURM job
 #: costs 10-40 s (two Snakemake start-ups and status polling), so only the data stage by
 #: default; SAGEA_SLURM_FULL=1 also cancels a running train_elsa (~2 minutes more).
-CANCEL_CASES = [("data", "prepare")] + ([("elsa", "train_elsa")] if os.environ.get("SAGEA_SLURM_FULL") == "1" else [])
+CANCEL_CASES = [("data", "generate")] + ([("elsa", "train_elsa")] if os.environ.get("SAGEA_SLURM_FULL") == "1" else [])
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -164,7 +164,7 @@ def test_rules_are_local_or_carry_cluster_resources():
     Also checks that profiles/slurm's set-resources name existing submitted rules.
     """
     rules = workflow_rules()
-    assert rules["split"]["local"] and not rules["prepare"]["local"]
+    assert rules["split"]["local"] and not rules["prepare"]["local"] and not rules["generate"]["local"]
     offenders = [name for name, rule in rules.items()
                  if not rule["local"] and not {"gpu", "mem_mb", "runtime"} <= set(rule["resources"])]
     assert not offenders, (f"rules submitted to the cluster without heavy_resources(): {offenders}; give them "
@@ -207,7 +207,7 @@ def test_targets_through_slurm_equal_local_run(chain, slurm_cluster, tmp_path, l
     # and slurmctld knows these ids as COMPLETED jobs.
     jobs = slurm_job_logs(workdir)
     assert jobs, f"no SLURM job logs under {workdir / 'logs' / 'slurm'}"
-    assert "prepare" in jobs
+    assert "generate" in jobs  # the synthetic data of the replicate
     assert "split" not in jobs  # a localrule runs on the submitting host
     states = {job_id: state for job_id, state, _ in slurm_cluster.jobs()}
     for rule, ids in jobs.items():

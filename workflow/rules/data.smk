@@ -5,7 +5,6 @@
 localrules:
     download,
     split,
-    generate,
 
 
 rule download:
