@@ -592,7 +592,7 @@ def test_overall_and_fusions_tables_flag_thin_and_overlapping_group_sets():
     labels, notes = tables.small_data_flags(pg, groups, "test", "d")
     assert labels == {"sim": "sim†", "outlier": "outlier‡"}
     assert notes[0].startswith("† sim (d): median 2 common held-out items per group")
-    assert notes[1].startswith("‡ outlier (d): 50% of the groups share >= 30% of their members")
+    assert notes[1].startswith("‡ outlier (d): 50% of the groups share >= 50% of their members")
     t = tables.build_table("overall-d", {"per_group": pg, "groups": groups}, OPTS)
     plain = tables.overall_table(pg, "d", OPTS)
     assert list(t.data.columns.get_level_values("kind").unique()) == ["sim†", "outlier‡"]
@@ -612,7 +612,8 @@ def test_overall_and_fusions_tables_flag_thin_and_overlapping_group_sets():
 
 
 def test_collect_groups_marks_overlapping_groups(tmp_path):
-    members = np.array([[1, 2, 3], [3, 4, 5], [6, 7, 8], [9, 10, 11]])  # groups 0 and 1 share 1 of 3 (33%)
+    # groups 0 and 1 share 2 of 3 members (a near-duplicate); 2 and 3 share 1 of 3 (33%: not flagged)
+    members = np.array([[1, 2, 3], [2, 3, 5], [6, 7, 8], [8, 10, 11]])
     frame = pd.DataFrame(
         {
             "group": np.repeat(np.arange(4), 3).astype(np.int32),

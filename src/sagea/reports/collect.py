@@ -236,14 +236,15 @@ GROUP_COLUMNS = [
 
 
 def _overlapping(members: pd.DataFrame, groups: np.ndarray) -> np.ndarray:
-    """Per group (in ``groups`` order): shares >= 30% of its members with another group of the set."""
-    from sagea.groups.sampling import member_overlap_pairs
+    """Per group (in ``groups`` order): shares at least half of its members with another group of the
+    set (``sagea.groups.sampling.HEAVY_OVERLAP_THRESHOLD``: a near-duplicate)."""
+    from sagea.groups.sampling import HEAVY_OVERLAP_THRESHOLD, member_overlap_pairs
 
     ordered = members.sort_values(["group", "member"])
     size = int(ordered.groupby("group").size().max()) if len(ordered) else 0
     if not size or len(ordered) != size * len(groups):
         return np.zeros(len(groups), dtype=bool)
-    pairs = member_overlap_pairs(ordered["user"].to_numpy(np.int64).reshape(len(groups), size))
+    pairs = member_overlap_pairs(ordered["user"].to_numpy(np.int64).reshape(len(groups), size), HEAVY_OVERLAP_THRESHOLD)
     flagged = np.zeros(len(groups), dtype=bool)
     flagged[pairs[:, :2].reshape(-1)] = True
     return flagged
@@ -251,7 +252,7 @@ def _overlapping(members: pd.DataFrame, groups: np.ndarray) -> np.ndarray:
 
 def collect_groups(entries: list[dict]) -> pd.DataFrame:
     """One row per sampled group: ``dataset, pool, groupset, kind, group`` + similarity columns,
-    ``n_common_targets`` and ``overlapping`` (shares >= 30% of its members with another group).
+    ``n_common_targets`` and ``overlapping`` (shares at least half of its members with another group).
 
     Entry keys: ``dataset``, ``pool``, ``groupset``, ``path`` (the group set parquet, one row per member).
     """

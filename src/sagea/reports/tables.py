@@ -577,8 +577,8 @@ def small_data_flags(
     """Kind -> flagged label and the footnotes, for the group sets of ``pool`` (and ``dataset``) whose
     NDCG_com rests on one or two common held-out items per group (median ``GT_group`` <=
     ``FEW_COMMON_TARGETS``: ``†``) or whose groups overlap heavily (a share >= ``HEAVY_OVERLAP_SHARE``
-    of the groups shares >= 30% of its members with another group: ``‡``)."""
-    from sagea.groups.sampling import FEW_COMMON_TARGETS, HEAVY_OVERLAP_SHARE, OVERLAP_REPORT_THRESHOLD
+    of the groups shares at least half of its members with another group: ``‡``)."""
+    from sagea.groups.sampling import FEW_COMMON_TARGETS, HEAVY_OVERLAP_SHARE, HEAVY_OVERLAP_THRESHOLD
 
     def select(df: pd.DataFrame) -> pd.DataFrame:
         keep = df["pool"] == pool
@@ -605,7 +605,7 @@ def small_data_flags(
                 marks.setdefault(kind, set()).add(OVERLAP_MARK)
                 notes.append(
                     f"{OVERLAP_MARK} {kind} ({ds}): {share:.0%} of the groups share >= "
-                    f"{OVERLAP_REPORT_THRESHOLD:.0%} of their members with another group - the groups are "
+                    f"{HEAVY_OVERLAP_THRESHOLD:.0%} of their members with another group - the groups are "
                     "not independent, so the paired tests overstate significance."
                 )
     order = (FEW_ITEMS_MARK, OVERLAP_MARK)
