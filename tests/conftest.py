@@ -33,3 +33,15 @@ def ml_small() -> Path:
     if not (ML_SMALL / "ratings.csv").exists():
         pytest.skip(f"real MovieLens sample not found at {ML_SMALL} (../shared/datasets/ml-latest-small)")
     return ML_SMALL
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests: their tensors are tiny, and on a busy 2-core machine
+    OpenMP spinning makes two threads many times slower than one. Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

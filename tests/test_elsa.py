@@ -21,14 +21,7 @@ from sagea.recommenders.single_user import ease_weights, item_popularity, pop_sc
 L2 = np.log2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: these tensors are tiny, and on a busy 2-core machine OpenMP spinning
-    makes two threads many times slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 # ----------------------------------------------------------------------------- metrics by hand

@@ -17,12 +17,7 @@ from sagea.models.elsa import ELSA
 from sagea.stages.elsa import extract_embeddings, single_user_baselines, train_elsa
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 HP = dict(factors=8, lr=0.01, beta1=0.9, beta2=0.99, batch_size=64, epochs=4, patience=2, seed=3)

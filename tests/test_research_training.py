@@ -24,12 +24,7 @@ from sagea.stages import elsa as elsa_stage
 from sagea.stages.sae import research_validation_data, train_sae
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 def _random_csr(n_rows=40, n_items=30, seed=0) -> sp.csr_matrix:
