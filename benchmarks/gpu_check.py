@@ -44,7 +44,7 @@ def run(folder: Path) -> dict:
     import torch
 
     from sagea.stages.elsa import train_elsa
-    from sagea.stages.evaluate import evaluate_baselines_job, evaluate_sagea_job
+    from sagea.stages import evaluate as E
     from sagea.stages.sae import train_sae
 
     assert torch.cuda.is_available(), "no CUDA device"
@@ -69,17 +69,16 @@ def run(folder: Path) -> dict:
     fusions = ["average", "square_average", "topk", "max", "min", "common_features",
                "at_least_2_common_features", "wcom"]  # fmt: skip
     baselines = ["ELSA", "ELSA_INT", "ADD", "MUL", "LMS", "MPL", "GFAR", "EPFuzzDA", "POPULAR"]
-    common = dict(data_dir=data, split_path=split, groups_path=folder / "groups.parquet",
-                  elsa_path=folder / "elsa" / "model.pt",
-                  item_embeddings_path=folder / "elsa" / "item_embeddings.parquet",
-                  dataset="synthetic", pool=POOL, groupset=GROUPSET, elsa_run=ELSA, settings=settings,
-                  device="cuda")  # fmt: skip
+    paths = dict(data_dir=data, split_path=split, groups_path=folder / "groups.parquet",
+                 elsa_path=folder / "elsa" / "model.pt",
+                 item_embeddings_path=folder / "elsa" / "item_embeddings.parquet")  # fmt: skip
+    scope = E.EvalScope("synthetic", POOL, GROUPSET, ELSA)
+    eval_settings = E.group_eval_settings(settings, "cuda")
     t0 = time.perf_counter()
-    evaluate_sagea_job(sae_path=folder / "sae" / "model.pt", out_dirs={f: tmp / f for f in fusions},
-                       sae_run=SAE, sae_hp={"width": 128, "k": 8, "reconstruction_loss": "l2"},
-                       topk_inference=True, normalize_users_embeddings=False, zero_fallback="relax",
-                       **common)  # fmt: skip
-    evaluate_baselines_job(out_dirs={b: tmp / b for b in baselines}, **common)
+    E.evaluate_sagea_job(E.EvalInputs(**paths, sae_path=folder / "sae" / "model.pt"), {f: tmp / f for f in fusions},
+                         scope, E.SageaSettings(SAE, {"width": 128, "k": 8, "reconstruction_loss": "l2"},
+                                                True, False, "relax"), eval_settings)  # fmt: skip
+    E.evaluate_baselines_job(E.EvalInputs(**paths), {b: tmp / b for b in baselines}, scope, eval_settings)
     out["eval_cuda_seconds"] = time.perf_counter() - t0
     agreement = {}
     for name in fusions + baselines:

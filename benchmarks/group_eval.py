@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import reference_group as ref  # noqa: E402
 
 from sagea.evaluation.group import GroupEvalSettings, evaluate_groups  # noqa: E402
-from sagea.evaluation.splits import group_target_masks  # noqa: E402
+from sagea.data.splits import group_target_masks  # noqa: E402
 from sagea.models.elsa import ELSA  # noqa: E402
 from sagea.models.sae import SAE  # noqa: E402
-from sagea.recommenders.popular import item_popularity  # noqa: E402
+from sagea.scoring import item_popularity  # noqa: E402
 from sagea.recommenders.sagea import SageaRecommender  # noqa: E402
 from sagea.stages.evaluate import build_baselines  # noqa: E402
 

@@ -2,8 +2,8 @@
 
 Prepares a MovieLens release (ratings >= 4, the 50 / 20 MovieLens filter) and the synthetic
 dataset of a config (default: the embedded default), computes
-:func:`sagea.data.stats.calibration_statistics` for both and prints a Markdown table with the
-calibration band of every banded statistic (``sagea.data.stats.CALIBRATION_BANDS``). This is the
+:func:`sagea.analysis.calibration.calibration_statistics` for both and prints a Markdown table with the
+calibration band of every banded statistic (``sagea.analysis.calibration.CALIBRATION_BANDS``). This is the
 table of docs/synthetic.md.
 
     PYTHONPATH=src python benchmarks/synthetic_calibration.py --movielens PATH/ml-latest-small \\
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from sagea.data.stats import (
+from sagea.analysis.calibration import (
     CALIBRATION_BANDS,
     calibration_statistics,
     group_kind_statistics,

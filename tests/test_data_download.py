@@ -14,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from sagea.data.download import ChecksumError, DownloadError, download_dataset, extract, fetch
-from sagea.data.prepare import DataError, prepare_dataset
+from sagea.data.prepare import prepare_dataset
+from sagea.data.raw import DataError
 
 PAYLOAD = bytes(range(256)) * 400  # 102 400 bytes
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

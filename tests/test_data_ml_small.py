@@ -8,7 +8,7 @@ import pytest
 
 from sagea.data.matrix import load_interactions, load_split
 from sagea.data.prepare import prepare_dataset
-from sagea.data.split import split_users
+from sagea.data.splits import split_users
 
 
 def expected_pairs(ratings: pd.DataFrame, min_user: int, min_item: int, iterate: bool) -> pd.DataFrame:

@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from sagea.data.prepare import DataError, RawData, gini, prepare_interactions, resolve_filter, write_prepared
-from sagea.data.split import split_users
+from sagea.data.prepare import gini, prepare_interactions, resolve_filter, write_prepared
+from sagea.data.raw import DataError, RawData
+from sagea.data.splits import split_users
 from sagea.data.synthetic import generate
-from sagea.evaluation.splits import user_input_target_split
+from sagea.data.splits import user_input_target_split
 
 
 def raw(pairs: dict[str, list[int]], extra: list[tuple[str, int]] = ()) -> RawData:

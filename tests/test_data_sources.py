@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from sagea.data import custom, echonest, lastfm, movielens
-from sagea.data.prepare import DataError, prepare_dataset
+from sagea.data.prepare import prepare_dataset
+from sagea.data.raw import DataError
 from sagea.data.sources import load_raw
 
 

@@ -1,4 +1,4 @@
-"""Dataset statistics (sagea.data.stats) on a hand-made matrix, and the synthetic default's
+"""Dataset statistics (sagea.analysis.calibration) on a hand-made matrix, and the synthetic default's
 calibration against the real ml-latest-small."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 import yaml
 
-from sagea.data import stats as S
+from sagea.analysis import calibration as S
 
 ROOT = Path(__file__).resolve().parents[1]
 

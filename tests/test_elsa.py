@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 from elsa_fixtures import clustered_interactions, ml_small_matrix, user_split
 from sagea.data.batches import DeviceCSR
 from sagea.evaluation import metrics as M
-from sagea.evaluation.single_user import evaluate_scorer, minmax_rows, single_user_split, top_k_items
+from sagea.evaluation.single_user import evaluate_scorer, single_user_split
 from sagea.models.elsa import ELSA, fit, nmse_loss, save
-from sagea.recommenders.single_user import ease_weights, item_popularity, pop_scorer
+from sagea.recommenders.user_baselines import ease_weights, pop_scorer
+from sagea.scoring import item_popularity, top_k_items
+from sagea.scoring import minmax as minmax_rows
 
 L2 = np.log2
 

@@ -123,7 +123,7 @@ def test_sae_training_stops_on_a_non_finite_loss():
 
 # ----------------------------------------------------------------------------- evaluation
 def test_per_group_metrics_allow_only_undefined_values(tmp_path):
-    from sagea.evaluation.group import check_per_group
+    from sagea.evaluation.outputs import check_per_group
 
     per_group = pd.DataFrame(
         {

@@ -16,10 +16,10 @@ import torch
 
 import reference_group as ref
 from sagea.evaluation.group import GroupEvalSettings, evaluate_groups
-from sagea.evaluation.splits import group_target_masks
+from sagea.data.splits import group_target_masks
 from sagea.models.elsa import ELSA
 from sagea.models.sae import SAE
-from sagea.recommenders.popular import item_popularity
+from sagea.scoring import item_popularity
 from sagea.recommenders.sagea import SageaRecommender
 from sagea.stages.evaluate import build_baselines
 
@@ -236,7 +236,7 @@ def test_hand_computed_metrics():
 def test_research_names_for_mlflow():
     import pandas as pd
 
-    from sagea.evaluation.group import paper_group_type, research_note, run_params
+    from sagea.stages.evaluate_mlflow import paper_group_type, research_note, run_params
     from sagea.evaluation.group_metrics import mlflow_metrics
 
     assert [paper_group_type(g) for g in ("similar_3", "similar_5", "divergent_3", "random_3", "opposing_2-1", "opposing_3-2")] == [

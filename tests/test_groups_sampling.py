@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats as sstats
 
 from groups_fixtures import clustered_users
-from sagea.evaluation.splits import group_target_masks
+from sagea.data.splits import group_target_masks
 from sagea.groups import sampling as S
 from sagea.groups.io import load_groups, load_groups_frame, load_subgroups, write_groups
 

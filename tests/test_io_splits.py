@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from sagea import io
-from sagea.evaluation import splits
+from sagea.data import splits
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

@@ -60,30 +60,32 @@ def _write_valid_groups(root: Path) -> None:
 
 
 def _evaluate(root: Path, uri: str, provenance=None) -> dict:
-    from sagea.stages.evaluate import evaluate_baselines_job, evaluate_sagea_job
+    from sagea.stages import evaluate as E
 
     res = root / "results" / "synthetic" / "s42"  # the replicate folder of seed 42
     common = dict(data_dir=res / "data", split_path=res / "split.parquet",
                   elsa_path=res / "elsa" / ELSA_RUN / "model.pt",
                   item_embeddings_path=res / "elsa" / ELSA_RUN / "item_embeddings.parquet")  # fmt: skip
+    settings = E.group_eval_settings(SETTINGS, "cpu")
+    tracking = E.TrackingSettings(uri, provenance=provenance)
     folders = {}
     for pool in ("test", "valid"):
         base = res / "eval" / pool / "similar_3" / ELSA_RUN
         groups = res / "groups" / pool / "similar_3.parquet"
+        scope = E.EvalScope("synthetic", pool, "similar_3", ELSA_RUN)
         for option, (ti, nu) in OPTIONS.items():
             dirs = {f: base / SAE_RUN / option / f for f in FUSIONS}
-            evaluate_sagea_job(
-                **common, groups_path=groups, sae_path=res / "sae" / ELSA_RUN / SAE_RUN / "model.pt", out_dirs=dirs,
-                dataset="synthetic", pool=pool, groupset="similar_3", elsa_run=ELSA_RUN, sae_run=SAE_RUN,
-                sae_hp={"width": 16, "k": 4, "reconstruction_loss": "l2", "variant": "topk"}, topk_inference=ti,
-                normalize_users_embeddings=nu, zero_fallback="average", settings=SETTINGS, device="cpu",
-                tracking_uri=uri, provenance=provenance,
+            E.evaluate_sagea_job(
+                E.EvalInputs(**common, groups_path=groups, sae_path=res / "sae" / ELSA_RUN / SAE_RUN / "model.pt"),
+                dirs, scope,
+                E.SageaSettings(SAE_RUN, {"width": 16, "k": 4, "reconstruction_loss": "l2", "variant": "topk"},
+                                ti, nu, "average"),
+                settings, tracking,
             )  # fmt: skip
             folders.update({(pool, option, f): d for f, d in dirs.items()})
         dirs = {"ADD": base / "baselines" / "ADD"}
-        evaluate_baselines_job(**common, groups_path=groups, out_dirs=dirs, dataset="synthetic", pool=pool,
-                               groupset="similar_3", elsa_run=ELSA_RUN, settings=SETTINGS, device="cpu",
-                               tracking_uri=uri, provenance=provenance)  # fmt: skip
+        E.evaluate_baselines_job(E.EvalInputs(**common, groups_path=groups), dirs, scope, settings,
+                                 tracking=tracking)  # fmt: skip
         folders[(pool, "baselines", "ADD")] = dirs["ADD"]
     return folders
 

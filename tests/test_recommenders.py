@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference_group as ref
-from sagea.recommenders.base import minmax, stable_topk
+from sagea.scoring import minmax, stable_topk
 from sagea.recommenders.epfuzzda import epfuzzda_select
 from sagea.recommenders.fusion import fuse, normalize_members, relax, rescale
 from sagea.recommenders.gfar import borda_candidates, gfar_select

@@ -27,15 +27,15 @@ from snakemake.utils import validate
 
 from sagea import plan
 from sagea.data.matrix import load_interactions, load_split, pool_users
-from sagea.data.prepare import DataError, RawData, prepare_dataset, prepare_interactions
-from sagea.data.split import split_users
+from sagea.data.prepare import prepare_dataset, prepare_interactions
+from sagea.data.raw import DataError, RawData
+from sagea.data.splits import group_target_masks, split_users, user_input_target_split
 from sagea.evaluation.sae_metrics import reconstruction_metrics
 from sagea.evaluation.single_user import evaluate_scorer, single_user_split
-from sagea.evaluation.splits import group_target_masks, user_input_target_split
 from sagea.groups.sampling import count_common_targets
 from sagea.io import read_json, write_parquet
 from sagea.models.elsa import ELSA
-from sagea.recommenders.single_user import pop_scorer
+from sagea.recommenders.user_baselines import pop_scorer
 from sagea.stages.elsa import single_user_baselines, train_elsa
 from sagea.stages.sae import build_model
 

@@ -13,7 +13,7 @@ import torch
 from sae_fixtures import clustered_elsa, clustered_matrix, embeddings_of, write_stage_inputs
 from sagea.analysis.sae_features import feature_table, sparse_codes
 from sagea.evaluation.sae_metrics import reconstruction_metrics
-from sagea.evaluation.splits import user_input_target_split
+from sagea.data.splits import user_input_target_split
 from sagea.models.sae import SAE
 
 HP = dict(

@@ -229,7 +229,7 @@ def test_bom_is_ignored_by_every_text_reader(tmp_path):
                                                (b"userId,movieId,rating,timestamp\n", "only a header line")])  # fmt: skip
 def test_empty_and_header_only_movielens(tmp_path, content, expected):
     from sagea.data import movielens
-    from sagea.data.prepare import DataError
+    from sagea.data.raw import DataError
 
     path = tmp_path / "ratings.csv"
     path.write_bytes(content)
@@ -241,7 +241,7 @@ def test_empty_and_header_only_movielens(tmp_path, content, expected):
 @pytest.mark.parametrize("fmt, header_line", [("csv", b"user,item\n"), ("tsv", b"user\titem\n"), ("jsonl", None)])
 def test_empty_and_header_only_custom(tmp_path, fmt, header_line):
     from sagea.data import custom
-    from sagea.data.prepare import DataError
+    from sagea.data.raw import DataError
 
     path = tmp_path / f"own.{fmt}"
     path.write_bytes(b"")
@@ -255,7 +255,7 @@ def test_empty_and_header_only_custom(tmp_path, fmt, header_line):
 
 def test_empty_headerless_sources(tmp_path):
     from sagea.data import echonest, lastfm
-    from sagea.data.prepare import DataError
+    from sagea.data.raw import DataError
 
     for module, name in ((lastfm, "listen.tsv"), (echonest, "train_triplets.txt")):
         path = tmp_path / name

@@ -13,7 +13,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from sagea.evaluation.group import GroupEvalSettings, evaluate_groups, write_strategy_outputs
+from sagea.evaluation.group import GroupEvalSettings, evaluate_groups
+from sagea.evaluation.outputs import write_strategy_outputs
 from sagea.io import read_json
 from sagea.recommenders.sagea import SageaRecommender
 

@@ -301,7 +301,7 @@ def split_settings(config: dict, dataset: str) -> dict:
 
 
 def split_params(config: dict, dataset: str) -> dict:
-    """Arguments of ``sagea.data.split.split_users`` (``method`` only when not ``ours``)."""
+    """Arguments of ``sagea.data.splits.split_users`` (``method`` only when not ``ours``)."""
     split = dataset_spec(config, dataset)["split"]
     params = {key: split[key] for key in ("valid_fraction", "test_fraction", "seed")}
     return {**params, **_drop_defaults({"method": split.get("method", "ours")}, SPLIT_SWITCH_DEFAULTS)}

@@ -3,28 +3,17 @@
 from pathlib import Path
 
 from sagea.runtime import setup_logging
-from sagea.stages.evaluate import evaluate_baselines_job
+from sagea.stages import evaluate as E
 
 snakemake = globals()["snakemake"]  # injected by Snakemake
 setup_logging(snakemake.log[0])
-wc, params = snakemake.wildcards, snakemake.params
-evaluate_baselines_job(
-    data_dir=Path(snakemake.input.interactions).parent,
-    split_path=snakemake.input.split,
-    groups_path=snakemake.input.groups,
-    elsa_path=snakemake.input.elsa,
-    item_embeddings_path=snakemake.input.item_embeddings,
+inp, wc, params = snakemake.input, snakemake.wildcards, snakemake.params
+E.evaluate_baselines_job(
+    E.EvalInputs(Path(inp.interactions).parent, inp.split, inp.groups, inp.elsa, inp.item_embeddings),
     out_dirs={s: Path(p).parent for s, p in zip(params.strategies, snakemake.output.per_group)},
-    dataset=wc.dataset,
-    pool=wc.pool,
-    groupset=wc.groupset,
-    elsa_run=wc.elsa,
-    settings=params.settings,
-    popularity_with_targets=params.popularity_with_targets,
-    elsa_seen_at_zero=params.elsa_seen_at_zero,
-    aggregation_seen_at_zero=params.aggregation_seen_at_zero,
-    device=params.device,
-    tracking_uri=params.mlflow_uri,
-    provenance=params.provenance,
+    scope=E.EvalScope(wc.dataset, wc.pool, wc.groupset, wc.elsa),
+    settings=E.group_eval_settings(params.settings, params.device, params.popularity_with_targets),
+    baselines=E.BaselineSettings(params.elsa_seen_at_zero, params.aggregation_seen_at_zero),
+    tracking=E.TrackingSettings(params.mlflow_uri, provenance=params.provenance),
     threads=snakemake.threads,
 )

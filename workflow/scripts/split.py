@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from sagea.data.split import split_users
+from sagea.data.splits import split_users
 from sagea.io import write_parquet
 from sagea.runtime import setup_logging
 

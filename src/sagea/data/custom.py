@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sagea.data.prepare import DataError, RawData
+from sagea.data.raw import DataError, RawData
 from sagea.data.readers import check_not_empty, find_file, first_line, no_rows_error, read_delimited
 
 

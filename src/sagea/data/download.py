@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sagea.data.prepare import DataError
+from sagea.data.raw import DataError
 from sagea.io import current_umask, remove_stale_temporaries
 from sagea.runtime import progress
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sagea.data.prepare import DataError, RawData
+from sagea.data.raw import DataError, RawData
 from sagea.data.readers import dictionary_codes, empty_mask, find_file, read_delimited
 
 FILE_NAME = "train_triplets.txt"

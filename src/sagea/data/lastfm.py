@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from sagea.data.prepare import RawData
+from sagea.data.raw import RawData
 from sagea.data.readers import dictionary_codes, empty_mask, find_file, read_delimited
 
 FILE_NAME = "userid-timestamp-artid-artname-traid-traname.tsv"

@@ -36,7 +36,7 @@ def load_interactions(data_dir: str | os.PathLike) -> sp.csr_matrix:
 def load_split(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """``split.parquet`` -> {"train": users, "valid": users, "test": users} in each split's row order.
 
-    The row order is the ``position`` column (``sagea.data.split.split_users``): increasing user
+    The row order is the ``position`` column (``sagea.data.splits.split_users``): increasing user
     index by default, the research code's permuted order with ``split.method: research``. Files
     without ``position`` give increasing user order. Every consumer that draws something per row
     (single-user targets) or batches the rows iterates in this order.

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sagea.data.prepare import DataError, RawData
+from sagea.data.raw import DataError, RawData
 from sagea.data.readers import check_header, find_file, read_delimited
 
 RELEASES = ("ml-latest-small", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m")

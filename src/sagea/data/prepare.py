@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sagea.data.raw import DataError, RawData, sorted_unique
 from sagea.io import write_json, write_parquet, write_text
 
 log = logging.getLogger(__name__)
@@ -40,27 +41,6 @@ FILTER_DEFAULTS: dict[str, dict[str, int]] = {
 
 #: How users and items get their contiguous indices (``datasets.<name>.index_order``).
 INDEX_ORDERS = ("sorted", "appearance")
-
-
-class DataError(ValueError):
-    """Bad input data or configuration; the message says where and what to do."""
-
-
-@dataclass
-class RawData:
-    """What a parser returns: positive (user, item) rows plus optional metadata and statistics.
-
-    ``interactions`` has columns ``user`` and ``item`` (ints or strings: the original ids);
-    duplicates allowed. ``items`` / ``users`` metadata frames have a column ``original_id`` (same
-    dtype as the matching interaction column) and any extra columns to carry into the outputs.
-    ``stats`` counts what the parser dropped (``rows_read``, ``malformed_lines``, ...).
-    """
-
-    source: str
-    interactions: pd.DataFrame
-    items: pd.DataFrame | None = None
-    users: pd.DataFrame | None = None
-    stats: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,18 +72,6 @@ def gini(counts: np.ndarray) -> float:
         return 0.0
     i = np.arange(1, n + 1)
     return float(np.sum((2 * i - n - 1) * x) / (n * x.sum()))
-
-
-def sorted_unique(keys: np.ndarray) -> np.ndarray:
-    """Sorted distinct values by sort + neighbour compare (much faster than the hash-based
-    ``np.unique`` on tens of millions of int64 keys)."""
-    keys = np.sort(keys)
-    if len(keys) == 0:
-        return keys
-    keep = np.empty(len(keys), dtype=bool)
-    keep[0] = True
-    np.not_equal(keys[1:], keys[:-1], out=keep[1:])
-    return keys[keep]
 
 
 def _describe(counts: np.ndarray) -> dict[str, float]:

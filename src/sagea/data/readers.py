@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from sagea.data.prepare import DataError
+from sagea.data.raw import DataError
 
 #: Keep this many examples of skipped lines in the dataset card.
 MAX_EXAMPLES = 10

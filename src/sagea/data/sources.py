@@ -1,4 +1,4 @@
-"""Source registry: turn one ``config['datasets']`` entry into :class:`~sagea.data.prepare.RawData`.
+"""Source registry: turn one ``config['datasets']`` entry into :class:`~sagea.data.raw.RawData`.
 
 Each source has its own parser module (``movielens``, ``lastfm``, ``echonest``, ``custom``,
 ``synthetic``); this module only dispatches and applies per-source defaults.
@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sagea.data.prepare import DataError, RawData
+from sagea.data.raw import DataError, RawData
 
 SOURCES = ("movielens", "lastfm1k", "echonest", "custom", "synthetic")
 

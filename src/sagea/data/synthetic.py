@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sagea.data.prepare import sorted_unique
+from sagea.data.raw import sorted_unique
 
 log = logging.getLogger(__name__)
 

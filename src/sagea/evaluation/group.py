@@ -1,30 +1,29 @@
 """Batched group evaluation: split, recommend with every strategy, measure, write, log.
 
 For each chunk of ``batch_groups`` groups: the group split (docs/method.md §5, via
-:mod:`sagea.evaluation.splits`) gives member inputs/targets ``[B, m, I]``; every strategy
+:mod:`sagea.data.splits`) gives member inputs/targets ``[B, m, I]``; every strategy
 recommends k items with its two timed phases (``score`` shared by strategies with the same
 ``score_key``, then ``aggregate``), and :func:`~sagea.evaluation.group_metrics.group_metrics`
 measures the lists. Outputs per strategy: ``per_group`` (one row per group) and
-``recommendations`` (group, rank, item) frames, and a summary under MLflow names.
+``recommendations`` (group, rank, item) frames. Writing them is :mod:`sagea.evaluation.outputs`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from sagea.evaluation.group_metrics import group_metrics, mlflow_metrics, unit_rows
-from sagea.evaluation.splits import common_targets, group_split, group_target_masks
-from sagea.recommenders.base import GroupRecommender, exclude, member_elsa_scores, stable_topk
+from sagea.data.splits import common_targets, group_split, group_target_masks
+from sagea.evaluation.group_metrics import group_metrics
+from sagea.recommenders.base import GroupRecommender
+from sagea.scoring import exclude, member_elsa_scores, stable_topk, unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +42,7 @@ class GroupEvalSettings:
     top_n: int = 20
     device: str = "cpu"
     dtype: torch.dtype = torch.float32
+    popularity_with_targets: bool = False  # defect 4: read by the stage when counting popularity
 
 
 @dataclass
@@ -151,140 +151,3 @@ def recommendations_frame(recs: np.ndarray, group_ids: np.ndarray) -> pd.DataFra
         }
     )
     return frame[frame["item"] >= 0].reset_index(drop=True)
-
-
-# ----------------------------------------------------------------------------- MLflow params
-def paper_group_type(groupset: str) -> str:
-    """The research code's ``group_type``: sim / div / random / outlier (opposing 2-1) / opposing_a-b."""
-    from sagea.plan import PAPER_GROUP_NAMES, parse_group_set
-
-    if groupset in PAPER_GROUP_NAMES:
-        return PAPER_GROUP_NAMES[groupset]
-    kind, sizes = parse_group_set(groupset)
-    if kind == "opposing":
-        return "outlier" if sizes == [2, 1] else groupset
-    return {"similar": "sim", "divergent": "div", "random": "random"}[kind]
-
-
-def research_note(reconstruction_loss: str, topk_inference: bool, normalize: bool) -> str:
-    """The research notebooks' ``note`` (seed 000): ``sizes_L2_with_acts[_normalized]``.
-
-    "with acts" = TopK kept at inference; L2 / Cosine = the SAE's reconstruction loss.
-    """
-    loss = {"l2": "L2", "cosine": "Cosine"}.get(reconstruction_loss, reconstruction_loss)
-    note = f"sizes_{loss}_{'with' if topk_inference else 'without'}_acts"
-    return note + ("_normalized" if normalize else "")
-
-
-def run_params(
-    dataset: str,
-    strategy: str,
-    fusion: str | None,
-    pool: str,
-    groupset: str,
-    group_size: int,
-    embedding_dim: int,
-    top_k: int | None,
-    note: str,
-    topk_inference: bool | None = None,
-    normalize_users_embeddings: bool | None = None,
-    extra: Mapping[str, object] | None = None,
-) -> dict[str, object]:
-    """The research code's MLflow parameters of one evaluation (docs/method.md §5).
-
-    ``group_type`` keeps the research names (``sim``, ``div``, ``random``, ``outlier``), which do
-    not say the size; ``group_set`` (``similar_5``), ``group_kind`` and ``group_size`` do.
-    """
-    from sagea.plan import parse_group_set
-
-    kind, sizes = parse_group_set(groupset)
-    params: dict[str, object] = {
-        "dataset": dataset,
-        "recommender_strategy": strategy,
-        "SAE_fusion_strategy": fusion if fusion is not None else "None",
-        "group_type": paper_group_type(groupset),
-        "group_size": group_size,
-        "embedding_dim": embedding_dim,
-        "top_k": top_k if top_k is not None else "None",
-        "note": note,
-        "topk_inference": topk_inference if topk_inference is not None else "None",
-        "normalize_users_embeddings": normalize_users_embeddings if normalize_users_embeddings is not None else "None",
-        "group_set": groupset,
-        "group_kind": kind,
-        "user_set": pool,
-    }
-    if kind == "opposing":
-        params["subgroup_sizes"] = "-".join(map(str, sizes))
-    params.update(extra or {})
-    return params
-
-
-#: Per-group columns that are undefined (NaN) for some groups by definition: ratios whose
-#: denominator is 0 (every member scores 0), by column-name suffix.
-UNDEFINED_RATIO_SUFFIXES = ("_min_mean", "_min_max", "_jain", "/min:mean", "/min:max")
-#: List statistics that are undefined for short lists: column -> fewest list items that define it.
-UNDEFINED_SHORT_LIST = {"Popularity": 1, "RecommendationsSimilarity": 2}
-
-
-def check_per_group(
-    per_group: pd.DataFrame, recommendations: pd.DataFrame | None, path: str | os.PathLike | None
-) -> None:
-    """Raise :class:`~sagea.io.NonFiniteError` on a NaN/inf per-group metric that is not undefined by
-    definition (ratio columns of :data:`UNDEFINED_RATIO_SUFFIXES`; :data:`UNDEFINED_SHORT_LIST`
-    statistics of lists shorter than their minimum, list lengths from ``recommendations``)."""
-    from sagea.io import check_finite
-
-    lengths = None
-    if recommendations is not None:
-        counts = recommendations.groupby("group").size()
-        lengths = per_group["group"].map(counts).fillna(0).to_numpy()
-    hint = (
-        "the evaluation produced it from finite inputs; rerun the evaluation "
-        "(`snakemake --forcerun evaluate_sagea evaluate_baselines`) and report the group ids"
-    )
-    for col in per_group.columns:
-        if col == "group":
-            continue
-        allow = None
-        if str(col).endswith(UNDEFINED_RATIO_SUFFIXES):
-            allow = np.ones(len(per_group), dtype=bool)
-        elif col in UNDEFINED_SHORT_LIST:  # without the lists (reading back): trust the writer's check
-            allow = lengths < UNDEFINED_SHORT_LIST[col] if lengths is not None else np.ones(len(per_group), bool)
-        check_finite(per_group[col], path, f"per-group metric {col!r} (rows = groups)", hint, allow=allow)
-
-
-def write_strategy_outputs(result: StrategyResult, out_dir: str | os.PathLike, params: Mapping, k: int) -> dict:
-    """Write ``per_group.parquet``, ``recommendations.parquet``, ``summary.json``; returns the summary."""
-    from sagea.io import write_json, write_parquet
-
-    out = Path(out_dir)
-    check_per_group(result.per_group, result.recommendations, out / "per_group.parquet")
-    write_parquet(result.per_group, out / "per_group.parquet")
-    write_parquet(result.recommendations, out / "recommendations.parquet")
-    summary = {"params": dict(params), "n_groups": len(result.per_group), "metrics": mlflow_metrics(result.per_group, k)}
-    write_json(summary, out / "summary.json")
-    result.summary = summary
-    return summary
-
-
-def log_summary(
-    tracking_uri: str,
-    dataset: str,
-    run_name: str,
-    summary: Mapping,
-    artifacts: Sequence = (),
-    *,
-    key: str | None = None,
-    start_time: float | None = None,
-    provenance=None,
-    tags: Mapping[str, str] | None = None,
-) -> str:
-    """One MLflow run in ``GR_<dataset>`` with the summary's params (plus the provenance's group
-    sampling settings) and metrics; ``key`` replaces an earlier run of the same output folder."""
-    from sagea.tracking import log_run
-
-    params = {**summary["params"], **(dict(provenance.group_params) if provenance is not None else {})}
-    return log_run(
-        tracking_uri, f"GR_{dataset}", run_name, params, summary["metrics"], artifacts=artifacts,
-        tags={"sagea.stage": "evaluate", **dict(tags or {})}, key=key, start_time=start_time, provenance=provenance,
-    )

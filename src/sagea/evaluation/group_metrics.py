@@ -69,12 +69,6 @@ def recommendation_similarity(recs: np.ndarray, item_unit: np.ndarray) -> np.nda
     return _ratio((sims * pair).sum((1, 2)), pair.sum((1, 2)).astype(np.float64))
 
 
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (zero rows stay zero)."""
-    norm = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norm > 0, norm, 1.0)
-
-
 def group_metrics(
     recs: np.ndarray,
     targets: np.ndarray,

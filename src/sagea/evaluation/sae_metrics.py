@@ -7,7 +7,7 @@ On a set of users (validation or test):
   no user;
 - ``NDCG20`` / ``R20``: ELSA with the SAE inserted — inputs → ELSA encode → SAE encode/decode →
   ELSA decode → inputs excluded → top 20 vs the held-out targets of
-  :func:`sagea.evaluation.splits.user_input_target_split`;
+  :func:`sagea.data.splits.user_input_target_split`;
 - ``NDCG20_base`` / ``R20_base``: plain ELSA on the same split; ``NDCG20_Degradation`` and
   ``R20_Degradation``: SAE − ELSA (as the research code, a difference, not a ratio).
 """
@@ -21,8 +21,9 @@ import scipy.sparse as sp
 import torch
 
 from sagea.data.batches import DeviceCSR
+from sagea.data.splits import user_input_target_split
 from sagea.evaluation.single_user import evaluate_scorer
-from sagea.evaluation.splits import user_input_target_split
+from sagea.scoring import elsa_scores, sae_scores
 
 
 class ELSALike(Protocol):
@@ -93,10 +94,10 @@ def reconstruction_metrics(
     inputs, targets = user_input_target_split(rows, target_fraction, seed, target_method)
 
     def plain(x: torch.Tensor) -> torch.Tensor:
-        return elsa.decode(elsa.encode(x)) - x
+        return elsa_scores(elsa, x)
 
     def with_sae(x: torch.Tensor) -> torch.Tensor:
-        return elsa.decode(sae(elsa.encode(x), topk_inference)) - x
+        return sae_scores(elsa, sae, x, topk_inference)
 
     base = evaluate_scorer(plain, inputs, targets, k, batch_size, device, desc="ELSA")
     fused = evaluate_scorer(with_sae, inputs, targets, k, batch_size, device, desc="ELSA+SAE")

@@ -5,8 +5,9 @@ evaluation device) to scores ``[B, items]``: ELSA ``x A Aᵀ − x``, EASE ``x B
 popularity vector, or ELSA with an SAE inserted between encode and decode. The protocol:
 
 1. each evaluated user's interactions are split into inputs and ``ceil(0.2·n)`` seeded targets
-   (:func:`single_user_split`, a thin wrapper of ``sagea.evaluation.splits``);
-2. scores are min-max normalised per user to [0, 1], the user's inputs excluded, top-k;
+   (:func:`single_user_split`, a thin wrapper of ``sagea.data.splits``);
+2. scores are min-max normalised per user to [0, 1], the user's inputs excluded, top-k
+   (:func:`sagea.scoring.top_k_items`);
 3. NDCG@k, Recall@k (denominator ``min(k, |targets|)``), Precision@k, HitRate@k, MRR@k per
    user from ``sagea.evaluation.metrics``, averaged over users with at least one target;
    Coverage@k = share of the catalogue appearing in at least one list.
@@ -15,20 +16,18 @@ popularity vector, or ELSA with an SAE inserted between encode and decode. The p
 from __future__ import annotations
 
 import logging
-from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from sagea.data.batches import DeviceCSR
+from sagea.data.splits import user_input_target_split
 from sagea.evaluation import metrics as M
-from sagea.evaluation.splits import user_input_target_split
 from sagea.runtime import progress
+from sagea.scoring import ScoreFn, top_k_items
 
 log = logging.getLogger(__name__)
-
-ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def single_user_split(
@@ -46,21 +45,6 @@ def single_user_split(
     """
     rows = sp.csr_matrix(matrix)[np.asarray(users)]
     return user_input_target_split(rows, target_fraction=target_fraction, seed=seed, method=method)
-
-
-def minmax_rows(scores: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Per row ``(s − min) / (max − min)`` in [0, 1] (constant rows become 0)."""
-    lo = scores.amin(dim=1, keepdim=True)
-    hi = scores.amax(dim=1, keepdim=True)
-    return (scores - lo) / (hi - lo).clamp_min(eps)
-
-
-def top_k_items(scores: torch.Tensor, exclude: torch.Tensor, k: int, normalize: bool = True) -> torch.Tensor:
-    """Indices ``[B, k]`` of the k best items per row, items where ``exclude > 0`` never chosen."""
-    if normalize:
-        scores = minmax_rows(scores)
-    scores = scores.masked_fill(exclude > 0, float("-inf"))
-    return torch.topk(scores, k, dim=1, sorted=True).indices
 
 
 def metric_names(k: int) -> list[str]:

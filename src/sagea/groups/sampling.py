@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from sagea.evaluation.splits import common_targets, group_split, group_target_masks
+from sagea.data.splits import common_targets, group_split, group_target_masks
 from sagea.plan import PAPER_GROUP_NAMES, parse_group_set
 from sagea.runtime import progress
 

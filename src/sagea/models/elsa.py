@@ -37,6 +37,7 @@ from sagea.data.batches import DeviceCSR
 from sagea.evaluation.single_user import evaluate_scorer
 from sagea.io import NonFiniteError, check_finite, read_torch, write_torch
 from sagea.runtime import progress
+from sagea.scoring import elsa_scores
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +71,12 @@ class ELSA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Prediction ``relu(x A Aᵀ − x)`` (without the ReLU when ``relu`` is False)."""
-        prediction = self.decode(self.encode(x)) - x
+        prediction = elsa_scores(self, x)
         return F.relu(prediction) if self.relu else prediction
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """Ranking scores ``x A Aᵀ − x``."""
-        return self.decode(self.encode(x)) - x
+        return elsa_scores(self, x)
 
     @torch.no_grad()
     def project_gradient(self) -> None:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from sagea.recommenders.base import ElsaLike, Recommendation, exclude, member_relevance, stable_topk
+from sagea.recommenders.base import Recommendation
+from sagea.scoring import ElsaLike, elsa_scores, exclude, member_relevance, stable_topk
 
 SCORE_AGGREGATIONS = ("ADD", "MUL", "LMS", "MPL")
 
@@ -85,7 +86,7 @@ class ElsaUnion:
 
     def score(self, inputs: torch.Tensor) -> torch.Tensor:
         union = inputs.amax(dim=1)
-        return self.elsa.decode(self.elsa.encode(union)) - union
+        return elsa_scores(self.elsa, union)
 
     def aggregate(self, state: torch.Tensor, seen: torch.Tensor, k: int) -> Recommendation:
         return Recommendation(stable_topk(exclude(state, seen), k))

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from sagea.recommenders.base import ElsaLike, Recommendation, exclude, member_relevance, stable_topk
+from sagea.recommenders.base import Recommendation
+from sagea.scoring import ElsaLike, exclude, member_relevance, stable_topk
 
 
 def _gains(r: torch.Tensor, total_r: torch.Tensor, awarded: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

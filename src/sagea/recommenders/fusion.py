@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 
 from sagea.plan import FUSIONS  # the fusion names of docs/method.md §5, one list for all
-from sagea.recommenders.base import stable_topk
+from sagea.scoring import stable_topk
 
 ZERO_FALLBACKS = ("relax", "average", "nan")
 #: Fusions that keep only features shared by (enough) members, so may fuse to zero on their own.

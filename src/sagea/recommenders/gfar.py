@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import torch
 
-from sagea.recommenders.base import ElsaLike, Recommendation, exclude, member_elsa_scores, stable_topk
+from sagea.recommenders.base import Recommendation
+from sagea.scoring import ElsaLike, exclude, member_elsa_scores, stable_topk
 
 
 def borda_candidates(scores: torch.Tensor, seen: torch.Tensor, n_relevant: int) -> tuple[torch.Tensor, torch.Tensor]:

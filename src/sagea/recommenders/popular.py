@@ -1,24 +1,16 @@
-"""POPULAR: the most frequent items the group has not seen, and item popularity counts.
+"""POPULAR: the most frequent items the group has not seen.
 
-Popularity is the number of users holding an item. Fixed behaviour: counted over the training
-users only, so no evaluated member's held-out targets leak into it. Research behaviour
-(defect 4, config ``evaluation.research.popularity_with_targets``): every interaction of every
-user, held-out targets included.
+Popularity is the number of users holding an item (:func:`sagea.scoring.item_popularity`):
+counted over the training users only, or, in research mode (defect 4), over every user.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
-from sagea.recommenders.base import Recommendation, exclude, stable_topk
-
-
-def item_popularity(rows: sp.csr_matrix, train_users: np.ndarray, with_targets: bool = False) -> np.ndarray:
-    """Per-item user counts ``[I]`` (float64): train users' rows, or all rows if ``with_targets``."""
-    source = rows if with_targets else rows[np.asarray(train_users)]
-    return np.asarray((source > 0).sum(axis=0), dtype=np.float64).reshape(-1)
+from sagea.recommenders.base import Recommendation
+from sagea.scoring import exclude, stable_topk
 
 
 class Popular:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from sagea.io import check_finite
-from sagea.recommenders.base import ElsaLike, Recommendation, SaeLike, exclude, stable_topk
+from sagea.recommenders.base import Recommendation, SaeLike
+from sagea.scoring import ElsaLike, exclude, stable_topk
 from sagea.recommenders.fusion import fuse, normalize_members, relax, rescale
 
 

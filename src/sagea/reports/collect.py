@@ -115,7 +115,7 @@ def collect_per_group(entries: list[dict]) -> pd.DataFrame:
     ``baseline``), ``strategy`` (fusion or baseline name), for SAGEA also ``sae``, ``option``,
     ``topk_inference``, ``normalize_users_embeddings`` and ``sae_hp`` (the variant's hyperparameters).
     """
-    from sagea.evaluation.group import check_per_group
+    from sagea.evaluation.outputs import check_per_group
 
     frames = []
     for entry in entries:

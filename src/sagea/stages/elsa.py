@@ -24,7 +24,7 @@ from sagea.evaluation.single_user import evaluate_scorer, single_user_split
 from sagea.evaluation.validation_streams import legacy_target_split
 from sagea.io import check_finite, read_json, write_embeddings, write_json, write_parquet
 from sagea.models import elsa as elsa_model
-from sagea.recommenders.single_user import ease_scorer, pop_scorer
+from sagea.recommenders.user_baselines import ease_scorer, pop_scorer
 from sagea.runtime import seed_everything, select_device, set_threads
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,8 @@
 """Statistics of a prepared 0/1 interaction matrix that shape a group-recommendation study.
 
+An analysis above every stage (it draws groups and fits single-user baselines), so it lives
+outside ``sagea.data``.
+
 Used to calibrate the synthetic generator against real data (docs/synthetic.md,
 ``benchmarks/synthetic_calibration.py``): size and density, how activity and popularity are
 spread, how many items random users share, and how many items random groups have held out by
@@ -106,7 +109,7 @@ def dataset_statistics(
       (0 = the most popular item).
     Deterministic in ``seed``.
     """
-    from sagea.evaluation.splits import common_targets, group_split, group_target_masks
+    from sagea.data.splits import common_targets, group_split, group_target_masks
     from sagea.groups.sampling import common_items
 
     rows = _binary_csr(rows)
@@ -203,7 +206,7 @@ def popularity_vs_personal(
     folds and ``ratio`` = EASE / POP: about 1 when tastes carry no signal beyond popularity.
     """
     from sagea.evaluation.single_user import evaluate_scorer, single_user_split
-    from sagea.recommenders.single_user import ease_scorer, pop_scorer
+    from sagea.recommenders.user_baselines import ease_scorer, pop_scorer
 
     rows = _binary_csr(rows)
     n_users = rows.shape[0]

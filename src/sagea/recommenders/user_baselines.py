@@ -1,7 +1,8 @@
 """Single-user baselines for the accuracy table: POP and EASE (Steck, WWW 2019).
 
 Both return a *scorer* (``x [B, items] -> scores [B, items]``) for
-:func:`sagea.evaluation.single_user.evaluate_scorer`, fitted on the training users only.
+:func:`sagea.evaluation.single_user.evaluate_scorer`, fitted on the training users only
+(every row of the matrix passed in).
 """
 
 from __future__ import annotations
@@ -12,16 +13,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from sagea.evaluation.single_user import ScoreFn
+from sagea.scoring import ScoreFn, item_popularity
 
 log = logging.getLogger(__name__)
-
-
-def item_popularity(train: sp.csr_matrix) -> np.ndarray:
-    """Number of training users who interacted with each item."""
-    binary = sp.csr_matrix(train, copy=True)
-    binary.data[:] = 1.0
-    return np.asarray(binary.sum(axis=0)).ravel()
 
 
 def pop_scorer(train: sp.csr_matrix, device: torch.device | str = "cpu") -> ScoreFn:
