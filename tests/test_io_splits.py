@@ -65,6 +65,26 @@ def test_group_masks_depend_on_member_set_and_seed():
     assert (shared == shared[0]).all()
 
 
+def _masks_one_group_at_a_time(groups, n_items, target_ratio, seed):
+    """The original per-group loop: one generator seeded by (seed, sorted members) per group."""
+    n_target = int(round(target_ratio * n_items))
+    masks = np.zeros((len(groups), n_items), dtype=bool)
+    for g, members in enumerate(groups):
+        rng = np.random.default_rng([seed, *sorted(int(m) for m in members)])
+        masks[g, rng.permutation(n_items)[:n_target]] = True
+    return masks
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+@pytest.mark.parametrize(("n_items", "ratio"), [(97, 0.5), (40, 0.0), (40, 1.0), (1, 0.5), (300, 0.33)])
+def test_group_masks_equal_the_per_group_loop(dtype, n_items, ratio):
+    groups = np.random.default_rng(3).integers(0, 2**31 - 1, (25, 4)).astype(dtype)
+    groups[5] = groups[4][::-1]  # same set, other order
+    expected = _masks_one_group_at_a_time(groups, n_items, ratio, 9)
+    np.testing.assert_array_equal(splits.group_target_masks(groups, n_items, ratio, 9), expected)
+    np.testing.assert_array_equal(splits.group_target_masks(groups[:0], n_items, ratio, 9), expected[:0])
+
+
 def test_group_split_by_hand():
     rows = sp.csr_matrix(np.array([[1, 1, 0, 1], [1, 0, 1, 1], [0, 1, 1, 1]], dtype=np.float32))
     groups = np.array([[0, 1]])
