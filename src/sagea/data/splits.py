@@ -148,10 +148,15 @@ def group_target_masks(
         mask = research_group_mask(n_items, target_ratio, seed)
         return np.broadcast_to(mask, (len(groups), n_items)).copy()
     n_target = int(round(target_ratio * n_items))
+    member_sets = np.sort(groups.astype(np.int64), axis=-1).tolist()
+    chosen = np.empty((len(groups), n_target), dtype=np.int64)
+    # The one step per group: the mask *is* the permutation of a generator seeded by the group's
+    # member set, so the draw cannot be batched across groups without changing every mask.
+    # Sorting, the seeds and the scatter into the masks are array operations.
+    for g, members in enumerate(member_sets):
+        chosen[g] = np.random.default_rng([seed, *members]).permutation(n_items)[:n_target]
     masks = np.zeros((len(groups), n_items), dtype=bool)
-    for g, members in enumerate(groups):
-        rng = np.random.default_rng([seed, *sorted(int(m) for m in members)])
-        masks[g, rng.permutation(n_items)[:n_target]] = True
+    np.put_along_axis(masks, chosen, True, axis=1)
     return masks
 
 
