@@ -508,3 +508,64 @@ def test_time_budget_stops_after_the_first_round(repo):
     assert _suggestions(msg)["groups.budget.max_seconds"] is None  # nothing kept yet: no rate to size it by
     for key, value in _suggestions(msg).items():
         _validate_suggestion(repo, key, value)
+
+
+# ----------------------------------------------------------------------------- vectorised filters vs loops
+def reference_cap_overlap(groups, order, max_overlap, limit):
+    """The greedy overlap cap as a plain loop over groups (the sampler's former implementation)."""
+    if max_overlap is None:
+        return np.asarray(order[:limit], dtype=np.int64)
+    size = groups.shape[1]
+    kept, by_user = [], {}
+    for g in order:
+        counts = {}
+        for u in groups[g]:
+            for other in by_user.get(int(u), ()):
+                counts[other] = counts.get(other, 0) + 1
+        if counts and max(counts.values()) / size > max_overlap + 1e-12:
+            continue
+        kept.append(int(g))
+        for u in groups[g]:
+            by_user.setdefault(int(u), []).append(int(g))
+        if len(kept) >= limit:
+            break
+    return np.asarray(kept, dtype=np.int64)
+
+
+@pytest.mark.parametrize("pool,size,n", [(8, 3, 60), (40, 3, 300), (300, 2, 500), (50, 5, 400), (2000, 3, 3000)])
+def test_cap_overlap_equals_the_greedy_loop(pool, size, n):
+    """Blocks of any size and the vectorised rounds give exactly the loop's kept groups, in its order,
+    from pools where nearly every pair conflicts to pools where conflicts are rare."""
+    rng = np.random.default_rng(pool * 7 + size)
+    groups = np.argsort(rng.random((n, pool)), axis=1)[:, :size]  # distinct members per group
+    groups[n // 2 :: 7] = groups[: len(groups[n // 2 :: 7])]  # some identical groups
+    order = rng.permutation(n)[: int(0.9 * n)]
+    for max_overlap in (None, 0.0, 0.2, 1 / 3, 0.34, 0.5, 0.67, 1.0):
+        for limit in (1, 25, n):
+            expected = reference_cap_overlap(groups, order, max_overlap, limit)
+            for block in (None, 1, 13, n):
+                got = cap_overlap(groups, order, max_overlap, limit, block=block)
+                assert got.tolist() == expected.tolist(), (max_overlap, limit, block)
+
+
+def test_cap_overlap_chain_of_conflicts():
+    """A chain g0-g1-g2-...: each group conflicts with its neighbours only; the greedy keeps every
+    other one, which the rounds reach one link at a time."""
+    groups = np.array([[i, i + 1] for i in range(0, 40)])  # g_i and g_{i+1} share one of 2 members
+    kept = cap_overlap(groups, np.arange(40), 0.4, limit=100)
+    assert kept.tolist() == list(range(0, 40, 2)) == reference_cap_overlap(groups, np.arange(40), 0.4, 100).tolist()
+    # reversed order, and a limit inside the chain
+    assert cap_overlap(groups, np.arange(40)[::-1], 0.4, 5).tolist() == [39, 37, 35, 33, 31]
+
+
+def test_group_similarities_in_chunks_equal_one_pass(clustered):
+    emb, _, _ = clustered
+    normed = normalize_rows(emb)
+    members = np.random.default_rng(0).permutation(400)[:300].reshape(60, 5)
+    whole = group_similarities(normed, members, (3, 2))
+    for max_bytes in (1, 5 * 16 * 8 * 7):  # one group, then 7 groups per chunk
+        parts = group_similarities(normed, members, (3, 2), max_bytes=max_bytes)
+        for key in whole:
+            assert np.array_equal(parts[key], whole[key], equal_nan=True), key
+    single = group_similarities(normed, members[:, :4], (4, 0), max_bytes=1)
+    assert np.isnan(single["between_similarity"]).all() and not np.isnan(single["group_similarity"]).any()

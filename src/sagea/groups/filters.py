@@ -64,25 +64,68 @@ def count_common_targets(
     return out
 
 
-def cap_overlap(groups: np.ndarray, order: np.ndarray, max_overlap: float | None, limit: int) -> np.ndarray:
+def _incidence(groups: np.ndarray, n_users: int) -> sp.csr_matrix:
+    """Group x user 0/1 matrix of ``groups [n, size]`` (int32 counts of shared members by product)."""
+    n, size = groups.shape
+    return sp.csr_matrix(
+        (np.ones(groups.size, dtype=np.int32), (np.repeat(np.arange(n), size), groups.reshape(-1))),
+        shape=(n, n_users),
+    )
+
+
+def _greedy_in_order(edges_later: np.ndarray, edges_earlier: np.ndarray, dropped: np.ndarray) -> np.ndarray:
+    """The greedy choice in index order on a conflict graph, in vectorised rounds.
+
+    Candidate ``i`` is kept unless an earlier kept candidate conflicts with it; the edges join a
+    later candidate to an earlier one; ``dropped`` marks candidates already excluded. Each round
+    drops the undecided candidates with a kept earlier neighbour and keeps those whose earlier
+    neighbours are all dropped, so the earliest undecided candidate is always decided and the
+    rounds follow the longest chain of conflicts (a few rounds in practice).
+    """
+    state = np.where(dropped, 2, 0).astype(np.int8)  # 0 undecided, 1 kept, 2 dropped
+    later, earlier = edges_later, edges_earlier
+    while (state == 0).any():
+        state[later[state[earlier] == 1]] = 2  # a kept earlier neighbour (kept rows have none kept)
+        blocked = np.zeros(len(state), dtype=bool)
+        blocked[later[state[earlier] == 0]] = True
+        state[(state == 0) & ~blocked] = 1
+        live = state[later] == 0
+        later, earlier = later[live], earlier[live]
+    return state == 1
+
+
+def cap_overlap(
+    groups: np.ndarray, order: np.ndarray, max_overlap: float | None, limit: int, block: int | None = None
+) -> np.ndarray:
     """Greedy in ``order``: keep a group unless it shares more than ``max_overlap`` of its members
-    with a group kept before it; stop at ``limit`` kept groups. Returns the kept indices."""
+    with a group kept before it; stop at ``limit`` kept groups. Returns the kept indices.
+
+    Vectorised over groups: ``order`` is taken in blocks (``block`` groups; default twice the
+    groups still needed, at least 1024); a block's groups conflicting with a group kept in an
+    earlier block are dropped, the rest are resolved among themselves by :func:`_greedy_in_order`
+    on their sparse conflict graph (shared members from the product of group x user incidences).
+    """
+    order = np.asarray(order, dtype=np.int64)
     if max_overlap is None:
         return order[:limit]
+    groups = np.asarray(groups, dtype=np.int64)
     size = groups.shape[1]
-    kept: list[int] = []
-    by_user: dict[int, list[int]] = {}
-    for g in order:
-        counts: dict[int, int] = {}
-        for u in groups[g]:
-            for other in by_user.get(int(u), ()):
-                counts[other] = counts.get(other, 0) + 1
-        if counts and max(counts.values()) / size > max_overlap + 1e-12:
-            continue
-        kept.append(int(g))
-        for u in groups[g]:
-            by_user.setdefault(int(u), []).append(int(g))
-        if len(kept) >= limit:
-            break
-    return np.asarray(kept, dtype=np.int64)
-
+    n_users = int(groups.max()) + 1 if groups.size else 0
+    kept = np.zeros(0, dtype=np.int64)
+    kept_incidence = _incidence(groups[kept], n_users)
+    start = 0
+    while start < len(order) and len(kept) < limit:
+        part = order[start : start + (block or max(1024, 2 * (limit - len(kept))))]
+        start += len(part)
+        incidence = _incidence(groups[part], n_users)
+        # conflicts: shared / size > max_overlap + 1e-12, the same float test as a loop over pairs
+        with_kept = (incidence @ kept_incidence.T).tocoo()
+        dropped = np.zeros(len(part), dtype=bool)
+        dropped[with_kept.row[with_kept.data / size > max_overlap + 1e-12]] = True
+        among = sp.tril(incidence @ incidence.T, k=-1).tocoo()
+        conflict = among.data / size > max_overlap + 1e-12
+        keep = _greedy_in_order(among.row[conflict], among.col[conflict], dropped)
+        new = part[keep][: limit - len(kept)]
+        kept = np.concatenate([kept, new])
+        kept_incidence = sp.vstack([kept_incidence, _incidence(groups[new], n_users)]).tocsr()
+    return kept

@@ -75,36 +75,47 @@ def estimate_thresholds(
 
 
 def group_similarities(
-    normed: np.ndarray, groups: np.ndarray, sizes: tuple[int, int]
+    normed: np.ndarray, groups: np.ndarray, sizes: tuple[int, int], max_bytes: int = 64 * 2**20
 ) -> dict[str, np.ndarray]:
     """Mean pairwise similarity of each group, of each subgroup and between the subgroups.
 
     ``groups`` holds rows of ``normed`` (subgroup 0 first). Subgroup values are NaN for
-    non-opposing sets (``sizes[1] == 0``) and for a subgroup of one member.
+    non-opposing sets (``sizes[1] == 0``) and for a subgroup of one member. Groups are taken in
+    chunks of about ``max_bytes`` of gathered float64 member embeddings; the means do not depend on
+    the chunking.
     """
+    groups = np.asarray(groups, dtype=np.int64)
     n, size = groups.shape
-    emb = np.take(normed, np.asarray(groups, dtype=np.int64), axis=0).astype(np.float64)
-    sim = (np.matmul(emb, emb.transpose(0, 2, 1)) + 1.0) / 2.0  # [n, size, size]
+    a, b = sizes
+    everyone, first, second = np.arange(size), np.arange(a), np.arange(a, a + b)
+    triu = np.triu(np.ones((size, size), dtype=bool), k=1)
 
-    def mean_over(rows: np.ndarray, cols: np.ndarray, upper: bool) -> np.ndarray:
+    def pair_mask(rows: np.ndarray, cols: np.ndarray, upper: bool) -> np.ndarray:
         mask = np.zeros((size, size), dtype=bool)
         mask[np.ix_(rows, cols)] = True
-        if upper:
-            mask &= np.triu(np.ones((size, size), dtype=bool), k=1)
-        if not mask.any():
-            return np.full(n, np.nan)
-        return sim[:, mask].mean(axis=1)
+        return mask & triu if upper else mask
 
-    a, b = sizes
-    everyone = np.arange(size)
-    out = {"group_similarity": mean_over(everyone, everyone, upper=True)}
-    nan = np.full(n, np.nan)
-    if b == 0:
-        out.update(subgroup_similarity_0=nan, subgroup_similarity_1=nan, between_similarity=nan)
-    else:
-        first, second = np.arange(a), np.arange(a, a + b)
-        out["subgroup_similarity_0"] = mean_over(first, first, upper=True)
-        out["subgroup_similarity_1"] = mean_over(second, second, upper=True)
-        out["between_similarity"] = mean_over(first, second, upper=False)
+    masks = {"group_similarity": pair_mask(everyone, everyone, upper=True)}
+    if b > 0:
+        masks["subgroup_similarity_0"] = pair_mask(first, first, upper=True)
+        masks["subgroup_similarity_1"] = pair_mask(second, second, upper=True)
+        masks["between_similarity"] = pair_mask(first, second, upper=False)
+    out = {key: np.full(n, np.nan) for key in
+           ("group_similarity", "subgroup_similarity_0", "subgroup_similarity_1", "between_similarity")}  # fmt: skip
+    chunk = max(1, int(max_bytes // max(1, size * normed.shape[1] * 8)))
+    for lo in range(0, n, chunk):
+        emb = np.take(normed, groups[lo : lo + chunk], axis=0).astype(np.float64)
+        sim = (np.matmul(emb, emb.transpose(0, 2, 1)) + 1.0) / 2.0  # [chunk, size, size]
+        for key, mask in masks.items():
+            if mask.any():
+                out[key][lo : lo + chunk] = _row_mean(sim[:, mask])
     return out
 
+
+def _row_mean(values: np.ndarray) -> np.ndarray:
+    """Mean of each row, summed left to right: the same bits whatever the number of rows (numpy's
+    ``mean(axis=1)`` sums a single row pairwise but several rows of this layout left to right)."""
+    total = values[:, 0].copy()
+    for col in range(1, values.shape[1]):  # over member pairs, never over groups
+        total += values[:, col]
+    return total / values.shape[1]
