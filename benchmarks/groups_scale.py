@@ -10,7 +10,7 @@ process's peak resident size (``resource.getrusage``, inputs included) and the p
 allocations made while sampling (``tracemalloc``, numpy arrays included), above the inputs.
 Results go to BENCHMARKS.md (## Scale run, ### Scale run — group sampling).
 
-    SAGEA_PROGRESS=0 PYTHONPATH=src .venv/bin/python benchmarks/groups_scale.py [--max-overlap 0.34]
+    SAGEA_PROGRESS=0 PYTHONPATH=src .venv/bin/python benchmarks/groups_scale.py [--max-overlap 0.34] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import platform
 import resource
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -84,17 +85,27 @@ def main() -> None:
     parser.add_argument("--common", type=int, default=5, help="groups.common_interactions")
     parser.add_argument("--max-overlap", type=float, default=None)
     parser.add_argument("--sets", nargs="+", default=SETS)
+    parser.add_argument("--cache", help="folder to keep the generated inputs in (reused when present)")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    emb, rows = synthetic_inputs(args.users, args.items, args.interactions, args.dim)
+    cache = Path(args.cache) if args.cache else None
+    tag = f"{args.users}-{args.items}-{args.interactions}-{args.dim}"
+    if cache is not None and (cache / f"rows-{tag}.npz").exists():
+        emb, rows = np.load(cache / f"emb-{tag}.npy"), sp.load_npz(cache / f"rows-{tag}.npz").tocsr()
+    else:
+        emb, rows = synthetic_inputs(args.users, args.items, args.interactions, args.dim)
+        if cache is not None:
+            cache.mkdir(parents=True, exist_ok=True)
+            np.save(cache / f"emb-{tag}.npy", emb)
+            sp.save_npz(cache / f"rows-{tag}.npz", rows, compressed=False)
     t_data = time.perf_counter() - t0
     rss_inputs = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}, numpy {np.__version__}", flush=True)
     print(
         f"inputs: {emb.shape[0]} users x {emb.shape[1]} factors, {rows.shape[1]} items, {rows.nnz} interactions "
         f"({(emb.nbytes + rows.data.nbytes + rows.indices.nbytes + rows.indptr.nbytes) / 2**20:.0f} MiB) "
-        f"built in {t_data:.1f} s; peak RSS so far {rss_inputs:.2f} GiB"
+        f"built or loaded in {t_data:.1f} s; peak RSS so far {rss_inputs:.2f} GiB"
     )
     tracemalloc.start()
     t0 = time.perf_counter()
