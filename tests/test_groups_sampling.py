@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats as sstats
 
 from groups_fixtures import clustered_users
-from sagea.evaluation.splits import group_target_masks
+from sagea.evaluation.splits import common_targets, group_split, group_target_masks
 from sagea.groups.diagnostics import member_overlap_pairs, small_data_flags
 from sagea.groups.errors import GroupSamplingError
 from sagea.groups.filters import cap_overlap, common_items, count_common_targets, unique_group_index
@@ -569,3 +569,25 @@ def test_group_similarities_in_chunks_equal_one_pass(clustered):
             assert np.array_equal(parts[key], whole[key], equal_nan=True), key
     single = group_similarities(normed, members[:, :4], (4, 0), max_bytes=1)
     assert np.isnan(single["between_similarity"]).all() and not np.isnan(single["group_similarity"]).any()
+
+
+@pytest.mark.parametrize("shared_mask", [False, True])
+def test_common_targets_equal_the_evaluation_split(clustered, shared_mask):
+    """The sparse count equals the evaluation's own dense path (group_split + common_targets), in any
+    chunking, also for groups of 5 and for stored zeros / weights in the interactions."""
+    _, _, x = clustered
+    x = x.copy()
+    x.data[::5] = 3.0  # weights count as held items
+    x.data[1::11] = 0.0  # a stored zero is not an interaction (group_split: toarray() > 0)
+    rng = np.random.default_rng(1)
+    for size in (2, 3, 5):
+        g = np.argsort(rng.random((90, 400)), axis=1)[:, :size]
+        g[:30] = g[:30] % 100  # members of the same item block share items
+        masks = group_target_masks(g, x.shape[1], 0.4, 6, shared_mask)
+        expected = common_targets(group_split(x, g, masks)[1]).sum(axis=1)
+        assert expected.max() > 3
+        for max_bytes in (1, 7 * x.shape[1], 64 * 2**20):
+            got = count_common_targets(x, g, 0.4, 6, shared_mask, max_bytes=max_bytes)
+            assert got.tolist() == expected.tolist()
+        items = (x.toarray() > 0)[g].all(axis=1).sum(axis=1)
+        assert common_items(x, g, chunk=13).tolist() == items.tolist()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from sagea.evaluation.splits import common_targets, group_split, group_target_masks
+from sagea.evaluation.splits import group_target_masks
 
 
 def unique_group_index(groups: np.ndarray) -> np.ndarray:
@@ -23,16 +23,22 @@ def unique_group_index(groups: np.ndarray) -> np.ndarray:
     return np.sort(first)
 
 
+def _common_member_items(rows: sp.csr_matrix, groups: np.ndarray) -> sp.csr_matrix:
+    """Bool CSR ``[n_groups, items]``: the items every member holds (a stored value > 0)."""
+    common = rows[groups[:, 0]] > 0
+    for col in range(1, groups.shape[1]):
+        common = common.multiply(rows[groups[:, col]] > 0)
+    common = sp.csr_matrix(common)
+    common.eliminate_zeros()
+    return common
+
+
 def common_items(rows: sp.csr_matrix, groups: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """Number of items every member of a group interacted with, ``|∩_u items(u)|``, per group."""
     groups = np.asarray(groups, dtype=np.int64)
     out = np.zeros(len(groups), dtype=np.int32)
     for lo in range(0, len(groups), chunk):
-        part = groups[lo : lo + chunk]
-        common = rows[part[:, 0]]
-        for col in range(1, part.shape[1]):
-            common = common.multiply(rows[part[:, col]])
-        out[lo : lo + chunk] = np.asarray((sp.csr_matrix(common) > 0).sum(axis=1)).ravel()
+        out[lo : lo + chunk] = np.diff(_common_member_items(rows, groups[lo : lo + chunk]).indptr)
     return out
 
 
@@ -46,21 +52,20 @@ def count_common_targets(
 ) -> np.ndarray:
     """Items held out by every member under the group evaluation split, per group.
 
-    The same calls as the evaluation: ``group_target_masks`` + ``group_split`` + ``common_targets``,
-    in chunks of groups bounded by ``max_bytes`` of dense member rows.
+    The evaluation's masks (``group_target_masks``) applied to the items every member holds (a
+    sparse intersection of their rows): the count of ``common_targets(group_split(...))`` without
+    dense member rows. Groups are taken in chunks bounded by ``max_bytes`` of masks.
     """
     groups = np.asarray(groups, dtype=np.int64)
     n_items = rows.shape[1]
     out = np.zeros(len(groups), dtype=np.int32)
-    if len(groups) == 0:
-        return out
-    # dense member rows: float32 from toarray plus three bool arrays -> about 8 bytes per entry
-    chunk = max(1, int(max_bytes // max(1, groups.shape[1] * n_items * 8)))
+    chunk = max(1, int(max_bytes // max(1, n_items)))  # masks: one byte per (group, item)
     for lo in range(0, len(groups), chunk):
         part = groups[lo : lo + chunk]
         masks = group_target_masks(part, n_items, target_ratio, seed, shared_mask)
-        _, targets = group_split(rows, part, masks)
-        out[lo : lo + chunk] = common_targets(targets).sum(axis=1)
+        common = _common_member_items(rows, part).tocoo()
+        held_out = masks[common.row, common.col]
+        out[lo : lo + chunk] = np.bincount(common.row[held_out], minlength=len(part))
     return out
 
 
