@@ -101,7 +101,8 @@ def main() -> None:
             sp.save_npz(cache / f"rows-{tag}.npz", rows, compressed=False)
     t_data = time.perf_counter() - t0
     rss_inputs = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}, numpy {np.__version__}", flush=True)
+    machine = f"{platform.processor() or platform.machine()}, {platform.system()}, numpy {np.__version__}"
+    print(f"machine: {machine}", flush=True)
     print(
         f"inputs: {emb.shape[0]} users x {emb.shape[1]} factors, {rows.shape[1]} items, {rows.nnz} interactions "
         f"({(emb.nbytes + rows.data.nbytes + rows.indices.nbytes + rows.indptr.nbytes) / 2**20:.0f} MiB) "
