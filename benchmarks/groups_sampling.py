@@ -18,13 +18,9 @@ import numpy as np
 
 import scipy.sparse as sp
 
-from sagea.groups.sampling import (
-    count_common_targets,
-    estimate_thresholds,
-    grow_groups,
-    kind_sizes,
-    normalize_rows,
-)
+from sagea.groups.filters import count_common_targets
+from sagea.groups.grow import grow_groups, kind_sizes
+from sagea.groups.similarity import estimate_thresholds, normalize_rows
 
 KINDS = [
     ("similar", [3]),

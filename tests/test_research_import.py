@@ -290,7 +290,7 @@ def test_workflow_evaluates_on_imported_research_groups(tmp_path, repo, python):
     from groups_fixtures import write_stage_inputs as write_group_inputs
     from sagea.data.matrix import load_interactions
     from sagea.groups.io import load_groups_frame
-    from sagea.groups.sampling import count_common_targets
+    from sagea.groups.filters import count_common_targets
     from sagea.io import read_embeddings
 
     write_group_inputs(tmp_path, elsa_run="f64-s42", n_users=300)

@@ -32,7 +32,7 @@ from sagea.data.raw import DataError, RawData
 from sagea.data.splits import group_target_masks, split_users, user_input_target_split
 from sagea.evaluation.sae_metrics import reconstruction_metrics
 from sagea.evaluation.single_user import evaluate_scorer, single_user_split
-from sagea.groups.sampling import count_common_targets
+from sagea.groups.filters import count_common_targets
 from sagea.io import read_json, write_parquet
 from sagea.models.elsa import ELSA
 from sagea.recommenders.user_baselines import pop_scorer

@@ -264,11 +264,13 @@ def research_group_set(
     split_seed: int = 42,
     shared_mask: bool = False,
 ):
-    """A research group file as a :class:`sagea.groups.sampling.GroupSet` of our group set ``name``,
+    """A research group file as a :class:`sagea.groups.io.GroupSet` of our group set ``name``,
     with the similarities and common held-out items computed as for sampled groups (workflow key
     ``datasets.<name>.groups_import``)."""
-    from sagea.groups.sampling import PAPER_GROUP_NAMES, GroupSet, count_common_targets, group_similarities, normalize_rows
-    from sagea.plan import parse_group_set
+    from sagea.groups.filters import count_common_targets
+    from sagea.groups.io import GroupSet
+    from sagea.groups.similarity import group_similarities, normalize_rows
+    from sagea.plan import PAPER_GROUP_NAMES, parse_group_set
 
     kind, sizes = parse_group_set(name)
     members, file_sizes, _ = research_members(source, users_table, research_index)

@@ -1,6 +1,6 @@
 # Group stage (docs/ARCHITECTURE.md, docs/method.md §4): one job per (dataset, pool) samples every
 # group set of plan.group_sets(config) from the main ELSA run's user embeddings. Logic lives in
-# sagea.groups.sampling (via sagea.stages.groups).
+# sagea.groups (via sagea.stages.groups).
 
 
 GROUP_DIAGNOSTICS = (

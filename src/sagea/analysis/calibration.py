@@ -110,7 +110,7 @@ def dataset_statistics(
     Deterministic in ``seed``.
     """
     from sagea.data.splits import common_targets, group_split, group_target_masks
-    from sagea.groups.sampling import common_items
+    from sagea.groups.filters import common_items
 
     rows = _binary_csr(rows)
     n_users, n_items = rows.shape
@@ -143,7 +143,7 @@ def dataset_statistics(
     }
     groups = random_sets(n_users, n_groups, group_size, seed=[seed, 2])
     common = common_items(rows, groups)
-    # the calls of the sampling filter (groups.sampling.count_common_targets) and the evaluation,
+    # the calls of the sampling filter (groups.filters.count_common_targets) and the evaluation,
     # keeping which items are common targets for the popularity statistics
     rank = popularity_rank(item_counts)
     n_targets = np.zeros(n_groups, dtype=np.int64)
@@ -310,13 +310,15 @@ def group_kind_statistics(
 ) -> dict[str, dict[str, float]]:
     """Common held-out items of groups grown as the workflow grows them, per group kind.
 
-    ``kinds``: name -> (a, b) sizes as :func:`sagea.groups.sampling.grow_groups` takes them
+    ``kinds``: name -> (a, b) sizes as :func:`sagea.groups.grow.grow_groups` takes them
     (default: similar, divergent and random groups of 3, opposing 2 against 1); ``embeddings``:
     user embeddings (default :func:`proxy_embeddings`); the pool is every user. Returns per kind
     the mean number of common held-out items and ``share_gt{c}``, the share of groups with more
     than ``c`` of them (groups ``groups.common_interactions: c`` keeps), before any filtering.
     """
-    from sagea.groups.sampling import count_common_targets, estimate_thresholds, grow_groups, normalize_rows
+    from sagea.groups.filters import count_common_targets
+    from sagea.groups.grow import grow_groups
+    from sagea.groups.similarity import estimate_thresholds, normalize_rows
 
     rows = _binary_csr(rows)
     kinds = kinds or {"similar": (3, 0), "divergent": (3, 0), "random": (3, 0), "opposing": (2, 1)}

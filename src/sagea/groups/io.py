@@ -1,4 +1,5 @@
-"""Group set files: ``results/<dataset>/groups/<pool>/<groupset>.parquet`` (docs/ARCHITECTURE.md).
+"""Group sets in memory (:class:`GroupSet`) and on disk:
+``results/<dataset>/groups/<pool>/<groupset>.parquet`` (docs/ARCHITECTURE.md).
 
 One row per member: ``group`` int32, ``member`` int16, ``user`` int32, ``original_id`` string,
 ``subgroup`` int8, ``group_similarity``, ``subgroup_similarity_0``, ``subgroup_similarity_1``,
@@ -8,6 +9,8 @@ One row per member: ``group`` int32, ``member`` int16, ``user`` int32, ``origina
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +29,42 @@ COLUMNS = {
     "between_similarity": "float32",
     "n_common_targets": "int32",
 }
+
+
+@dataclass
+class GroupSet:
+    """A sampled, filtered group set: global user indices ``[n_groups, size]`` and statistics."""
+
+    name: str
+    kind: str
+    members: np.ndarray
+    subgroup: np.ndarray
+    n_common_targets: np.ndarray
+    similarity: dict[str, np.ndarray]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def group_set_frame(groups: GroupSet, original_ids: np.ndarray | None = None) -> pd.DataFrame:
+    """Long form of a group set: one row per member, columns as docs/ARCHITECTURE.md."""
+    n, size = groups.members.shape
+    users = groups.members.reshape(-1)
+    rep = lambda key: np.repeat(groups.similarity[key], size).astype(np.float32)  # noqa: E731
+    return pd.DataFrame(
+        {
+            "group": np.repeat(np.arange(n, dtype=np.int32), size),
+            "member": np.tile(np.arange(size, dtype=np.int16), n),
+            "user": users.astype(np.int32),
+            "original_id": (np.asarray(original_ids)[users] if original_ids is not None else users).astype(
+                str
+            ),
+            "subgroup": np.tile(groups.subgroup.astype(np.int8), n),
+            "group_similarity": rep("group_similarity"),
+            "subgroup_similarity_0": rep("subgroup_similarity_0"),
+            "subgroup_similarity_1": rep("subgroup_similarity_1"),
+            "between_similarity": rep("between_similarity"),
+            "n_common_targets": np.repeat(groups.n_common_targets, size).astype(np.int32),
+        }
+    )
 
 
 def _check(frame: pd.DataFrame, where: str) -> None:

@@ -237,8 +237,8 @@ GROUP_COLUMNS = [
 
 def _overlapping(members: pd.DataFrame, groups: np.ndarray) -> np.ndarray:
     """Per group (in ``groups`` order): shares at least half of its members with another group of the
-    set (``sagea.groups.sampling.HEAVY_OVERLAP_THRESHOLD``: a near-duplicate)."""
-    from sagea.groups.sampling import HEAVY_OVERLAP_THRESHOLD, member_overlap_pairs
+    set (``sagea.groups.diagnostics.HEAVY_OVERLAP_THRESHOLD``: a near-duplicate)."""
+    from sagea.groups.diagnostics import HEAVY_OVERLAP_THRESHOLD, member_overlap_pairs
 
     ordered = members.sort_values(["group", "member"])
     size = int(ordered.groupby("group").size().max()) if len(ordered) else 0

@@ -578,7 +578,7 @@ def small_data_flags(
     NDCG_com rests on one or two common held-out items per group (median ``GT_group`` <=
     ``FEW_COMMON_TARGETS``: ``†``) or whose groups overlap heavily (a share >= ``HEAVY_OVERLAP_SHARE``
     of the groups shares at least half of its members with another group: ``‡``)."""
-    from sagea.groups.sampling import FEW_COMMON_TARGETS, HEAVY_OVERLAP_SHARE, HEAVY_OVERLAP_THRESHOLD
+    from sagea.groups.diagnostics import FEW_COMMON_TARGETS, HEAVY_OVERLAP_SHARE, HEAVY_OVERLAP_THRESHOLD
 
     def select(df: pd.DataFrame) -> pd.DataFrame:
         keep = df["pool"] == pool

@@ -11,8 +11,9 @@ from typing import Any
 
 from sagea.data.matrix import load_interactions, load_split, pool_users
 from sagea.groups.diagnostics import opposing_subgroup_figure, similarity_histograms
-from sagea.groups.io import write_groups
-from sagea.groups.sampling import GroupSamplingError, group_set_frame, sample_group_sets
+from sagea.groups.errors import GroupSamplingError
+from sagea.groups.io import group_set_frame, write_groups
+from sagea.groups.sampling import sample_group_sets
 from sagea.io import check_finite, read_embeddings, read_parquet, save_figure, write_json
 
 log = logging.getLogger(__name__)
