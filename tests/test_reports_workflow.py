@@ -18,7 +18,6 @@ import report_fixtures  # noqa: E402
 
 from sagea import plan, plan_report  # noqa: E402
 from sagea.io import write_json  # noqa: E402
-from sagea.reports import figures  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
