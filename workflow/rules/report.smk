@@ -2,6 +2,8 @@
 # built from the evaluations' per_group.parquet (never from MLflow), collected once into
 # results/<study>/collected/. Logic lives in sagea.reports (tables, stats, figures) and
 # sagea.stages.report; every table/figure is marked for `snakemake --report`.
+
+
 # Per replicate (study tag s<seed>): the upstream files it reads and its report options.
 REPORT_ENTRIES = {
     tag: plan_report.report_entries(rep, RESULTS) for tag, rep in STUDY_CONFIGS.items()
@@ -16,54 +18,32 @@ COLLECTED = {
     for kind in ("per_group", "single_user", "sae", "history", "groups")
 }
 
-
-def report_inputs(kind):
-    """Input function of report_collect: the upstream files of one collected table."""
-    return lambda wildcards: plan_report.entry_paths(
-        REPORT_ENTRIES[wildcards.srep][kind]
-    )
-
-
-def report_options(wildcards):
-    """The replicate's ReportOptions keyword arguments (params of every table/figure rule)."""
-    return REPORT_OPTIONS[wildcards.srep]
-
-
-def table_files(kind, stem):
-    """Outputs of rule report_table_<kind> for the table file stem ``stem`` (wildcards allowed):
-    CSV, LaTeX and an HTML page in the report (caption ../report/table_<kind>.rst), Markdown.
-    """
-
-    def shown(ext, label):
-        return report(
-            f"{REPORT_DIR}/tables/{stem}.{ext}",
-            caption=f"../report/table_{kind}.rst",
-            category="Tables",
-            subcategory=kind,
-            labels={"table": stem, "format": label},
-        )
-
-    return {
-        "csv": shown("csv", "CSV (download)"),
-        "tex": shown("tex", "LaTeX (download)"),
-        "md": f"{REPORT_DIR}/tables/{stem}.md",
-        "html": shown("html", "table (HTML)"),
-    }
-
-
-def figure_files(kind, stem):
-    """Outputs of rule report_figure_<kind>: PNG and SVG, both in the report."""
-
-    def shown(ext):
-        return report(
-            f"{REPORT_DIR}/figures/{stem}.{ext}",
-            caption=f"../report/figure_{kind}.rst",
-            category="Figures",
-            subcategory=kind,
-            labels={"figure": stem, "format": ext.upper()},
-        )
-
-    return {"png": shown("png"), "svg": shown("svg")}
+# Input function of report_collect: the upstream files of one collected table.
+report_inputs = lambda kind: lambda wc: plan_report.entry_paths(
+    REPORT_ENTRIES[wc.srep][kind]
+)
+# The replicate's ReportOptions keyword arguments (params of every table/figure rule).
+report_options = lambda wc: REPORT_OPTIONS[wc.srep]
+# One output of rule report_<what>_<kind> shown in the HTML report (caption ../report/<what>_<kind>.rst).
+report_file = lambda what, kind, stem, ext, label: report(
+    f"{REPORT_DIR}/{what}s/{stem}.{ext}",
+    caption=f"../report/{what}_{kind}.rst",
+    category=f"{what.capitalize()}s",
+    subcategory=kind,
+    labels={what: stem, "format": label},
+)
+# Outputs of rule report_table_<kind> for the file stem ``stem`` (wildcards allowed).
+table_files = lambda kind, stem: {
+    "csv": report_file("table", kind, stem, "csv", "CSV (download)"),
+    "tex": report_file("table", kind, stem, "tex", "LaTeX (download)"),
+    "md": f"{REPORT_DIR}/tables/{stem}.md",
+    "html": report_file("table", kind, stem, "html", "table (HTML)"),
+}
+# Outputs of rule report_figure_<kind>: PNG and SVG.
+figure_files = lambda kind, stem: {
+    "png": report_file("figure", kind, stem, "png", "PNG"),
+    "svg": report_file("figure", kind, stem, "svg", "SVG"),
+}
 
 
 wildcard_constraints:
