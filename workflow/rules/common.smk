@@ -36,6 +36,7 @@ def _validated(raw, seed):
     rep = plan.replicate_config(raw, seed)
     validate(rep, schema="../schemas/config.schema.yaml")
     plan.check_imports(rep)
+    plan.check_strategies(rep)  # names from sagea.registry
     return rep
 
 

@@ -24,10 +24,8 @@ from sagea.evaluation.group import (
 )
 from sagea.io import NonFiniteError, read_embeddings
 from sagea.runtime import set_threads
-from sagea.recommenders.aggregation import SCORE_AGGREGATIONS, ElsaMean, ElsaUnion, ScoreAggregation
-from sagea.recommenders.epfuzzda import EPFuzzDA
-from sagea.recommenders.gfar import GFAR
-from sagea.recommenders.popular import Popular, item_popularity
+from sagea import registry
+from sagea.recommenders.popular import item_popularity
 from sagea.recommenders.sagea import SageaRecommender
 
 log = logging.getLogger(__name__)
@@ -172,24 +170,12 @@ def evaluate_sagea_job(
 def build_baselines(
     names, elsa, popularity, elsa_seen_at_zero: bool = False, aggregation_seen_at_zero: bool = False
 ) -> list:
-    """Baseline strategies by name (``plan.BASELINES``); the flags reproduce defects 6 and 7."""
-    out = []
-    for name in names:
-        if name == "ELSA":
-            out.append(ElsaMean(elsa, seen_at_zero=elsa_seen_at_zero))
-        elif name == "ELSA_INT":
-            out.append(ElsaUnion(elsa))
-        elif name in SCORE_AGGREGATIONS:
-            out.append(ScoreAggregation(elsa, name, seen_at_zero=aggregation_seen_at_zero))
-        elif name == "GFAR":
-            out.append(GFAR(elsa))
-        elif name == "EPFuzzDA":
-            out.append(EPFuzzDA(elsa))
-        elif name == "POPULAR":
-            out.append(Popular(popularity))
-        else:
-            raise ValueError(f"unknown baseline {name!r} (config evaluation.baselines)")
-    return out
+    """Baseline strategies by registered name (:mod:`sagea.registry`); the flags reproduce defects 6 and 7."""
+    return [
+        registry.build_baseline(name, elsa, popularity, elsa_seen_at_zero=elsa_seen_at_zero,
+                                aggregation_seen_at_zero=aggregation_seen_at_zero)
+        for name in names
+    ]  # fmt: skip
 
 
 def evaluate_baselines_job(
