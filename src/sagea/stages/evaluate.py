@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from sagea import registry
 from sagea.data.matrix import load_interactions, load_split
 from sagea.evaluation.group import (
     GroupEvalSettings,
@@ -24,7 +25,6 @@ from sagea.evaluation.group import (
 )
 from sagea.io import NonFiniteError, read_embeddings
 from sagea.runtime import set_threads
-from sagea import registry
 from sagea.recommenders.popular import item_popularity
 from sagea.recommenders.sagea import SageaRecommender
 
