@@ -24,8 +24,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import report_fixtures  # noqa: E402
 
-from sagea import plan  # noqa: E402
-from sagea.reports import collect, figures, inputs, tables  # noqa: E402
+from sagea import plan, plan_report  # noqa: E402
+from sagea.reports import build, collect, figures  # noqa: E402
+from sagea.reports.options import ReportOptions  # noqa: E402
 
 
 def main() -> None:
@@ -49,10 +50,10 @@ def main() -> None:
             "sae": collect.collect_sae(entries["sae"]),
         }
         print(f"collect: {time.perf_counter() - t0:.2f} s, {len(collected['per_group'])} rows")
-        opts = tables.ReportOptions(**inputs.options_from_config(config))
-        for name in tables.table_names(plan.datasets(config), opts.comparisons):
+        opts = ReportOptions(**plan_report.options_from_config(config))
+        for name in plan_report.table_names(plan.datasets(config), opts.comparisons):
             t0 = time.perf_counter()
-            tables.build_table(name, collected, opts)
+            build.build_table(name, collected, opts)
             print(f"table {name}: {time.perf_counter() - t0:.2f} s")
         for dataset in plan.datasets(config):
             t0 = time.perf_counter()

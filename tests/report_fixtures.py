@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from sagea.io import write_json, write_parquet
-from sagea.reports import inputs
+from sagea import plan_report
 
 
 def _per_group(n_groups: int, rng: np.random.Generator, level: float, sagea: bool) -> pd.DataFrame:
@@ -38,11 +38,11 @@ def _per_group(n_groups: int, rng: np.random.Generator, level: float, sagea: boo
 def write_results(config: dict, root: str | Path, n_groups: int = 12, seed: int = 0) -> dict[str, list[dict]]:
     """Write every file the report of ``config`` reads under ``root/results`` with random values.
 
-    Returns the entries (with absolute paths) as :func:`sagea.reports.inputs.report_entries`.
+    Returns the entries (with absolute paths) as :func:`sagea.plan_report.report_entries`.
     """
     rng = np.random.default_rng(seed)
     results = str(Path(root) / "results")
-    entries = inputs.report_entries(config, results)
+    entries = plan_report.report_entries(config, results)
     for e in entries["per_group"]:
         level = 0.6 if e["family"] == "sagea" else 0.5
         write_parquet(_per_group(n_groups, rng, level, e["family"] == "sagea"), e["path"])

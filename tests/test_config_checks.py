@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_reports import _overall_fixture  # noqa: E402
 
 from sagea import plan  # noqa: E402
-from sagea.reports import tables  # noqa: E402
+from sagea.reports import paper_tables  # noqa: E402
+from sagea.reports.options import ReportOptions  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -110,21 +111,21 @@ def test_the_workflow_stops_at_parse_time_naming_the_key(tmp_path):
 def test_tables_refuse_selection_on_the_reported_pool():
     pg, *_ = _overall_fixture()
     with pytest.raises(ValueError, match="allow_selection_on_report_pool"):
-        tables.overall_table(pg, "d", tables.ReportOptions(selection_pool="test", report_pool="test"))
+        paper_tables.overall_table(pg, "d", ReportOptions(selection_pool="test", report_pool="test"))
     test_only = pg[pg["pool"] == "test"]
     with pytest.raises(ValueError, match="no groups of the 'valid' pool"):
-        tables.overall_table(test_only, "d", tables.ReportOptions())
+        paper_tables.overall_table(test_only, "d", ReportOptions())
     with pytest.raises(ValueError, match="no groups of the 'train' pool"):
-        tables.overall_table(pg, "d", tables.ReportOptions(report_pool="train"))
+        paper_tables.overall_table(pg, "d", ReportOptions(report_pool="train"))
 
 
 def test_allowed_selection_on_the_reported_pool_says_so():
     pg, sim_b, *_ = _overall_fixture()
-    opts = tables.ReportOptions(allow_selection_on_report_pool=True)
+    opts = ReportOptions(allow_selection_on_report_pool=True)
     test_only = pg[pg["pool"] == "test"]
-    t = tables.overall_table(test_only, "d", opts)
+    t = paper_tables.overall_table(test_only, "d", opts)
     assert any(n.startswith("WARNING") and "test groups" in n for n in t.notes)
     # chosen on test now: h256 (sim_b) beats h128 (sim_b / 2) on sim, as on the test values
     assert t.data.loc["SAE-Avg", ("sim", "com")] == pytest.approx(sim_b.mean())
     # the valid-selected table carries no warning
-    assert not any(n.startswith("WARNING") for n in tables.overall_table(pg, "d", tables.ReportOptions()).notes)
+    assert not any(n.startswith("WARNING") for n in paper_tables.overall_table(pg, "d", ReportOptions()).notes)

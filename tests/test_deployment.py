@@ -15,7 +15,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 ENV_FILE = REPO / "workflow" / "envs" / "sagea.yaml"
 #: The modules the workflow imports while it parses (common.smk, report.smk, compare.smk).
-PARSE_TIME_MODULES = ("sagea.plan", "sagea.reports.inputs", "sagea.reports.names", "sagea.analysis.compare_plan")
+PARSE_TIME_MODULES = ("sagea.plan", "sagea.plan_report", "sagea.plan_compare")
 
 
 def test_parse_time_modules_import_nothing_heavy():

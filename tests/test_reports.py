@@ -10,12 +10,14 @@ import pytest
 from scipy import stats as sps
 
 from sagea.io import write_json, write_parquet
-from sagea.reports import collect, figures, inputs, stats, tables
+from sagea import plan_report
+from sagea.reports import build, collect, figures, paper_tables, stats, thesis_tables
 from sagea.reports.latex import to_latex
-from sagea.reports.table import BEST, SECOND, Table, mark_best
+from sagea.reports.options import ReportOptions
+from sagea.reports.table_data import BEST, SECOND, Table, mark_best
 from sagea.reports.writers import to_csv, to_markdown
 
-OPTS = tables.ReportOptions(bootstrap=200)
+OPTS = ReportOptions(bootstrap=200)
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -158,7 +160,7 @@ def _overall_fixture():
 
 def test_overall_table_selection_values_marks_and_stars():
     pg, sim_b, sim_add, sim_elsa, out_a = _overall_fixture()
-    t = tables.overall_table(pg, "d", OPTS)
+    t = paper_tables.overall_table(pg, "d", OPTS)
     assert list(t.data.index) == ["SAE-Avg", "ADD", "ELSA"]
     assert list(t.data.columns.get_level_values(0).unique()) == ["sim", "outlier"]
     assert t.data.loc["SAE-Avg", ("sim", "com")] == pytest.approx(sim_b.mean())
@@ -183,8 +185,8 @@ def test_overall_table_selection_values_marks_and_stars():
 
 def test_overall_wilcoxon_with_holm():
     pg, sim_b, sim_add, sim_elsa, _ = _overall_fixture()
-    opts = tables.ReportOptions(test="wilcoxon", correction="holm")
-    t = tables.overall_table(pg, "d", opts)
+    opts = ReportOptions(test="wilcoxon", correction="holm")
+    t = paper_tables.overall_table(pg, "d", opts)
     raw = [sps.wilcoxon(sim_b - o, alternative="greater").pvalue for o in (sim_add, sim_elsa)]
     lo, hi = sorted(raw)
     holm = {r: min(1.0, max(lo * 2, hi) if r == hi else lo * 2) for r in raw}
@@ -202,7 +204,7 @@ def test_sagea_grid_values_and_popularity_lower_is_better():
         rows(pool="valid", strategy="max", com=[0.9, 0.9]),  # other fusion: ignored
         rows(pool="test", com=[0.99, 0.99]),  # other pool: ignored
     )
-    t = tables.sagea_grid_table(pg, "d", OPTS)
+    t = paper_tables.sagea_grid_table(pg, "d", OPTS)
     assert list(t.data.index) == [("sim", 128, 8, "l2"), ("sim", 128, 16, "l2"), ("sim", 256, 8, "l2")]
     np.testing.assert_allclose(t.data["NDCG_com"], [0.3, 0.6, 0.5])
     np.testing.assert_allclose(t.data["Pop"], [0.5, 0.7, 0.2])
@@ -225,7 +227,7 @@ def test_comparison_percent_change_and_mean_rows():
         rows(strategy="max", com=[0.1, 0.1]),
     )
     comp = {"name": "ti", "fusion": "average", "main": {"topk_inference": True}, "compare": {"topk_inference": False}}
-    t = tables.comparison_table(pg, comp, OPTS)
+    t = thesis_tables.comparison_table(pg, comp, OPTS)
     assert list(t.data.index) == [("sim", "d", "128", "8"), ("sim", "d", "256", "8"), ("sim", "d", "mean", "mean")]
     g = t.data[("G/mean", "% change")].to_numpy()
     np.testing.assert_allclose(g, [20.0, -25.0, -2.5])
@@ -233,9 +235,9 @@ def test_comparison_percent_change_and_mean_rows():
     assert t.data[("U/min", "% change")].iat[0] == pytest.approx(0.0)
     assert t.data[("Pop", "% change")].iat[0] == pytest.approx(-20.0)
     with pytest.raises(ValueError, match="no evaluation matches"):
-        tables.comparison_table(pg, {**comp, "main": {"normalize_users_embeddings": True}}, OPTS)
+        thesis_tables.comparison_table(pg, {**comp, "main": {"normalize_users_embeddings": True}}, OPTS)
     with pytest.raises(ValueError, match="unknown key"):
-        tables.comparison_table(pg, {**comp, "main": {"bogus": 1}}, OPTS)
+        thesis_tables.comparison_table(pg, {**comp, "main": {"bogus": 1}}, OPTS)
 
 
 def test_comparison_on_sae_hyperparameter():
@@ -244,7 +246,7 @@ def test_comparison_on_sae_hyperparameter():
         rows(sae="topk-h128-k8-cosine", loss="cosine", com=[0.3, 0.3]),
     )
     comp = {"name": "loss", "main": {"reconstruction_loss": "l2"}, "compare": {"reconstruction_loss": "cosine"}}
-    t = tables.comparison_table(pg, comp, OPTS)
+    t = thesis_tables.comparison_table(pg, comp, OPTS)
     assert t.data[("G/mean", "% change")].iat[0] == pytest.approx(100.0)
 
 
@@ -279,13 +281,13 @@ def test_common_features_fusions_and_timing():
             Time_aggregation=np.array([0.02, 0.02]),
         ),
     )
-    cf = tables.common_features_table(pg, OPTS)
+    cf = thesis_tables.common_features_table(pg, OPTS)
     np.testing.assert_allclose(cf.data["sim"], [3.0, 6.0])
-    fu = tables.fusions_table(pg, OPTS)
+    fu = thesis_tables.fusions_table(pg, OPTS)
     # SAE-Avg: mean over SAE variants of per-variant means: (0.5 + 0.8) / 2
     assert fu.data.loc[("d", "ti1-nu0", "SAE-Avg"), ("sim", "NDCG_com")] == pytest.approx(0.65)
     assert fu.marks.loc[("d", "ti1-nu0", "SAE-Avg"), ("sim", "NDCG_com")] == BEST
-    tm = tables.timing_table(pg, OPTS)
+    tm = thesis_tables.timing_table(pg, OPTS)
     assert tm.data.loc[("d", "GFAR"), "total ms"] == pytest.approx(30.0)
     assert tm.data.loc[("d", "SAE-Avg"), "scoring ms"] == pytest.approx(1000 * (0.001 + 0.003 + 0.001 + 0.001) / 4)
     assert tm.marks.loc[("d", "SAE-Max"), "total ms"] == BEST  # lower is better
@@ -294,18 +296,18 @@ def test_common_features_fusions_and_timing():
 def test_zero_fused_code_share_column_in_overall_and_fusions_tables():
     """SAE rows show the share of groups whose fused code was all-zero, in csv, tex and md."""
     pg, *_ = _overall_fixture()
-    assert "zero %" not in tables.overall_table(pg, "d", OPTS).data.columns.get_level_values(1)  # no column
+    assert "zero %" not in paper_tables.overall_table(pg, "d", OPTS).data.columns.get_level_values(1)  # no column
     flag = np.where(pg["family"] == "sagea", 0.0, np.nan)
     outlier_h128 = (pg["groupset"] == "opposing_2-1") & (pg["sae"] == "topk-h128-k8-l2") & (pg["pool"] == "test")
     flag[np.flatnonzero(outlier_h128)[:3]] = 1.0  # 3 of the 6 test groups of the chosen outlier SAE
     pg = pg.assign(ZeroFusedCode=flag)
-    t = tables.overall_table(pg, "d", OPTS)
+    t = paper_tables.overall_table(pg, "d", OPTS)
     assert list(t.data.columns) == [(k, c) for k in ("sim", "outlier") for c in ("com", "min", "mean", "zero %")]
     assert t.data.loc["SAE-Avg", ("outlier", "zero %")] == pytest.approx(50.0)
     assert t.data.loc["SAE-Avg", ("sim", "zero %")] == 0.0
     assert t.data.loc[["ADD", "ELSA"], ("outlier", "zero %")].isna().all()
     assert not t.marks[("outlier", "zero %")].any() and not t.stars[("outlier", "zero %")].any()
-    without = tables.overall_table(pg.drop(columns="ZeroFusedCode"), "d", OPTS)
+    without = paper_tables.overall_table(pg.drop(columns="ZeroFusedCode"), "d", OPTS)
     pd.testing.assert_frame_equal(t.data.drop(columns="zero %", level=1), without.data)  # NDCG columns unchanged
     pd.testing.assert_frame_equal(t.pvalues, without.pvalues)
     assert any("all-zero" in n for n in t.notes)
@@ -314,7 +316,7 @@ def test_zero_fused_code_share_column_in_overall_and_fusions_tables():
     assert r"zero \%" in to_latex(t) and "50.0" in to_latex(t)
     md = to_markdown(t)
     assert "outlier/zero %" in md and "| 50.0 |" in md
-    fu = tables.fusions_table(pg, OPTS)
+    fu = thesis_tables.fusions_table(pg, OPTS)
     # mean over groups per SAE variant, then over variants: (3/6 + 0/6) / 2 on the test pool
     assert fu.data.loc[("d", "ti1-nu0", "SAE-Avg"), ("outlier", "zero %")] == pytest.approx(25.0)
     assert fu.data.loc[("d", "ti1-nu0", "SAE-Avg"), ("sim", "zero %")] == 0.0
@@ -344,14 +346,14 @@ def test_fairness_columns_and_minmax_fallback():
             MProportionality=np.array([0.0, 0.0]),
         ),
     )
-    t = tables.fairness_table(pg, "d", OPTS)
+    t = thesis_tables.fairness_table(pg, "d", OPTS)
     assert list(t.data.columns) == [("sim", "min/max"), ("sim", "Jain"), ("sim", "zero-recall"), ("sim", "m-prop")]
     assert t.data.loc["SAE-Avg", ("sim", "min/max")] == pytest.approx(0.25)  # group 2 has max 0 -> 0 (convention)
     assert t.data.loc["SAE-Avg", ("sim", "zero-recall")] == pytest.approx(1 / 6)
     assert t.marks.loc["SAE-Avg", ("sim", "zero-recall")] == BEST
     # the evaluation's own ratio column wins over the fallback
     pg2 = pg.assign(NDCG20_min_max=0.123)
-    assert tables.fairness_table(pg2, "d", OPTS).data.loc["POPULAR", ("sim", "min/max")] == pytest.approx(0.123)
+    assert thesis_tables.fairness_table(pg2, "d", OPTS).data.loc["POPULAR", ("sim", "min/max")] == pytest.approx(0.123)
 
 
 def test_single_user_and_sae_tables():
@@ -363,7 +365,7 @@ def test_single_user_and_sae_tables():
             {"dataset": "d", "model": "EASE", "split": "valid", "NDCG20": 0.9, "R20": 0.9},
         ]
     )
-    t = tables.single_user_table(single, OPTS)
+    t = paper_tables.single_user_table(single, OPTS)
     assert list(t.data.index) == [("d", "POP"), ("d", "EASE"), ("d", "ELSA")]
     assert t.data.loc[("d", "EASE"), "NDCG@20"] == 0.41
     assert t.marks.loc[("d", "EASE"), "NDCG@20"] == BEST and t.marks.loc[("d", "ELSA"), "Recall@20"] == BEST
@@ -397,7 +399,7 @@ def test_single_user_and_sae_tables():
             },
         ]
     )
-    t = tables.sae_reconstruction_table(sae, OPTS)
+    t = paper_tables.sae_reconstruction_table(sae, OPTS)
     assert list(t.data.index) == [("d", 128, 8, "l2"), ("d", 256, 8, "l2")]
     assert t.data.loc[("d", 256, 8, "l2"), "dead %"] == 25.0
     assert t.marks.loc[("d", 128, 8, "l2"), "dead %"] == BEST
@@ -426,7 +428,7 @@ def _check_latex(tex: str, n_rows: int) -> None:
 
 def test_latex_well_formed_one_row_per_approach():
     pg, *_ = _overall_fixture()
-    t = tables.overall_table(pg, "d", OPTS)
+    t = paper_tables.overall_table(pg, "d", OPTS)
     tex = to_latex(t)
     _check_latex(tex, len(t.data))
     for approach in t.data.index:
@@ -493,7 +495,7 @@ def test_collect_and_inputs(tmp_path):
         "reports": {"test": "ttest", "correction": "none", "alpha": 0.05, "bootstrap": 10, "comparisons": []},
         "seed": 1,
     }
-    entries = inputs.report_entries(config, str(tmp_path / "results"))
+    entries = plan_report.report_entries(config, str(tmp_path / "results"))
     # datasets x pools x group sets x (SAEs x options x fusions + baselines)
     assert len(entries["per_group"]) == 1 * 2 * 2 * (2 * 2 * 2 + 1)
     assert len(entries["sae"]) == 2 and len(entries["groups"]) == 4 and len(entries["history"]) == 3
@@ -519,7 +521,7 @@ def test_collect_and_inputs(tmp_path):
         ("POP", "valid", 0.1),
         ("POP", "test", 0.2),
     }
-    opts = inputs.options_from_config(config)
+    opts = plan_report.options_from_config(config)
     assert opts["main_option"] == "ti1-nu0" and opts["report_pool"] == "test"
 
 
@@ -589,12 +591,12 @@ def _flag_fixture():
 
 def test_overall_and_fusions_tables_flag_thin_and_overlapping_group_sets():
     pg, groups = _flag_fixture()
-    labels, notes = tables.small_data_flags(pg, groups, "test", "d")
+    labels, notes = build.small_data_flags(pg, groups, "test", "d")
     assert labels == {"sim": "sim†", "outlier": "outlier‡"}
     assert notes[0].startswith("† sim (d): median 2 common held-out items per group")
     assert notes[1].startswith("‡ outlier (d): 50% of the groups share >= 50% of their members")
-    t = tables.build_table("overall-d", {"per_group": pg, "groups": groups}, OPTS)
-    plain = tables.overall_table(pg, "d", OPTS)
+    t = build.build_table("overall-d", {"per_group": pg, "groups": groups}, OPTS)
+    plain = paper_tables.overall_table(pg, "d", OPTS)
     assert list(t.data.columns.get_level_values("kind").unique()) == ["sim†", "outlier‡"]
     np.testing.assert_array_equal(t.data.to_numpy(), plain.data.to_numpy())  # values untouched
     assert t.stars.columns.equals(t.data.columns) and t.pvalues.columns.equals(t.data.columns)
@@ -602,12 +604,12 @@ def test_overall_and_fusions_tables_flag_thin_and_overlapping_group_sets():
     md, tex, csv = to_markdown(t), to_latex(t), to_csv(t)
     assert "sim†/com" in md and "- † sim (d): median 2" in md and "sim†/com" in csv
     assert r"sim\textsuperscript{\dag}" in tex and r"outlier\textsuperscript{\ddag}" in tex
-    fu = tables.build_table("fusions", {"per_group": pg, "groups": groups}, OPTS)
+    fu = build.build_table("fusions", {"per_group": pg, "groups": groups}, OPTS)
     assert set(fu.data.columns.get_level_values("kind")) == {"sim†", "outlier‡"}
     # without the groups frame only the few-items flag remains; with GT_group above 2 nothing is flagged
-    assert tables.small_data_flags(pg, None, "test", "d")[0] == {"sim": "sim†"}
+    assert build.small_data_flags(pg, None, "test", "d")[0] == {"sim": "sim†"}
     pg["GT_group"] = 3.0
-    t = tables.build_table("overall-d", {"per_group": pg}, OPTS)
+    t = build.build_table("overall-d", {"per_group": pg}, OPTS)
     assert list(t.data.columns.get_level_values("kind").unique()) == ["sim", "outlier"]
 
 
@@ -634,7 +636,7 @@ def test_html_table_marks_stars_and_pvalues_by_label():
     from sagea.reports.writers import to_html
 
     pg, sim_b, sim_add, *_ = _overall_fixture()
-    t = tables.overall_table(pg, "d", OPTS)
+    t = paper_tables.overall_table(pg, "d", OPTS)
     # an extra, untested column (as the zero-fused-code share) has no p-value and must not shift them
     t.data[("sim", "zero %")] = 0.0
     t.marks = t.marks.reindex(columns=t.data.columns, fill_value="")

@@ -16,9 +16,8 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(__file__).parent))
 import report_fixtures  # noqa: E402
 
-from sagea import plan  # noqa: E402
+from sagea import plan, plan_report  # noqa: E402
 from sagea.io import write_json  # noqa: E402
-from sagea.reports import figures, tables  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -70,7 +69,7 @@ def job_stats(output: str) -> dict[str, int]:
 def expected_report_jobs(config: dict) -> dict[str, int]:
     n = len(plan.datasets(config))
     counts = {rule: n for rule in REPORT_RULES}
-    counts.update({f"report_table_{k}": 1 for k in tables.GLOBAL_TABLES})
+    counts.update({f"report_table_{k}": 1 for k in plan_report.GLOBAL_TABLES})
     counts["report_collect"] = 1
     counts["report_table_comparison"] = len(config["reports"]["comparisons"])
     return {rule: c for rule, c in counts.items() if c}
@@ -117,10 +116,10 @@ def test_report_rules_on_fixture_files_and_html_report(tmp_path):
         write_json(card, tmp_path / f"{plan.data_dir(config, dataset, 'results')}/card.json")
     targets = [
         f"results/{study}/s42/tables/{n}.{e}"
-        for n in tables.table_names(datasets, config["reports"]["comparisons"])
+        for n in plan_report.table_names(datasets, config["reports"]["comparisons"])
         for e in ("csv", "tex", "md", "html")
     ]
-    targets += [f"results/{study}/s42/figures/{n}.{e}" for n in figures.figure_names(datasets) for e in ("png", "svg")]
+    targets += [f"results/{study}/s42/figures/{n}.{e}" for n in plan_report.figure_names(datasets) for e in ("png", "svg")]
     targets.append(f"results/{study}/report/front.rst")
     common = ["--configfile", str(REPO / "config/config.yaml"), "--allowed-rules", *REPORT_RULES, "report_front"]
     run = snakemake([*common, "--cores", "2", "--", *targets], tmp_path)

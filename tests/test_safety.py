@@ -48,12 +48,12 @@ def _sae_state() -> dict:
 
 @pytest.mark.parametrize("loader", ["elsa", "sae", "decoder", "read_torch"])
 def test_crafted_pickle_checkpoint_is_refused_without_running_code(tmp_path, loader):
-    from sagea.analysis.compare import _load_decoder
+    from sagea.stages.compare import load_decoder
 
     marker = tmp_path / "pwned"
     state = {"encoder": torch.zeros(5, 3)} if loader == "elsa" else _sae_state()
     path = _crafted(tmp_path / "model.pt", marker, state)
-    load = {"elsa": ELSA.load, "sae": SAE.load, "decoder": _load_decoder, "read_torch": read_torch}[loader]
+    load = {"elsa": ELSA.load, "sae": SAE.load, "decoder": load_decoder, "read_torch": read_torch}[loader]
     with pytest.raises(UnsafeCheckpointError) as info:
         load(path)
     assert str(path) in str(info.value) and "Python objects" in str(info.value)

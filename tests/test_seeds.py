@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import report_fixtures  # noqa: E402
 
 from sagea import plan  # noqa: E402
-from sagea.reports import tables  # noqa: E402
-from sagea.reports.table import Table  # noqa: E402
+from sagea.reports import build, paper_tables  # noqa: E402
+from sagea.reports.options import ReportOptions  # noqa: E402
+from sagea.reports.table_data import Table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -57,7 +58,7 @@ def test_seeds_table_is_the_mean_with_a_t_interval_over_seeds():
     values = {42: [0.5, 0.40], 43: [0.6, 0.40], 44: [0.7, 0.46]}
     per_seed = {s: Table("overall-d", "t", pd.DataFrame(np.array(v)[:, None], index=index, columns=columns))
                 for s, v in values.items()}  # fmt: skip
-    t = tables.seeds_table(per_seed, "overall-d")
+    t = build.seeds_table(per_seed, "overall-d")
     assert t.data.loc["SAE-Avg", ("sim", "com", "mean")] == pytest.approx(0.6)
     # sample sd of (0.5, 0.6, 0.7) is 0.1: half-width t_{0.975,2} * 0.1 / sqrt(3)
     assert t.data.loc["SAE-Avg", ("sim", "com", "±95% CI")] == pytest.approx(T_975_2 * 0.1 / math.sqrt(3))
@@ -65,7 +66,7 @@ def test_seeds_table_is_the_mean_with_a_t_interval_over_seeds():
     assert t.data.loc["ADD", ("sim", "com", "mean")] == pytest.approx(0.42)
     assert t.data.loc["ADD", ("sim", "com", "±95% CI")] == pytest.approx(T_975_2 * sd_add / math.sqrt(3))
     assert t.marks.loc["SAE-Avg", ("sim", "com", "mean")] == "best"
-    one = tables.seeds_table({42: per_seed[42]}, "overall-d")  # one seed: no interval
+    one = build.seeds_table({42: per_seed[42]}, "overall-d")  # one seed: no interval
     assert np.isnan(one.data.loc["SAE-Avg", ("sim", "com", "±95% CI")])
 
 
@@ -113,8 +114,8 @@ def test_seeds_table_rule_on_fixture_results(tmp_path):
     assert run.returncode == 0, run.stderr[-4000:]
     for seed in seeds:
         collected = pd.read_parquet(tmp_path / f"results/default/s{seed}/collected/per_group.parquet")
-        opts = tables.ReportOptions(**{**_options(replicate(config, seed))})
-        per_seed[seed] = tables.overall_table(collected, "synthetic", opts).data
+        opts = ReportOptions(**{**_options(replicate(config, seed))})
+        per_seed[seed] = paper_tables.overall_table(collected, "synthetic", opts).data
     got = pd.read_csv(tmp_path / target).set_index("approach")
     for approach in per_seed[42].index:
         values = np.array([per_seed[s].loc[approach, ("sim", "com")] for s in seeds])
@@ -125,6 +126,6 @@ def test_seeds_table_rule_on_fixture_results(tmp_path):
 
 
 def _options(config: dict) -> dict:
-    from sagea.reports import inputs
+    from sagea import plan_report
 
-    return inputs.options_from_config(config)
+    return plan_report.options_from_config(config)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from sagea import registry
+
 # Short names used in ELSA run ids for hyperparameters that differ from the main run.
 _ELSA_SHORT = {
     "lr": "lr", "beta1": "b1", "beta2": "b2", "batch_size": "b", "epochs": "e", "patience": "p", "relu": "relu",
@@ -32,18 +34,6 @@ GROUP_KINDS = ("similar", "divergent", "random", "opposing")
 #: The paper's table names of group kinds ("outlier" is opposing (2, 1)).
 PAPER_GROUP_NAMES = {"similar_3": "sim", "random_3": "random", "opposing_2-1": "outlier"}
 
-BASELINES = ("ELSA", "ELSA_INT", "ADD", "MUL", "LMS", "MPL", "GFAR", "EPFuzzDA", "POPULAR")
-FUSIONS = (
-    "average",
-    "square_average",
-    "topk",
-    "max",
-    "min",
-    "common_features",
-    "at_least_2_common_features",
-    "wcom",
-)
-
 WILDCARD_CONSTRAINTS = {
     "dataset": r"[A-Za-z0-9_-][A-Za-z0-9_.-]*",
     "elsa": r"f\d+-s-?\d+(-[A-Za-z0-9_.]+)*",
@@ -51,8 +41,9 @@ WILDCARD_CONSTRAINTS = {
     "pool": r"test|valid|train|full",
     "groupset": r"(similar|divergent|random)_\d+|opposing_\d+-\d+",
     "option": r"ti[01]-nu[01]",
-    "strategy": "|".join(BASELINES),
-    "fusion": "|".join(FUSIONS),
+    # the registered names (sagea.registry), so a registered strategy is a valid folder name
+    "strategy": "|".join(registry.baseline_names()),
+    "fusion": "|".join(registry.fusion_names()),
     "study": r"[A-Za-z0-9_-][A-Za-z0-9_.-]*",
 }
 
@@ -70,6 +61,23 @@ def check_names(config: dict) -> None:
             raise ValueError(
                 f"config {key}: name {name!r} is not allowed; it becomes a folder under results/, so use "
                 "letters, digits, '_', '-' and '.', not starting with '.' (e.g. 'ml32m', 'lastfm-1k')"
+            )
+
+
+def check_strategies(config: dict) -> None:
+    """Every fusion and baseline the config names must be registered (:mod:`sagea.registry`: the
+    one list of strategy names); the error names the config key and the registered names."""
+    evaluation = config.get("evaluation") or {}
+    named = [("fusion", "evaluation.sagea.fusions", f) for f in (evaluation.get("sagea") or {}).get("fusions") or []]
+    named += [("baseline", "evaluation.baselines", b) for b in evaluation.get("baselines") or []]
+    for i, comparison in enumerate((config.get("reports") or {}).get("comparisons") or []):
+        if "fusion" in comparison:
+            named.append(("fusion", f"reports.comparisons[{i}].fusion", comparison["fusion"]))
+    for kind, key, name in named:
+        if name not in registry.names(kind):
+            raise ValueError(
+                f"config {key}: {name!r} is not a registered {kind}; registered: {list(registry.names(kind))} "
+                "(a new one is added with the sagea.registry decorators, docs/extending.md)"
             )
 
 

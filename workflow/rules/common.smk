@@ -19,7 +19,7 @@ os.environ.update(
     )
 )
 from sagea import plan  # noqa: E402
-from sagea.reports import names as report_names  # noqa: E402
+from sagea import plan_report  # noqa: E402
 
 # The config as written, before seeds and defaults are filled in (one replicate per seed below).
 RAW_CONFIG = copy.deepcopy(dict(config))
@@ -36,6 +36,7 @@ def _validated(raw, seed):
     rep = plan.replicate_config(raw, seed)
     validate(rep, schema="../schemas/config.schema.yaml")
     plan.check_imports(rep)
+    plan.check_strategies(rep)  # names from sagea.registry
     return rep
 
 
@@ -228,7 +229,7 @@ def report_targets():
     across-seed tables when there are several seeds, and the landing page."""
     study = config["study"]
     datasets = plan.datasets(config)
-    names = report_names.table_names(datasets, config["reports"]["comparisons"])
+    names = plan_report.table_names(datasets, config["reports"]["comparisons"])
     out = []
     for rep in REPLICATES:
         folder = f"{RESULTS}/{study}/{plan.study_tag(rep)}"
@@ -239,13 +240,13 @@ def report_targets():
         ]
         out += [
             f"{folder}/figures/{name}.{ext}"
-            for name in report_names.figure_names(datasets)
+            for name in plan_report.figure_names(datasets)
             for ext in ("png", "svg")
         ]
     if len(REPLICATES) > 1:
         out += [
             f"{RESULTS}/{study}/seeds/tables/{name}.{ext}"
-            for name in report_names.seeds_table_names(datasets)
+            for name in plan_report.seeds_table_names(datasets)
             for ext in ("csv", "tex", "md", "html")
         ]
     out.append(f"{RESULTS}/{study}/report/front.rst")

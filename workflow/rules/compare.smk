@@ -2,14 +2,14 @@
 # dictionaries differ? Pairwise scores with noise floors and random baselines, a table, figures.
 
 
-from sagea.analysis import compare_plan
+from sagea import plan_compare
 
 # Run ids -> hyperparameters (first = reference), and "<elsa>/<sae>" -> (elsa, sae, hyperparameters).
-compare_elsa_runs = lambda wc: compare_plan.elsa_runs(rep_config(wc), wc.dataset)
-compare_sae_members = lambda wc: compare_plan.sae_members(rep_config(wc), wc.dataset)
+compare_elsa_runs = lambda wc: plan_compare.elsa_runs(rep_config(wc), wc.dataset)
+compare_sae_members = lambda wc: plan_compare.sae_members(rep_config(wc), wc.dataset)
 # What `rule all` needs from this stage (every replicate).
 compare_targets = lambda: [
-    f for rep in REPLICATES for f in compare_plan.targets(rep, RESULTS)
+    f for rep in REPLICATES for f in plan_compare.targets(rep, RESULTS)
 ]
 
 

@@ -32,40 +32,65 @@ from __future__ import annotations
 
 import torch
 
-from sagea.plan import FUSIONS  # the fusion names of docs/method.md §5, one list for all
+from sagea import registry
 from sagea.scoring import stable_topk
 
 ZERO_FALLBACKS = ("relax", "average", "nan")
-#: Fusions that keep only features shared by (enough) members, so may fuse to zero on their own.
-SHARED_FEATURE_FUSIONS = ("common_features", "at_least_2_common_features", "min")
+
+
+# Each fusion is registered by name (sagea.registry: the config's allowed names come from there).
+@registry.fusion("average")
+def average(codes: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    return codes.mean(dim=1)
+
+
+@registry.fusion("square_average")
+def square_average(codes: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    return codes.mean(dim=1).square()
+
+
+@registry.fusion("topk")
+def topk(codes: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    if k is None:
+        raise ValueError("fusion 'topk' needs k (the SAE's k)")
+    mean = codes.mean(dim=1)
+    keep = stable_topk(mean, min(k, mean.shape[-1]))
+    out = torch.zeros_like(mean)
+    valid = keep >= 0
+    return out.scatter(-1, keep.clamp_min(0), torch.gather(mean, -1, keep.clamp_min(0)) * valid)
+
+
+@registry.fusion("max")
+def maximum(codes: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    return codes.amax(dim=1)
+
+
+@registry.fusion("min", shared_features=True)
+def minimum(codes: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    return codes.amin(dim=1)
+
+
+@registry.fusion("common_features", shared_features=True)
+def common_features(codes: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    mean, active = codes.mean(dim=1), (codes > 0).sum(dim=1)
+    return torch.where(active == codes.shape[1], mean, torch.zeros_like(mean))
+
+
+@registry.fusion("at_least_2_common_features", shared_features=True)
+def at_least_2_common_features(codes: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    mean, active = codes.mean(dim=1), (codes > 0).sum(dim=1)
+    return torch.where(active >= 2, mean, torch.zeros_like(mean))
+
+
+@registry.fusion("wcom")
+def wcom(codes: torch.Tensor, k: int | None = None) -> torch.Tensor:
+    return codes.mean(dim=1) * (codes > 0).sum(dim=1)
 
 
 def fuse(codes: torch.Tensor, fusion: str, k: int | None = None) -> torch.Tensor:
-    """Fuse member codes ``[B, m, h]`` with ``fusion`` (see module doc); ``k`` for ``topk``."""
-    mean = codes.mean(dim=1)
-    if fusion == "average":
-        return mean
-    if fusion == "square_average":
-        return mean.square()
-    if fusion == "topk":
-        if k is None:
-            raise ValueError("fusion 'topk' needs k (the SAE's k)")
-        keep = stable_topk(mean, min(k, mean.shape[-1]))
-        out = torch.zeros_like(mean)
-        valid = keep >= 0
-        return out.scatter(-1, keep.clamp_min(0), torch.gather(mean, -1, keep.clamp_min(0)) * valid)
-    if fusion == "max":
-        return codes.amax(dim=1)
-    if fusion == "min":
-        return codes.amin(dim=1)
-    active = (codes > 0).sum(dim=1)
-    if fusion == "common_features":
-        return torch.where(active == codes.shape[1], mean, torch.zeros_like(mean))
-    if fusion == "at_least_2_common_features":
-        return torch.where(active >= 2, mean, torch.zeros_like(mean))
-    if fusion == "wcom":
-        return mean * active
-    raise ValueError(f"unknown fusion {fusion!r}; expected one of {FUSIONS} (config evaluation.sagea.fusions)")
+    """Fuse member codes ``[B, m, h]`` with the registered fusion ``fusion`` (see module doc);
+    ``k`` for ``topk``. An unknown name raises naming the config key and the registered names."""
+    return registry.implementation("fusion", fusion)(codes, k)
 
 
 def relax(codes: torch.Tensor, fusion: str, k: int | None = None) -> torch.Tensor:
@@ -75,7 +100,7 @@ def relax(codes: torch.Tensor, fusion: str, k: int | None = None) -> torch.Tenso
     ``common_features``) or "in at least two" to "active in the largest number of members" of the
     group; any other fusion is all-zero only when every member's code is, and is returned as is.
     """
-    if fusion not in SHARED_FEATURE_FUSIONS:
+    if fusion not in registry.shared_feature_fusions():
         return fuse(codes, fusion, k)
     active = (codes > 0).sum(dim=1)  # [B, h]
     most = active.amax(dim=-1, keepdim=True)

@@ -103,6 +103,30 @@ def approach_sort_key(name: str) -> tuple[int, str]:
     return (APPROACH_ORDER.index(name), "") if name in APPROACH_ORDER else (len(APPROACH_ORDER), name)
 
 
+def kind_order(df: pd.DataFrame) -> list[str]:
+    """The group kinds of ``df`` in table order: ``sim``, ``random``, ``outlier``, then the others by name."""
+    order = {"sim": 0, "random": 1, "outlier": 2}
+    return sorted(dict.fromkeys(df["kind"]), key=lambda k: (order.get(k, 3), k))
+
+
+def sae_row_columns(df: pd.DataFrame) -> list[str]:
+    """Row labels of an SAE: ``h, k, loss`` and the variant id where those do not identify it."""
+    cols = ["width", "k", "loss"]
+    keyed = df.drop_duplicates(["sae"])
+    if keyed.duplicated(cols).any():
+        cols.append("sae")
+    return cols
+
+
+SAE_LABELS = {"width": "h", "k": "k", "loss": "loss", "sae": "SAE"}
+
+def approach_order(rows: pd.DataFrame) -> list[str]:
+    """The approaches of ``rows`` in table order (:func:`approach_sort_key`)."""
+    return sorted(dict.fromkeys(rows["approach"]), key=approach_sort_key)
+
+
+
+
 def _require(path: str | Path, what: str) -> None:
     if not Path(path).exists():
         raise FileNotFoundError(f"{what} not found: {path} (run the upstream stage first)")

@@ -19,17 +19,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from sagea.plan_report import FIGURE_KINDS  # noqa: E402
 from sagea.reports import stats  # noqa: E402
-from sagea.reports.names import FIGURE_KINDS, figure_names  # noqa: E402, F401 (re-exported)
-from sagea.reports.tables import (  # noqa: E402
-    ReportOptions,
-    _approach_index,
-    _chosen_rows,
-    _kinds,
-    _option,
-    grid_fusion,
-    selection_pool,
-)
+from sagea.reports.collect import approach_order, kind_order  # noqa: E402
+from sagea.reports.options import ReportOptions  # noqa: E402
+from sagea.reports.paper_tables import grid_fusion  # noqa: E402
+from sagea.reports.selection import chosen_rows, pick_option, selection_pool  # noqa: E402
 
 #: Training-history columns drawn by ``training-*`` (ELSA: loss, validation NDCG/recall; SAE: below).
 CURVE_METRICS = ("loss", "Loss_train", "Loss_valid", "CosineSim_valid", "L0_valid", "DeadNeurons_valid")
@@ -63,10 +58,10 @@ def sagea_heatmap(pg: pd.DataFrame, dataset: str, opts: ReportOptions, fusion: s
     if df.empty:
         return _empty(f"no SAGEA {fusion} results for {dataset}")
     pool = selection_pool(df, opts, f"heatmap-{dataset}")
-    option = _option(df, opts.main_option)
+    option = pick_option(df, opts.main_option)
     df = df[(df["pool"] == pool) & (df["option"] == option)]
     metrics = {**{v: f"NDCG_{n}" for n, v in opts.ndcg.items()}, "Popularity": "Pop"}
-    kinds = _kinds(df)
+    kinds = kind_order(df)
     # One row per SAE variant without its k: "topk-h1024-l2", "topk-h1024-l2-con0.3", ...
     df = df.assign(row=df["sae"].str.replace(r"-k\d+", "", regex=True))
     widths = dict(zip(df["row"], df["width"].astype(int)))
@@ -99,11 +94,11 @@ def sagea_heatmap(pg: pd.DataFrame, dataset: str, opts: ReportOptions, fusion: s
 
 def approach_bars(pg: pd.DataFrame, dataset: str, opts: ReportOptions) -> plt.Figure:
     """Mean NDCG com/min/mean per approach, one bar per group kind, with bootstrap 95% CIs."""
-    rows, _, pool = _chosen_rows(pg, dataset, opts)
+    rows, _, pool = chosen_rows(pg, dataset, opts)
     if rows.empty:
         return _empty(f"no evaluation results for {dataset}")
-    approaches = _approach_index(rows)
-    kinds = _kinds(rows)
+    approaches = approach_order(rows)
+    kinds = kind_order(rows)
     fig, axes = plt.subplots(
         len(opts.ndcg),
         1,
@@ -201,7 +196,7 @@ def training_curves(history: pd.DataFrame, dataset: str) -> plt.Figure:
 
 
 def build_figure(name: str, collected: dict[str, pd.DataFrame], opts: ReportOptions) -> plt.Figure:
-    """Build the figure called ``name`` (see :func:`figure_names`) from the collected frames."""
+    """Build the figure called ``name`` (see :func:`sagea.plan_report.figure_names`) from the collected frames."""
     kind, _, dataset = name.partition("-")
     if kind == "heatmap":
         return sagea_heatmap(collected["per_group"], dataset, opts)

@@ -18,7 +18,8 @@ import pandas as pd
 import yaml
 
 from sagea import plan
-from sagea.reports import tables, writers
+from sagea.reports import paper_tables, writers
+from sagea.reports.options import ReportOptions
 
 
 def _html_table(frame: pd.DataFrame) -> str:
@@ -101,7 +102,7 @@ def front_page(
     cards: dict[str, dict],
     collected: dict[str, pd.DataFrame],
     heatmaps: dict[str, str | os.PathLike],
-    opts: tables.ReportOptions,
+    opts: ReportOptions,
     seeds: list[int] | None = None,
     seeds_tables: list[str] | None = None,
 ) -> str:
@@ -149,7 +150,7 @@ def front_page(
     for dataset in plan.datasets(config):
         html = []
         try:
-            html.append(writers.to_html(tables.overall_table(per_group, dataset, opts), standalone=False))
+            html.append(writers.to_html(paper_tables.overall_table(per_group, dataset, opts), standalone=False))
         except (ValueError, KeyError) as err:
             html.append(f"<p>No overall table for {writers._esc(dataset)}: {writers._esc(err)}</p>")
         if dataset in heatmaps and Path(heatmaps[dataset]).exists():

@@ -1,4 +1,4 @@
-"""LaTeX rendering of a :class:`~sagea.reports.table.Table` (booktabs; needs ``\\usepackage{booktabs}``).
+"""LaTeX rendering of a :class:`~sagea.reports.table_data.Table` (booktabs; needs ``\\usepackage{booktabs}``).
 
 Best values ``\\textbf{}``, second ``\\underline{}``, significance ``$^{*}$``; column levels above
 the last become ``\\multicolumn`` headers with ``\\cmidrule`` rules; repeated row labels are blanked
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sagea.reports.table import BEST, SECOND, Table
+from sagea.reports.table_data import BEST, SECOND, Table
 
 _SPECIAL = {
     "\\": r"\textbackslash{}",

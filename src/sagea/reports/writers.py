@@ -1,4 +1,4 @@
-"""Markdown, CSV and HTML renderings of a :class:`~sagea.reports.table.Table`, and writing them."""
+"""Markdown, CSV and HTML renderings of a :class:`~sagea.reports.table_data.Table`, and writing them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 
 from sagea.io import write_text
 from sagea.reports.latex import to_latex
-from sagea.reports.table import BEST, SECOND, Table, flatten_columns
+from sagea.reports.table_data import BEST, SECOND, Table, flatten_columns
 
 
 def _md_escape(text: object) -> str:

@@ -24,16 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from sagea import registry
 from sagea.data.matrix import load_interactions, load_split
 from sagea.evaluation.group import GroupEvalSettings, evaluate_groups
 from sagea.evaluation.outputs import write_strategy_outputs
 from sagea.io import NonFiniteError, read_embeddings
 from sagea.runtime import set_threads
-from sagea.recommenders.aggregation import SCORE_AGGREGATIONS, ElsaMean, ElsaUnion, ScoreAggregation
-from sagea.recommenders.epfuzzda import EPFuzzDA
-from sagea.recommenders.gfar import GFAR
-from sagea.recommenders.popular import Popular
-from sagea.scoring import item_popularity
 from sagea.recommenders.sagea import SageaRecommender
 from sagea.scoring import item_popularity
 from sagea.stages.evaluate_mlflow import log_summary, run_params
@@ -227,24 +223,12 @@ def evaluate_sagea_job(
 def build_baselines(
     names, elsa, popularity, elsa_seen_at_zero: bool = False, aggregation_seen_at_zero: bool = False
 ) -> list:
-    """Baseline strategies by name (``plan.BASELINES``); the flags reproduce defects 6 and 7."""
-    out = []
-    for name in names:
-        if name == "ELSA":
-            out.append(ElsaMean(elsa, seen_at_zero=elsa_seen_at_zero))
-        elif name == "ELSA_INT":
-            out.append(ElsaUnion(elsa))
-        elif name in SCORE_AGGREGATIONS:
-            out.append(ScoreAggregation(elsa, name, seen_at_zero=aggregation_seen_at_zero))
-        elif name == "GFAR":
-            out.append(GFAR(elsa))
-        elif name == "EPFuzzDA":
-            out.append(EPFuzzDA(elsa))
-        elif name == "POPULAR":
-            out.append(Popular(popularity))
-        else:
-            raise ValueError(f"unknown baseline {name!r} (config evaluation.baselines)")
-    return out
+    """Baseline strategies by registered name (:mod:`sagea.registry`); the flags reproduce defects 6 and 7."""
+    return [
+        registry.build_baseline(name, elsa, popularity, elsa_seen_at_zero=elsa_seen_at_zero,
+                                aggregation_seen_at_zero=aggregation_seen_at_zero)
+        for name in names
+    ]  # fmt: skip
 
 
 def evaluate_baselines_job(

@@ -8,7 +8,8 @@ import os
 import pandas as pd
 
 from sagea.io import read_parquet, save_figure, write_parquet
-from sagea.reports import collect, figures, tables, writers
+from sagea.reports import build, collect, figures, paper_tables, writers
+from sagea.reports.options import ReportOptions
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def make_table(
     html: str | os.PathLike | None = None,
 ) -> None:
     """Build table ``name`` from the collected Parquet files and write CSV, LaTeX, Markdown (and HTML)."""
-    table = tables.build_table(name, _load(collected), tables.ReportOptions(**options))
+    table = build.build_table(name, _load(collected), ReportOptions(**options))
     writers.write_table(table, csv, tex, md, html)
     log.info("table %s: %d rows x %d columns", name, *table.data.shape)
 
@@ -54,7 +55,7 @@ def make_figure(
     """Build figure ``name`` and save it as PNG and SVG."""
     import matplotlib.pyplot as plt
 
-    fig = figures.build_figure(name, _load(collected), tables.ReportOptions(**options))
+    fig = figures.build_figure(name, _load(collected), ReportOptions(**options))
     save_figure(fig, png, svg)
     plt.close(fig)
     log.info("figure %s written", name)
@@ -80,7 +81,7 @@ def make_front(
 
     loaded_cards = {dataset: json.loads(Path(path).read_text()) for dataset, path in cards.items()}
     extra = [Path(p).read_text() for p in seeds_tables or []]
-    page = front_page(study, config, loaded_cards, _load(collected), heatmaps, tables.ReportOptions(**options),
+    page = front_page(study, config, loaded_cards, _load(collected), heatmaps, ReportOptions(**options),
                       seeds=seeds, seeds_tables=extra)  # fmt: skip
     write_text(page, out)
     log.info("front page of %s -> %s", study, out)
@@ -97,9 +98,9 @@ def make_seeds_table(
 ) -> None:
     """The overall table of ``dataset`` across seeds (one collected per_group file per seed)."""
     per_seed = {
-        seed: tables.overall_table(read_parquet(path), dataset, tables.ReportOptions(**opts))
+        seed: paper_tables.overall_table(read_parquet(path), dataset, ReportOptions(**opts))
         for (seed, path), opts in zip(per_group.items(), options)
     }
-    table = tables.seeds_table(per_seed, f"overall-{dataset}")
+    table = build.seeds_table(per_seed, f"overall-{dataset}")
     writers.write_table(table, csv, tex, md, html)
     log.info("overall-%s across seeds %s", dataset, list(per_seed))

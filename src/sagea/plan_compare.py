@@ -1,6 +1,7 @@
-"""What the ``compare`` config section asks for: the runs and dictionaries to compare, the targets.
+"""The compare stage's plan: what the ``compare`` config section asks for (the runs and
+dictionaries to compare, the target files).
 
-Pure functions of the validated config (used by ``workflow/rules/compare.smk`` and the tests).
+Pure functions of the validated config (imported by ``workflow/rules/compare.smk`` while it parses).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Which upstream files a study's report reads, with their metadata (pure; from one replicate's validated config).
+"""The report stage's plan (pure, from one replicate's validated config; the workflow imports it
+while it parses, where only Snakemake is installed): the file stems of a study's tables and
+figures, the upstream files the report reads with their metadata, and the report options.
 
 Paths follow docs/ARCHITECTURE.md. Every entry is a dict with ``path`` plus the metadata that
 :mod:`sagea.reports.collect` attaches to the rows, so nothing is parsed back from paths.
@@ -7,6 +9,28 @@ Paths follow docs/ARCHITECTURE.md. Every entry is a dict with ``path`` plus the 
 from __future__ import annotations
 
 from sagea import plan
+
+GLOBAL_TABLES = ("single_user", "sae_reconstruction", "common_features", "fusions", "timing")
+DATASET_TABLES = ("sagea_grid", "overall", "fairness")
+FIGURE_KINDS = ("heatmap", "bars", "group_similarity", "training")
+
+
+def table_names(datasets: list[str], comparisons: list[dict]) -> list[str]:
+    """Every table file stem of a study."""
+    names = list(GLOBAL_TABLES)
+    names += [f"{t}-{d}" for t in DATASET_TABLES for d in datasets]
+    names += [f"comparison-{c['name']}" for c in comparisons]
+    return names
+
+
+def figure_names(datasets: list[str]) -> list[str]:
+    """Every figure file stem of a study."""
+    return [f"{kind}-{d}" for kind in FIGURE_KINDS for d in datasets]
+
+
+def seeds_table_names(datasets: list[str]) -> list[str]:
+    """Tables across the seeds of a multi-seed study (``results/<study>/seeds/tables/``)."""
+    return [f"overall-{d}" for d in datasets]
 
 
 def _eval_dir(results: str, dataset: str, pool: str, groupset: str, elsa: str) -> str:
@@ -146,7 +170,7 @@ def entry_paths(entries: list[dict]) -> list[str]:
 
 
 def options_from_config(config: dict) -> dict:
-    """Keyword arguments of :class:`sagea.reports.tables.ReportOptions` from a validated config."""
+    """Keyword arguments of :class:`sagea.reports.options.ReportOptions` from a validated config."""
     r = config["reports"]
     return {
         "k": config["evaluation"]["k"],
