@@ -18,13 +18,14 @@ import pandas as pd
 import torch
 
 from sagea.analysis.sae_features import feature_table, sparse_codes
-from sagea.checkpoint import state_path
 from sagea.data.matrix import load_interactions, load_split
 from sagea.evaluation.sae_metrics import code_statistics, reconstruction_metrics
 from sagea.evaluation.validation_streams import sampled_interactions_embeddings
 from sagea.io import atomic_path, check_finite, read_embeddings, read_parquet, write_json, write_parquet, write_torch
 from sagea.models.elsa import ELSA
-from sagea.models.sae import LOSS_TERMS, MODEL_NAMES, RECONSTRUCTION_LOSSES, SAE, EmbeddingData, InteractionData, fit
+from sagea.models.sae import LOSS_TERMS, MODEL_NAMES, RECONSTRUCTION_LOSSES, SAE, fit
+from sagea.models.sae_data import EmbeddingData, InteractionData
+from sagea.models.training import clear_training_state, state_path
 from sagea.runtime import seed_everything, select_device, set_threads
 
 log = logging.getLogger(__name__)
@@ -151,12 +152,13 @@ def train_sae(
         stats = code_statistics(sae, valid_embeddings, eval_batch_size, True, dev)
         return {f"{name}_valid": stats[name] for name in ("CosineSim", "DeadNeurons")}  # L0_valid: a loss term
 
+    state_file = state_path(Path(model_path).parent)
     tic = time.perf_counter()
     result = fit(
         model, train, valid, lr=float(hp["lr"]), beta1=float(hp["beta1"]), beta2=float(hp["beta2"]),
         batch_size=int(hp["batch_size"]), epochs=int(hp["epochs"]), validate_every=int(hp["validate_every"]),
         patience=int(hp["patience"]), early_stop_unit=hp["early_stop_unit"], seed=seed, device=dev,
-        checkpoint_path=state_path(Path(model_path).parent), fingerprint={"path": path, "n_users": len(embeddings)},
+        checkpoint_path=state_file, fingerprint={"path": path, "n_users": len(embeddings)},
         on_validation=on_validation if len(split["valid"]) else None,
         research_step_order=bool(hp.get("research_step_order", False)),
     )  # fmt: skip
@@ -164,7 +166,7 @@ def train_sae(
     metrics: dict[str, Any] = _split_metrics(model, elsa, matrix, embeddings, split, target_fraction, split_seed,
                                              target_method, eval_batch_size, dev)  # fmt: skip
     metrics.update(
-        history=result.history, best_epoch=result.best_epoch, best_valid_loss=result.best_valid_loss,
+        history=result.history, best_epoch=result.best_epoch, best_valid_loss=result.best_score,
         epochs_run=result.epochs_run, stopped_early=result.stopped_early, train_seconds=seconds,
         train_users=len(train_users), train_path=path, hyperparameters=dict(hp),
     )  # fmt: skip
@@ -181,6 +183,7 @@ def train_sae(
             mlflow_uri, dataset, elsa_run, sae_run, hp, embeddings.shape[1], metrics,
             [model_path, metrics_path, history_path], Path(data_dir) / "card.json", started, provenance,
         )  # fmt: skip
+    clear_training_state(state_file)
     return metrics
 
 
@@ -222,7 +225,7 @@ def _import_research(research, hp, model_path, metrics_path, history_path, embed
     metrics.update(history=[], best_epoch=0, best_valid_loss=None, epochs_run=0, stopped_early=False,
                    train_seconds=0.0, train_users=0, train_path="imported", hyperparameters=dict(hp),
                    imported_from=str(research["path"]))  # fmt: skip
-    write_torch(model.checkpoint(training=dict(hp), imported_from=str(research["path"])), model_path)
+    model.save(model_path, training=dict(hp), imported_from=str(research["path"]))
     write_parquet(history_frame([]), history_path)
     write_json(metrics, metrics_path)
     log.info("imported research SAE %s as %s", research["path"], sae_run)
