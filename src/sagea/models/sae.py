@@ -365,6 +365,23 @@ def _evaluate_loss(
     return {name: value / max(n, 1) for name, value in totals.items()}
 
 
+def validation_row(
+    model: SAE, valid: TrainData, epoch: int, epoch_terms: dict[str, float], batch_size: int, seed: int, device,
+    on_validation: Callable[[SAE, int], dict[str, float]] | None, started: float,
+) -> tuple[float, dict[str, Any]]:
+    """A validation's score (the validation loss) and history row: train and valid loss terms, the share
+    of dead latents, seconds since ``started`` and what ``on_validation(model, epoch)`` adds."""
+    # without validation users the training loss decides (and early stopping rarely fires)
+    valid_terms = _evaluate_loss(model, valid, batch_size, seed, device) if len(valid) else dict(epoch_terms)
+    row = {"epoch": epoch, **{f"{k}_train": epoch_terms[k] for k in LOSS_TERMS},
+           **{f"{k}_valid": valid_terms[k] for k in LOSS_TERMS},
+           "DeadLatents_train": float(model.dead_latents().float().mean()),
+           "seconds": time.perf_counter() - started}  # fmt: skip
+    if on_validation is not None:
+        row.update(on_validation(model, epoch))
+    return valid_terms["Loss"], row
+
+
 def fit(
     model: SAE,
     train: TrainData,
@@ -430,15 +447,8 @@ def fit(
         return {"loss": terms["Loss"], **terms}
 
     def validation(epoch: int, epoch_terms: dict[str, float]) -> tuple[float, dict, dict]:
-        # without validation users the training loss decides (and early stopping rarely fires)
-        valid_terms = _evaluate_loss(model, valid, batch_size, seed, device) if len(valid) else dict(epoch_terms)
-        row = {"epoch": epoch, **{f"{k}_train": epoch_terms[k] for k in LOSS_TERMS},
-               **{f"{k}_valid": valid_terms[k] for k in LOSS_TERMS},
-               "DeadLatents_train": float(model.dead_latents().float().mean()),
-               "seconds": time.perf_counter() - started}  # fmt: skip
-        if on_validation is not None:
-            row.update(on_validation(model, epoch))
-        return valid_terms["Loss"], row, {k: valid_terms[k] for k in LOSS_TERMS}
+        score, row = validation_row(model, valid, epoch, epoch_terms, batch_size, seed, device, on_validation, started)
+        return score, row, {k: row[f"{k}_valid"] for k in LOSS_TERMS}
 
     return train_epochs(
         model, optimizer, epochs=epochs, train_epoch=train_epoch, validate=validation,
