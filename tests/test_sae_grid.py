@@ -107,14 +107,15 @@ def test_batchtopk_and_mismatched_models_are_not_stacked():
 
 
 def test_stage_trains_the_grid_in_one_process_with_one_run_per_sae(tmp_path):
-    """train_sae_grid writes each SAE's usual files and MLflow run, as train_sae does for one."""
+    """train_sae_grid writes each SAE's usual files and MLflow run, as train_sae does for one (the two
+    TopK SAEs of one width as a stack of 2 on the CPU, the BatchTopK one alone)."""
     from mlflow.tracking import MlflowClient
 
     from sagea.stages.sae import SAEJob, train_sae, train_sae_grid
     from test_sae_stage import HP
 
     paths = write_stage_inputs(tmp_path, n_users=200, n_items=80, factors=12)
-    runs = {"topk-h32-k4-l2": dict(HP), "topk-h48-k6-cosine": {**HP, "width": 48, "k": 6, "reconstruction_loss": "cosine"},
+    runs = {"topk-h32-k4-l2": dict(HP), "topk-h32-k6-cosine": {**HP, "k": 6, "reconstruction_loss": "cosine"},
             "batchtopk-h32-k4-l2": {**HP, "variant": "batchtopk"}}  # fmt: skip
     common = (paths["elsa"] / "user_embeddings.parquet", paths["elsa"] / "model.pt", paths["data"],
               paths["data"].parent / "split.parquet")  # fmt: skip

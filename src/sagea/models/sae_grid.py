@@ -94,8 +94,18 @@ class _Stack:
         self.aux_coef = column([p["aux_coef"] for p in hp])
         self.con_coef = column([p["contrastive_coef"] for p in hp])
         self.lr = lrs
+        self._summarise()
         self.dead_after, self.aux_k = hp[0]["dead_after"], hp[0]["aux_k"]
         self.more_than = hp[0]["dead_rule"] == "more_than"
+
+    def _summarise(self) -> None:
+        """Per-stack facts read on every step, kept on the host (no device sync per step)."""
+        self.k_max = int(self.k.max())
+        self.all_topk = bool(self.topk.all())
+        self.one_k = self.all_topk and int(self.k.min()) == self.k_max  # every model TopK with one k
+        self.any_normalize = bool(self.normalize.any())
+        self.all_normalize = bool(self.normalize.all())
+        self.any_contrastive = bool((self.con_coef > 0).any())
 
     def params(self) -> list[torch.Tensor]:
         return [self.encoder_w, self.encoder_b, self.decoder_w, self.decoder_b]
@@ -110,6 +120,7 @@ class _Stack:
         for name in ("inactive", "real", "k", "topk", "normalize", "l2", "rec_coef", "l1_coef", "aux_coef", "con_coef"):
             setattr(self, name, getattr(self, name).index_select(0, index))
         self.lr = [self.lr[i] for i in rows]
+        self._summarise()
 
     def write_back(self, i: int, model: SAE) -> None:
         """Copy model ``i`` of the stack into ``model`` (weights and dead-latent counters)."""
@@ -124,14 +135,19 @@ class _Stack:
     # ------------------------------------------------------------------ forward (SAE.losses, stacked)
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
         """TopK (each model its own k, up to the largest) or plain ReLU, then the optional L2 norm."""
-        k_max = int(self.k.max())
+        k_max = self.k_max
         code = pre
         if k_max > 0:
             top = torch.topk(pre, k_max, dim=-1)
-            kept = torch.arange(k_max, device=pre.device) < self.k[:, None, None]
-            sparse = torch.zeros_like(pre).scatter(-1, top.indices, torch.where(kept, top.values, 0.0))
-            code = torch.where(self.topk[:, None, None], sparse, pre)
-        if bool(self.normalize.any()):
+            values = top.values
+            if not self.one_k:  # models with a smaller k keep only their first k of the k_max largest
+                values = torch.where(torch.arange(k_max, device=pre.device) < self.k[:, None, None], values, 0.0)
+            code = torch.zeros_like(pre).scatter(-1, top.indices, values)
+            if not self.all_topk:  # basic models keep every activation
+                code = torch.where(self.topk[:, None, None], code, pre)
+        if self.all_normalize:
+            code = F.normalize(code, dim=-1)
+        elif self.any_normalize:
             code = torch.where(self.normalize[:, None, None], F.normalize(code, dim=-1), code)
         return code
 
@@ -140,20 +156,20 @@ class _Stack:
         xs, mean, std = SAE.standardize(x)
         pre = F.relu((xs - self.decoder_b[:, None]) @ self.encoder_w + self.encoder_b[:, None])
         code = self.activate(pre)
+        nonzero = code != 0
         if track:
-            active = (code != 0).any(dim=1)
-            self.inactive.add_(1).masked_fill_(active, 0)
+            self.inactive.add_(1).masked_fill_(nonzero.any(dim=1), 0)
         out = SAE.destandardize(code @ self.decoder_w + self.decoder_b[:, None], mean, std)
         zero = x.new_zeros(len(self.k))
         terms = {
             "L2": (out - x).pow(2).mean(dim=(1, 2)),
             "Cosine": (1 - F.cosine_similarity(x, out, dim=-1)).mean(-1),
             "L1": code.abs().sum(-1).mean(-1),
-            "L0": (code != 0).float().sum(-1).mean(-1).detach(),
+            "L0": nonzero.float().sum(-1).mean(-1).detach(),
             "Auxiliary": self.auxiliary_loss(xs, pre, code, zero),
             "Contrastive": zero,
         }
-        if x_positive is not None and bool((self.con_coef > 0).any()):
+        if x_positive is not None and self.any_contrastive:
             xs_pos, _, _ = SAE.standardize(x_positive)
             pre_pos = F.relu((xs_pos - self.decoder_b[:, None]) @ self.encoder_w + self.encoder_b[:, None])
             con = self.contrastive_loss(code, self.activate(pre_pos))
@@ -171,12 +187,16 @@ class _Stack:
         """:meth:`SAE.auxiliary_loss` per model: the ``aux_k`` largest pre-activations of its dead latents."""
         dead = self.dead()
         n_dead = dead.sum(-1)
-        if not bool(n_dead.any()):
+        fewest, most = n_dead.aminmax()
+        fewest, most = int(fewest), int(most)  # one host sync per step, as SAE.auxiliary_loss has
+        if most == 0:
             return zero
-        candidates = torch.where(dead[:, None, :], pre, torch.full_like(pre, -1.0))  # pre >= 0: dead ones first
-        top = torch.topk(candidates, min(self.aux_k, self.width), dim=-1)
-        picked = torch.gather(dead[:, None, :].expand_as(pre), -1, top.indices)
-        aux = torch.zeros_like(pre).scatter(-1, top.indices, torch.where(picked, top.values, 0.0))
+        candidates = torch.where(dead[:, None, :], pre, -1.0)  # pre >= 0: the dead latents come first
+        top = torch.topk(candidates, min(self.aux_k, most), dim=-1)
+        values = top.values
+        if fewest < min(self.aux_k, most):  # some model has fewer dead latents: drop its live picks
+            values = torch.where(torch.gather(dead[:, None, :].expand_as(pre), -1, top.indices), values, 0.0)
+        aux = torch.zeros_like(pre).scatter(-1, top.indices, values)
         recon = code @ self.decoder_w + aux @ self.decoder_w + self.decoder_b[:, None]
         return torch.where(n_dead > 0, (xs - recon).pow(2).mean(dim=(1, 2)), zero)
 

@@ -161,7 +161,9 @@ def train_sae_grid(
     The inputs are read once. With ``stack`` the SAEs that see the same batches (same training
     data, seed, batch size, epochs, validation cadence, Adam betas and step order; TopK or basic)
     are trained together as one stack (:mod:`sagea.models.sae_grid`: equal to one-at-a-time
-    training up to float rounding); the others, and all with ``stack=False``, one after another.
+    training up to float rounding) — on a GPU all widths in one stack, on a CPU one stack per
+    width (BENCHMARKS.md, "SAE grid, batched"); the others, and all with ``stack=False``, one
+    after another.
     A stack keeps no resumable state: an interrupted job trains it again from the start.
     """
     started = time.time()
@@ -184,7 +186,10 @@ def train_sae_grid(
             continue
         model = build_model(job.hp, inputs.embeddings.shape[1])
         key = stack_key(model) if stack else None
-        key = (job.sae_run,) if key is None else (*_data_key(job.hp), *key)
+        # a GPU step is bound by launch overhead: every width shares one stack (smaller ones padded);
+        # on a CPU the arithmetic dominates and padding would waste it: one stack per width
+        width = () if inputs.device.type == "cuda" else (model.hparams["width"],)
+        key = (job.sae_run,) if key is None else (*_data_key(job.hp), *key, *width)
         groups.setdefault(key, []).append((job, model))
     for members in groups.values():
         hp = members[0][0].hp
