@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=32, help="ELSA factors d")
     parser.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128])
     parser.add_argument("--ks", type=int, nargs="+", default=[4, 8, 16])
+    parser.add_argument("--losses", nargs="+", default=["l2", "cosine"], choices=["l2", "cosine"])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--validate-every", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=1024)
@@ -66,7 +67,7 @@ def main() -> None:
     x = embeddings(args.users + args.valid_users, args.dim).to(device)
     train, valid = EmbeddingData(x[: args.users]), EmbeddingData(x[args.users :])
     grid = [dict(width=w, k=k, reconstruction_loss=loss)
-            for w, k, loss in itertools.product(args.widths, args.ks, ("l2", "cosine"))]  # fmt: skip
+            for w, k, loss in itertools.product(args.widths, args.ks, args.losses)]  # fmt: skip
     common = dict(batch_size=args.batch_size, epochs=args.epochs, validate_every=args.validate_every, seed=0,
                   device=device)  # fmt: skip
     lr, patience = 1e-3, args.epochs + 1

@@ -146,3 +146,39 @@ def test_stage_trains_the_grid_in_one_process_with_one_run_per_sae(tmp_path):
     found = client.search_runs([client.get_experiment_by_name("Sparse_synthetic").experiment_id])
     assert sorted(r.info.run_name for r in found) == sorted(f"f16-s42/{sae}" for sae in runs)
     assert np.isfinite([r.data.metrics["CosineSim/test"] for r in found]).all()
+
+
+@pytest.mark.workflow
+def test_workflow_trains_the_grid_in_one_job(tmp_path, repo, python):
+    """sae.batch_grid: one train_sae_grid job writes every SAE's files and logs; extract_sae follows."""
+    import subprocess
+
+    write_stage_inputs(tmp_path, elsa_run="f16-s42", n_users=200, n_items=80, factors=16)
+    snakefile = tmp_path / "Snakefile"
+    snakefile.write_text(
+        f'configfile: "{repo}/config/config.yaml"\n'
+        f'include: "{repo}/workflow/rules/common.smk"\n'
+        f'include: "{repo}/workflow/rules/sae.smk"\n'
+        "rule all:\n    input: sae_targets()\n"
+    )
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text(
+        "mlflow: {enabled: false}\n"
+        "elsa: {factors: 16, extra_runs: []}\n"
+        "sae:\n  base: {variant: topk, lr: 0.003, batch_size: 32, epochs: 6, validate_every: 3, patience: 4}\n"
+        "  grid: {width: [32], k: [2, 4]}\n  batch_grid: true\n"
+    )
+    cmd = [python, "-m", "snakemake", "-s", str(snakefile), "-d", str(tmp_path), "--cores", "2",
+           "--configfile", str(repo / "config" / "config.yaml"), str(overrides)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "train_sae_grid" in proc.stderr and "rule train_sae:" not in proc.stderr
+    assert (tmp_path / "logs/benchmarks/synthetic/s42/sae/f16-s42/grid/train.tsv").exists()
+    for sae, k in (("topk-h32-k2-l2", 2), ("topk-h32-k4-l2", 4)):
+        folder = tmp_path / "results/synthetic/s42/sae/f16-s42" / sae
+        for name in ("model.pt", "metrics.json", "history.parquet", "codes_topk.parquet", "features.parquet"):
+            assert (folder / name).exists(), folder / name
+        log = (tmp_path / "logs/synthetic/s42/sae/f16-s42" / sae / "train.log").read_text()
+        assert "trained a stack of 2 SAEs" in log
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["stack_size"] == 2 and metrics["test"]["L0"] == pytest.approx(k)
