@@ -1,5 +1,6 @@
 # SAE stage (docs/ARCHITECTURE.md): one sparse autoencoder per (dataset, main ELSA run, SAE id of
 # plan.sae_runs), its reconstruction metrics, and the extracted sparse codes and feature table.
+# With sae.batch_grid the grid's TopK/basic SAEs of an ELSA run train in one train_sae_grid job.
 # Logic lives in sagea.stages.sae.
 
 

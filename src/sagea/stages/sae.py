@@ -216,6 +216,7 @@ def train_sae_grid(
         for (job, model), result in zip(members, results):
             out[job.sae_run] = _write_outputs(job, model, result, seconds, data, inputs, data_dir, **settings,
                                               stack_size=len(members))  # fmt: skip
+            clear_training_state(state_path(Path(job.model_path).parent))  # one left by an earlier single run
     return out
 
 
