@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from sagea.io import write_embeddings, write_parquet, write_torch
-from sagea.models.elsa import ELSA, save
+from sagea.models.elsa import ELSA
 from sagea.models.sae import SAE
 
 N_USERS, N_ITEMS, FACTORS, WIDTH, K_SAE = 60, 80, 8, 16, 4
@@ -32,7 +32,7 @@ def write_upstream(root: Path, dataset: str = "synthetic", elsa_run: str = "f8-s
     split[:12], split[12:24] = "test", "valid"
     write_parquet(pd.DataFrame({"user": np.arange(N_USERS, dtype=np.int32), "split": split}), res / "split.parquet")
     elsa = ELSA(N_ITEMS, FACTORS, seed=seed)
-    save(elsa, res / "elsa" / elsa_run / "model.pt", {"factors": FACTORS})
+    elsa.save(res / "elsa" / elsa_run / "model.pt", hyperparameters={"factors": FACTORS})
     write_embeddings(elsa.item_embeddings().numpy(), "item", res / "elsa" / elsa_run / "item_embeddings.parquet")
     sae = SAE(FACTORS, WIDTH, k=K_SAE, seed=seed)
     write_torch(sae.checkpoint(), res / "sae" / elsa_run / sae_run / "model.pt")

@@ -15,10 +15,11 @@ from elsa_fixtures import clustered_interactions, ml_small_matrix, user_split
 from sagea.data.batches import DeviceCSR
 from sagea.evaluation import metrics as M
 from sagea.evaluation.single_user import evaluate_scorer, single_user_split
-from sagea.models.elsa import ELSA, fit, nmse_loss, save
+from sagea.models.elsa import ELSA, fit, nmse_loss
 from sagea.recommenders.user_baselines import ease_weights, pop_scorer
 from sagea.scoring import item_popularity, top_k_items
 from sagea.scoring import minmax as minmax_rows
+from sagea.stages.elsa import validator
 
 L2 = np.log2
 
@@ -178,7 +179,7 @@ def synthetic():
 def _train(synthetic, factors=16, **kw):
     train, valid, test = synthetic
     model = ELSA(train.shape[1], factors, seed=SYN_HP["seed"])
-    result = fit(model, train, valid, **{**SYN_HP, **kw})
+    result = fit(model, train, validator(valid), **{**SYN_HP, **kw})
     return model, result, evaluate_scorer(model.scores, *test)
 
 
@@ -215,12 +216,12 @@ def test_resume_after_interruption_equals_uninterrupted(synthetic, tmp_path):
 
     train, valid, _ = synthetic
     with pytest.raises(Interrupt):
-        fit(ELSA(train.shape[1], 16, seed=SYN_HP["seed"]), train, valid, **{**SYN_HP, "epochs": 6, "patience": 10},
-            state_file=state, callback=stop_at_3)  # fmt: skip
+        fit(ELSA(train.shape[1], 16, seed=SYN_HP["seed"]), train, validator(valid), **{**SYN_HP, "epochs": 6, "patience": 10},
+            checkpoint_path=state, callback=stop_at_3)  # fmt: skip
     assert state.exists()
     seen = []
     model = ELSA(train.shape[1], 16, seed=999)  # weights come from the state file
-    res = fit(model, train, valid, **{**SYN_HP, "epochs": 6, "patience": 10}, state_file=state,
+    res = fit(model, train, validator(valid), **{**SYN_HP, "epochs": 6, "patience": 10}, checkpoint_path=state,
               callback=lambda r: seen.append(r["epoch"]))  # fmt: skip
     assert seen == [4, 5, 6]
     assert torch.equal(model.encoder, ref_model.encoder)
@@ -231,7 +232,7 @@ def test_resume_after_interruption_equals_uninterrupted(synthetic, tmp_path):
 
 def test_checkpoint_round_trip_and_research_format(tmp_path):
     model = ELSA(30, 4, seed=1)
-    save(model, tmp_path / "model.pt", {"factors": 4, "lr": 1e-4})
+    model.save(tmp_path / "model.pt", hyperparameters={"factors": 4, "lr": 1e-4})
     ckpt = torch.load(tmp_path / "model.pt", weights_only=True)
     assert list(ckpt["model_state_dict"]) == ["encoder"]
     assert ckpt["n_items"] == 30 and ckpt["factors"] == 4 and ckpt["hyperparameters"]["lr"] == 1e-4
@@ -243,7 +244,7 @@ def test_checkpoint_round_trip_and_research_format(tmp_path):
     plain = ELSA(30, 4, seed=1, relu=False)  # the elsarec-style objective survives a round trip
     x = torch.eye(30)[:3]
     assert torch.equal(plain(x), plain.scores(x)) and (plain.scores(x) < 0).any()
-    save(plain, tmp_path / "plain.pt")
+    plain.save(tmp_path / "plain.pt")
     assert ELSA.load(tmp_path / "plain.pt").relu is False and ELSA.load(tmp_path / "model.pt").relu is True
     torch.save({"model_state_dict": {"W": model.encoder}}, tmp_path / "bad.pt")
     with pytest.raises(KeyError, match="encoder"):
@@ -276,7 +277,7 @@ def test_elsa_beats_pop_on_ml_latest_small(ml_small):
     valid = single_user_split(matrix, split["valid"])
     test = single_user_split(matrix, split["test"])
     model = ELSA(matrix.shape[1], 64, seed=42)
-    fit(model, train, valid, lr=0.01, batch_size=64, epochs=15, patience=5, seed=42)
+    fit(model, train, validator(valid), lr=0.01, batch_size=64, epochs=15, patience=5, seed=42)
     elsa = evaluate_scorer(model.scores, *test)
     pop = evaluate_scorer(pop_scorer(train), *test)
     assert elsa["NDCG20"] > pop["NDCG20"] + 0.05, (elsa["NDCG20"], pop["NDCG20"])

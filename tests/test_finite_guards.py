@@ -78,14 +78,14 @@ def test_embeddings_are_checked_when_written_and_read(tmp_path):
 
 # ----------------------------------------------------------------------------- models
 def test_models_with_non_finite_weights_do_not_load(tmp_path):
-    from sagea.models.elsa import ELSA, save
+    from sagea.models.elsa import ELSA
     from sagea.models.sae import SAE
 
     elsa = ELSA(6, 3, seed=0)
     with torch.no_grad():
         elsa.encoder[2, 1] = float("nan")
     # save() is the library's raw writer; the stage checks before saving (below)
-    save(elsa, tmp_path / "elsa.pt")
+    elsa.save(tmp_path / "elsa.pt")
     with pytest.raises(NonFiniteError, match=r"elsa.pt: ELSA encoder weights: 1 non-finite .* rows \[2\]; .*train_elsa"):
         ELSA.load(tmp_path / "elsa.pt")
     sae = SAE(3, 8, k=2, seed=0)
@@ -112,7 +112,8 @@ def test_elsa_training_stops_on_a_non_finite_loss():
 
 
 def test_sae_training_stops_on_a_non_finite_loss():
-    from sagea.models.sae import SAE, EmbeddingData, fit
+    from sagea.models.sae import SAE, fit
+    from sagea.models.sae_data import EmbeddingData
 
     emb = torch.randn(40, 4, generator=torch.Generator().manual_seed(0))
     emb[17, 2] = float("nan")

@@ -80,12 +80,16 @@ def expected_upstream_jobs(config: dict) -> dict[str, int]:
     n = len(plan.datasets(config))
     sets = len(plan.group_pools(config)) * len(plan.group_sets(config))
     saes = len(plan.sae_runs(config))
+    # sae.batch_grid: the TopK/basic SAEs of an ELSA run train in one train_sae_grid job (when there are 2+)
+    stacked = [s for s, hp in plan.sae_runs(config).items() if hp["variant"] in ("topk", "basic")]
+    stacked = stacked if config["sae"].get("batch_grid", True) and len(stacked) >= 2 else []
     out = {
         # real data is prepared once; synthetic data (it has a seed) is generated per replicate
         "prepare": sum(plan.dataset_spec(config, d)["source"] != "synthetic" for d in plan.datasets(config)),
         "generate": sum(plan.dataset_spec(config, d)["source"] == "synthetic" for d in plan.datasets(config)),
         "split": n,
-        "train_sae": n * saes,
+        "train_sae": n * (saes - len(stacked)),
+        "train_sae_grid": n if stacked else 0,
         "evaluate_sagea": n * sets * saes * len(plan.sagea_options(config)),
         "evaluate_baselines": n * sets if plan.baselines(config) else 0,
     }

@@ -17,7 +17,8 @@ from sae_fixtures import write_stage_inputs
 from sagea.evaluation.validation_streams import legacy_target_split, sampled_interactions_embeddings
 from sagea.models.elsa import ELSA, nmse_loss
 from sagea.models.elsa import fit as fit_elsa
-from sagea.models.sae import SAE, EmbeddingData
+from sagea.models.sae import SAE
+from sagea.models.sae_data import EmbeddingData
 from sagea.recommenders.aggregation import ElsaMean, ScoreAggregation
 from sagea.recommenders.gfar import GFAR, borda_candidates, gfar_select
 from sagea.stages import elsa as elsa_stage

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sae_fixtures import clustered_elsa, clustered_matrix, embeddings_of
-from sagea.models.sae import SAE, EmbeddingData, InteractionData, fit, positive_view
+from sagea.models.sae import SAE, fit
+from sagea.models.sae_data import EmbeddingData, InteractionData, positive_view
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +217,7 @@ def test_training_reduces_loss_and_reconstructs(clustered, variant):
     result = _fit(sae, emb)
     losses = [row["Loss_valid"] for row in result.history]
     assert losses[-1] < 0.5 * losses[0]
-    assert result.best_valid_loss == min(losses)
+    assert result.best_score == min(losses)
     from sagea.evaluation.sae_metrics import code_statistics
 
     stats = code_statistics(sae, emb[270:])
@@ -242,7 +243,7 @@ def test_restores_best_weights(clustered):
     from sagea.models.sae import _evaluate_loss
 
     again = _evaluate_loss(sae, EmbeddingData(torch.as_tensor(emb[240:270])), 32, 0, "cpu")["Loss"]
-    assert again == pytest.approx(result.best_valid_loss, rel=1e-5)
+    assert again == pytest.approx(result.best_score, rel=1e-5)
 
 
 def test_deterministic_and_resume_equals_uninterrupted(clustered, tmp_path):
@@ -260,7 +261,7 @@ def test_deterministic_and_resume_equals_uninterrupted(clustered, tmp_path):
     assert partial.epochs_run == 7 and state.exists()
     c = SAE(16, 32, k=4, variant="batchtopk", seed=123)  # other init: everything comes from the checkpoint
     rc = _fit(c, emb, epochs=15, checkpoint_path=state)
-    assert not state.exists()  # cleared once finished
+    assert state.exists()  # kept until the stage has written its outputs (it clears it then)
     for key, value in a.state_dict().items():
         assert torch.equal(value, c.state_dict()[key]), key
     assert [r["Loss_valid"] for r in rc.history] == [r["Loss_valid"] for r in ra.history]

@@ -62,7 +62,7 @@ def test_crafted_pickle_checkpoint_is_refused_without_running_code(tmp_path, loa
 
 
 def test_crafted_training_state_is_ignored_not_unpickled(tmp_path):
-    from sagea.checkpoint import load_training_state
+    from sagea.models.training import load_training_state
 
     marker = tmp_path / "pwned"
     path = _crafted(tmp_path / "train_state.pt", marker, {"w": torch.zeros(2)})
@@ -83,14 +83,17 @@ def test_training_states_load_with_weights_only(tmp_path):
     """ELSA's resumable state (with its FitResult) and the SAE's survive weights_only loading."""
     import scipy.sparse as sp
 
-    from sagea.checkpoint import load_training_state
     from sagea.models import elsa as elsa_model
-    from sagea.models.sae import EmbeddingData, fit
+    from sagea.models.sae import fit
+    from sagea.models.sae_data import EmbeddingData
+    from sagea.models.training import load_training_state
+    from sagea.stages.elsa import validator
 
     rng = np.random.default_rng(0)
     x = sp.csr_matrix((rng.random((40, 12)) < 0.3).astype(np.float32))
     state_file = tmp_path / "elsa_state.pt"
-    elsa_model.fit(ELSA(12, 3, seed=0), x, (x[:8], x[8:16]), epochs=2, batch_size=16, k=5, state_file=state_file)
+    elsa_model.fit(ELSA(12, 3, seed=0), x, validator((x[:8], x[8:16]), k=5), epochs=2, batch_size=16, k=5,
+                   checkpoint_path=state_file)
     saved = load_training_state(state_file)
     assert saved is not None and saved["epoch"] == 2 and saved["result"]["best_epoch"] in (1, 2)
     emb = EmbeddingData(torch.randn(30, 4, generator=torch.Generator().manual_seed(0)))

@@ -172,7 +172,7 @@ def test_rules_are_local_or_carry_cluster_resources():
 
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     named = set(profile["set-resources"])
-    assert named == {"train_elsa", "train_sae", "evaluate_sagea", "evaluate_baselines", "sample_groups"}
+    assert named == {"train_elsa", "train_sae", "train_sae_grid", "evaluate_sagea", "evaluate_baselines", "sample_groups"}
     missing = sorted(n for n in named if n not in rules)
     assert not missing, f"profiles/slurm set-resources name rules that do not exist: {missing}"
     assert not any(rules[n]["local"] for n in named), "set-resources only matter for submitted rules"

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sagea.io import read_torch, write_torch
+from sagea.io import read_torch
 from sagea.models.sae import MODEL_NAMES, RECONSTRUCTION_LOSSES, SAE
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def _norm(key: str, value: Any) -> Any:
 def import_sae(source: str | os.PathLike, dest: str | os.PathLike, **params: Any) -> SAE:
     """:func:`research_sae` written as our ``model.pt`` at ``dest`` (``imported_from`` records the source)."""
     model = research_sae(source, **params)
-    write_torch(model.checkpoint(imported_from=str(source)), dest)
+    model.save(dest, imported_from=str(source))
     log.info("imported research SAE %s -> %s (%s, width %d, k %d)", source, dest, model.variant,
              model.hparams["width"], model.k)  # fmt: skip
     return model
@@ -162,10 +162,9 @@ def research_elsa(source: str | os.PathLike, relu: bool = True):
 
 def import_elsa(source: str | os.PathLike, dest: str | os.PathLike, relu: bool = True):
     """:func:`research_elsa` written as our checkpoint at ``dest``."""
-    from sagea.models import elsa as elsa_model
 
     model = research_elsa(source, relu)
-    elsa_model.save(model, dest, {"factors": model.factors}, imported_from=str(source))
+    model.save(dest, hyperparameters={"factors": model.factors}, imported_from=str(source))
     return model
 
 

@@ -199,6 +199,35 @@ def sae_split_params(wc):
     return params
 
 
+# SAE ids of the grid trained together by train_sae_grid (sae.batch_grid): every TopK or basic
+# variant (the ones sagea.models.sae_grid can stack); BatchTopK keeps train_sae. With fewer than
+# two such variants there is nothing to batch and train_sae trains each one.
+SAE_GRID = [
+    sae
+    for sae, hp in plan.sae_runs(config).items()
+    if config["sae"]["batch_grid"] and hp["variant"] in ("topk", "basic")
+]
+if len(SAE_GRID) < 2:
+    SAE_GRID = []
+
+
+def sae_grid_hp(wc):
+    return [plan.sae_hp(rep_config(wc), sae) for sae in SAE_GRID]
+
+
+def sae_grid_import(wc):
+    return [plan.sae_import(rep_config(wc), wc.dataset, sae) for sae in SAE_GRID]
+
+
+def sae_grid_import_input(wc):
+    """The research files of the grid's imported SAEs (so Snakemake tracks them)."""
+    return {
+        f"research_{i}": entry["path"]
+        for i, entry in enumerate(sae_grid_import(wc))
+        if entry
+    }
+
+
 def sae_targets():
     targets = []
     for rep, dataset in replicate_datasets():

@@ -18,10 +18,8 @@ end each step off the sphere by about the step size, ~1e-4). The state dict key 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,10 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import sagea
-from sagea.checkpoint import clear_training_state, load_training_state, save_training_state
 from sagea.data.batches import DeviceCSR
-from sagea.evaluation.single_user import evaluate_scorer
 from sagea.io import NonFiniteError, check_finite, read_torch, write_torch
+from sagea.models.training import EarlyStopping, FitResult, ResumableState, snapshot, train_epochs
 from sagea.runtime import progress
 from sagea.scoring import elsa_scores
 
@@ -93,24 +90,46 @@ class ELSA(nn.Module):
         """The L2-normalised rows of ``A`` (detached)."""
         return F.normalize(self.encoder.detach(), dim=1)
 
+    # ------------------------------------------------------------------ persistence
+    def checkpoint(self, **extra: Any) -> dict:
+        """The ``model.pt`` dict of docs/ARCHITECTURE.md; ``hyperparameters`` in ``extra`` (the
+        training run's) are recorded beside the model's own ``relu``."""
+        hyperparameters = extra.pop("hyperparameters", None) or {}
+        return {
+            "model_state_dict": {"encoder": self.encoder.detach().cpu().clone()},
+            "hyperparameters": {"relu": self.relu, **hyperparameters},
+            "n_items": self.n_items,
+            "factors": self.factors,
+            "version": sagea.__version__,
+            **extra,
+        }
+
+    def save(self, path: str | Path, **extra: Any) -> None:
+        """Write :meth:`checkpoint` to ``path`` atomically."""
+        write_torch(self.checkpoint(**extra), path)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Any, device: torch.device | str = "cpu", where: str = "checkpoint") -> "ELSA":
+        """Model from a checkpoint dict of :meth:`checkpoint` (or the research code's: key ``encoder``)."""
+        if not isinstance(checkpoint, dict):
+            raise ValueError(f"{where}: not an ELSA checkpoint (a {type(checkpoint).__name__}, expected a dict)")
+        state = checkpoint.get("model_state_dict", checkpoint)
+        if "encoder" not in state:
+            raise KeyError(f"{where}: no 'encoder' parameter in the checkpoint (keys {list(state)[:5]}); not an ELSA model")
+        check_finite(state["encoder"], where, "ELSA encoder weights", "retrain ELSA: `snakemake --forcerun train_elsa`")
+        n_items, factors = state["encoder"].shape
+        model = cls(n_items, factors, relu=bool((checkpoint.get("hyperparameters") or {}).get("relu", True)))
+        model.load_state_dict({"encoder": state["encoder"]})
+        return model.to(device).eval()
+
     @classmethod
     def load(cls, path: str | Path, device: torch.device | str = "cpu") -> "ELSA":
-        """Model from a checkpoint written by :func:`save` (or the research code: key ``encoder``).
+        """Model from a ``model.pt`` written by :meth:`save` (or the research code: key ``encoder``).
 
         Loaded with ``weights_only=True`` (:func:`sagea.io.read_torch`): a file holding Python
         objects is refused; an unreadable one is moved aside so a rerun regenerates it.
         """
-        ckpt = read_torch(path, what="ELSA checkpoint")
-        if not isinstance(ckpt, dict):
-            raise ValueError(f"{path}: not an ELSA checkpoint (a {type(ckpt).__name__}, expected a dict)")
-        state = ckpt.get("model_state_dict", ckpt)
-        if "encoder" not in state:
-            raise KeyError(f"{path}: no 'encoder' parameter in the checkpoint (keys {list(state)[:5]}); not an ELSA model")
-        check_finite(state["encoder"], path, "ELSA encoder weights", "retrain ELSA: `snakemake --forcerun train_elsa`")
-        n_items, factors = state["encoder"].shape
-        model = cls(n_items, factors, relu=bool((ckpt.get("hyperparameters") or {}).get("relu", True)))
-        model.load_state_dict({"encoder": state["encoder"]})
-        return model.to(device).eval()
+        return cls.from_checkpoint(read_torch(path, what="ELSA checkpoint"), device, where=str(path))
 
 
 def nmse_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -118,35 +137,10 @@ def nmse_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (F.normalize(prediction, dim=-1) - F.normalize(target, dim=-1)).pow(2).sum(dim=-1).mean()
 
 
-def save(model: ELSA, path: str | Path, hyperparameters: dict[str, Any] | None = None, **extra: Any) -> None:
-    """Write the checkpoint format of docs/ARCHITECTURE.md atomically."""
-    write_torch(
-        {
-            "model_state_dict": {"encoder": model.encoder.detach().cpu().clone()},
-            "hyperparameters": {"relu": model.relu, **(hyperparameters or {})},
-            "n_items": model.n_items,
-            "factors": model.factors,
-            "version": sagea.__version__,
-            **extra,
-        },
-        path,
-    )
-
-
-@dataclass
-class FitResult:
-    """What :func:`fit` learnt: per-epoch history, the restored best epoch and its validation metrics."""
-
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int = 0
-    best_valid: dict = field(default_factory=dict)
-    stopped_early: bool = False
-
-
 def fit(
     model: ELSA,
     train: sp.csr_matrix,
-    valid: tuple[sp.csr_matrix, sp.csr_matrix] | Callable[[int], tuple[sp.csr_matrix, sp.csr_matrix]] | None = None,
+    validate: Callable[[ELSA, int], dict[str, float]] | None = None,
     *,
     lr: float = 1e-4,
     beta1: float = 0.9,
@@ -157,23 +151,24 @@ def fit(
     seed: int = 42,
     k: int = 20,
     device: torch.device | str = "cpu",
-    state_file: str | Path | None = None,
+    checkpoint_path: str | Path | None = None,
     checkpoint_every: int = 1,
-    eval_batch_size: int = 1024,
     callback: Callable[[dict], None] | None = None,
     research_step_order: bool = False,
 ) -> FitResult:
     """Train ``model`` on the rows of ``train`` (CSR users x items); early stopping on validation NDCG@k.
 
-    ``valid`` = (inputs, targets) of the validation users, or a function ``epoch -> (inputs,
-    targets)`` (epochs count from 1) for targets redrawn every epoch. Each epoch visits the training rows
-    in a permutation drawn from ``(seed, epoch)``; batches become dense only on ``device``.
-    After ``patience`` epochs without a better validation NDCG@k training stops and the best
-    weights are restored. With ``state_file`` a resumable state is saved every
-    ``checkpoint_every`` epochs (and used when present), so an interrupted run continues
-    to exactly the result of an uninterrupted one; it is removed at the end.
-    ``callback(record)`` is called after each epoch with the history record.
-    ``research_step_order``: the research code's step order (module docstring).
+    ``validate(model, epoch)`` (epochs count from 1) returns the validation metrics of the model
+    in eval mode, at least ``NDCG{k}`` and ``R{k}`` (the stage builds it from the evaluation
+    code: :func:`sagea.stages.elsa.validator`); without it the training loss decides and
+    training never stops early. Each epoch visits the training rows in a permutation drawn from
+    ``(seed, epoch)``; batches become dense only on ``device``. After ``patience`` epochs
+    without a better validation NDCG@k training stops and the best weights are restored
+    (:mod:`sagea.models.training`). With ``checkpoint_path`` a resumable state is saved every
+    ``checkpoint_every`` epochs (and used when present), so an interrupted run continues to
+    exactly the result of an uninterrupted one. ``callback(record)`` is called after each
+    epoch with the history record. ``research_step_order``: the research code's step order
+    (module docstring).
     """
     device = torch.device(device)
     model.to(device).train()
@@ -188,22 +183,13 @@ def fit(
     }  # fmt: skip
     if research_step_order:  # a state saved under the other step order must not be resumed
         fingerprint["research_step_order"] = True
-    result = FitResult()
-    best_state = model.encoder.detach().clone()
-    best_score, wait, start_epoch = -np.inf, 0, 1
-    state = load_training_state(state_file, fingerprint) if state_file else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        best_state = state["best_state"].to(device)
-        best_score, wait, start_epoch = state["best_score"], state["wait"], state["epoch"] + 1
-        result = FitResult(**state["result"])
+    stopping = EarlyStopping(patience if validate is not None else None, "validations", "max", initial=snapshot(model))
     buffer = torch.empty(min(batch_size, max(n, 1)), model.n_items, device=device)
     key = f"NDCG{k}"
-    for epoch in range(start_epoch, epochs + 1):
-        if result.stopped_early:
-            break
-        tic = time.perf_counter()
+    started: dict[str, float] = {}
+
+    def train_epoch(epoch: int) -> dict[str, Any]:
+        started["tic"] = tic = time.perf_counter()
         order = torch.as_tensor(np.random.default_rng([seed, epoch]).permutation(n), device=device)
         loss_sum = torch.zeros((), device=device)
         for start in progress(range(0, n, batch_size), desc=f"ELSA epoch {epoch}/{epochs}", leave=False):
@@ -221,61 +207,34 @@ def fit(
                 optimizer.step()
                 model.normalize_rows()
             loss_sum += loss.detach() * rows.shape[0]
-        train_seconds = time.perf_counter() - tic
         record: dict[str, Any] = {"epoch": epoch, "loss": float(loss_sum.item()) / max(n, 1)}
         if not np.isfinite(record["loss"]):
             raise NonFiniteError(
                 f"ELSA training loss became non-finite in epoch {epoch}; lower elsa.lr, then rerun "
                 "`snakemake --forcerun train_elsa`"
             )
-        if valid is not None:
+        record["train_seconds"] = time.perf_counter() - tic
+        return record
+
+    def validation(epoch: int, record: dict[str, Any]) -> tuple[float, dict, dict]:
+        train_seconds = record.pop("train_seconds")
+        if validate is not None:
             model.eval()
-            pair = valid(epoch) if callable(valid) else valid
-            metrics = evaluate_scorer(model.scores, *pair, k=k, batch_size=eval_batch_size, device=device, desc="validate")
+            metrics = validate(model, epoch)
             model.train()
             record.update({f"{name}_valid": metrics[name] for name in (key, f"R{k}")})
             score = metrics[key]
         else:
             metrics, score = {}, -record["loss"]
-        record["seconds"] = time.perf_counter() - tic
+        record["seconds"] = time.perf_counter() - started["tic"]
         record["train_seconds"] = train_seconds
-        result.history.append(record)
-        if score > best_score:
-            best_score, wait = score, 0
-            best_state = model.encoder.detach().clone()
-            result.best_epoch, result.best_valid = epoch, dict(metrics)
-        else:
-            wait += 1
-        result.stopped_early = valid is not None and wait >= patience
-        log.info(
-            "epoch %d/%d loss %.5f %s %.2fs%s",
-            epoch, epochs, record["loss"],
-            " ".join(f"{k_}={v:.4f}" for k_, v in record.items() if k_.endswith("_valid")),
-            record["seconds"], " (best)" if wait == 0 else "",
-        )  # fmt: skip
-        if state_file and (epoch % checkpoint_every == 0 or result.stopped_early or epoch == epochs):
-            save_training_state(
-                {
-                    "fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "best_state": best_state.cpu(),
-                    "best_score": float(best_score), "wait": wait, "result": dataclasses.asdict(result),
-                },
-                state_file,
-            )  # fmt: skip
-        if callback is not None:
-            callback(record)
-    if result.stopped_early:
-        log.info("early stop: no better validation %s for %d epochs; best epoch %d", key, patience, result.best_epoch)
-    with torch.no_grad():
-        model.encoder.copy_(best_state)
-    model.eval()
-    return result
+        return score, record, metrics
 
-
-def finish_training(state_file: str | Path | None) -> None:
-    """Remove the resumable state once the run's outputs are written."""
-    if state_file:
-        clear_training_state(state_file)
+    return train_epochs(
+        model, optimizer, epochs=epochs, train_epoch=train_epoch, validate=validation, stopping=stopping,
+        state=ResumableState(checkpoint_path, fingerprint), checkpoint_every=checkpoint_every, callback=callback,
+        desc="ELSA epochs",
+    )
 
 
 def user_embeddings(model: ELSA, matrix: sp.csr_matrix, batch_size: int = 4096, device: torch.device | str = "cpu") -> np.ndarray:

@@ -27,27 +27,27 @@ A latent is *dead* after ``dead_after`` consecutive training batches without act
 Parameter names match the research code (``encoder_w [d, h]``, ``encoder_b [h]``,
 ``decoder_w [h, d]``, ``decoder_b [d]``, and ``threshold`` for BatchTopK), so checkpoints
 are interchangeable. :func:`fit` trains with validation-based early stopping, restores the best
-weights and can resume from a periodic checkpoint (:mod:`sagea.checkpoint`).
+weights and can resume from a periodic checkpoint (:mod:`sagea.models.training`); the data it
+trains on is in :mod:`sagea.models.sae_data`.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sagea.data.batches import DeviceCSR
-from sagea.io import NonFiniteError
+import sagea
+from sagea.io import NonFiniteError, check_finite, read_torch, write_torch
+from sagea.models.sae_data import TrainData
+from sagea.models.training import EARLY_STOP_UNITS, EarlyStopping, FitResult, ResumableState, train_epochs
 
 log = logging.getLogger(__name__)
 
@@ -288,9 +288,7 @@ class SAE(nn.Module):
         return MODEL_NAMES[self.variant]
 
     def checkpoint(self, **extra: Any) -> dict:
-        """The ``model.pt`` dict of docs/ARCHITECTURE.md."""
-        import sagea
-
+        """The ``model.pt`` dict of docs/ARCHITECTURE.md (``extra``: e.g. the training run's settings)."""
         return {
             "model_state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
             "hyperparameters": dict(self.hparams),
@@ -298,6 +296,10 @@ class SAE(nn.Module):
             "version": sagea.__version__,
             **extra,
         }
+
+    def save(self, path: str | os.PathLike, **extra: Any) -> None:
+        """Write :meth:`checkpoint` to ``path`` atomically."""
+        write_torch(self.checkpoint(**extra), path)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict, device: str | torch.device = "cpu", where: str = "checkpoint") -> "SAE":
@@ -337,104 +339,15 @@ class SAE(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "SAE":
-        """Load a ``model.pt`` written by :meth:`checkpoint` (in eval mode; ``weights_only`` loading,
+        """Load a ``model.pt`` written by :meth:`save` (in eval mode; ``weights_only`` loading,
         :func:`sagea.io.read_torch`)."""
-        from sagea.io import check_finite, read_torch
-
         checkpoint = read_torch(path, what="SAE checkpoint")
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get("model_state_dict"), dict):
             check_finite(dict(checkpoint["model_state_dict"]), path, "SAE weights", NON_FINITE_HINT)
         return cls.from_checkpoint(checkpoint, device, where=str(path))
 
 
-# ====================================================================== training data
-class Encoder(Protocol):
-    """What the SAE needs from ELSA: ``encode(x [B, items]) -> [B, d]``."""
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor: ...
-
-
-def positive_view(
-    rows: sp.csr_matrix, rng: np.random.Generator, keep: float = 0.5, noise: float = 0.1
-) -> sp.csr_matrix:
-    """Augmented view of each row: ``ceil(keep·n_u)`` of its items plus ``ceil(noise·n_u)`` random items.
-
-    Vectorised over rows: one uniform key per stored item, the smallest keys of a row are kept.
-    """
-    rows = sp.csr_matrix(rows)
-    counts = np.diff(rows.indptr)
-    row_of = np.repeat(np.arange(rows.shape[0]), counts)
-    order = np.lexsort((rng.random(rows.nnz), row_of))
-    rank = np.empty(rows.nnz, dtype=np.int64)
-    rank[order] = np.arange(rows.nnz) - np.repeat(rows.indptr[:-1], counts)
-    kept = rank < np.repeat(np.ceil(keep * counts - 1e-9).astype(np.int64), counts)
-    n_noise = np.ceil(noise * counts - 1e-9).astype(np.int64)
-    noise_rows = np.repeat(np.arange(rows.shape[0]), n_noise)
-    noise_items = rng.integers(0, rows.shape[1], size=int(n_noise.sum()))
-    view = sp.csr_matrix(
-        (
-            np.ones(int(kept.sum()) + len(noise_items), dtype=np.float32),
-            (np.concatenate([row_of[kept], noise_rows]), np.concatenate([rows.indices[kept], noise_items])),
-        ),
-        shape=rows.shape,
-    )
-    view.sum_duplicates()
-    view.data[:] = 1.0  # duplicates (a noise item hitting a kept one) collapse to 1
-    return view
-
-
-@dataclass
-class EmbeddingData:
-    """Fast path: precomputed ELSA user embeddings ``[n, d]`` (and optionally fixed positive views)."""
-
-    embeddings: torch.Tensor
-    positives: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return len(self.embeddings)
-
-    def batch(self, index: np.ndarray, rng: np.random.Generator | None, device) -> tuple[torch.Tensor, torch.Tensor | None]:
-        rows = torch.from_numpy(index)
-        positive = None if self.positives is None else self.positives[rows].to(device)
-        return self.embeddings[rows].to(device), positive
-
-
-class InteractionData:
-    """Interaction path: user rows encoded through ELSA on the fly, with a positive view when
-    ``contrastive`` (50 % of the row + 10 % noise items, :func:`positive_view`)."""
-
-    def __init__(self, rows: sp.csr_matrix, elsa: Encoder, contrastive: bool = False, device="cpu") -> None:
-        self.rows = sp.csr_matrix(rows, dtype=np.float32)
-        self.elsa, self.contrastive = elsa, contrastive
-        self.device_rows = DeviceCSR(self.rows, device)
-
-    def __len__(self) -> int:
-        return self.rows.shape[0]
-
-    @torch.no_grad()
-    def batch(
-        self, index: np.ndarray, rng: np.random.Generator | None, device
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = self.elsa.encode(self.device_rows.dense(index)).to(device)
-        if not self.contrastive or rng is None:
-            return x, None
-        view = positive_view(self.rows[index], rng)
-        return x, self.elsa.encode(DeviceCSR(view, self.device_rows.device).dense(np.arange(len(index)))).to(device)
-
-
-TrainData = EmbeddingData | InteractionData
-
-
 # ====================================================================== fit
-@dataclass
-class FitResult:
-    history: list[dict]  # one row per validation
-    best_epoch: int
-    best_valid_loss: float
-    epochs_run: int
-    stopped_early: bool
-
-
 def _evaluate_loss(
     model: SAE, data: TrainData, batch_size: int, seed: int, device
 ) -> dict[str, float]:
@@ -450,6 +363,23 @@ def _evaluate_loss(
             for name, value in model.losses(x, x_pos).items():
                 totals[name] = totals.get(name, 0.0) + float(value) * len(index)
     return {name: value / max(n, 1) for name, value in totals.items()}
+
+
+def validation_row(
+    model: SAE, valid: TrainData, epoch: int, epoch_terms: dict[str, float], batch_size: int, seed: int, device,
+    on_validation: Callable[[SAE, int], dict[str, float]] | None, started: float,
+) -> tuple[float, dict[str, Any]]:
+    """A validation's score (the validation loss) and history row: train and valid loss terms, the share
+    of dead latents, seconds since ``started`` and what ``on_validation(model, epoch)`` adds."""
+    # without validation users the training loss decides (and early stopping rarely fires)
+    valid_terms = _evaluate_loss(model, valid, batch_size, seed, device) if len(valid) else dict(epoch_terms)
+    row = {"epoch": epoch, **{f"{k}_train": epoch_terms[k] for k in LOSS_TERMS},
+           **{f"{k}_valid": valid_terms[k] for k in LOSS_TERMS},
+           "DeadLatents_train": float(model.dead_latents().float().mean()),
+           "seconds": time.perf_counter() - started}  # fmt: skip
+    if on_validation is not None:
+        row.update(on_validation(model, epoch))
+    return valid_terms["Loss"], row
 
 
 def fit(
@@ -475,46 +405,31 @@ def fit(
 ) -> FitResult:
     """Train ``model`` with Adam; validate every ``validate_every`` epochs; keep the best weights.
 
-    Early stopping: stop when the validation loss has not improved for ``patience`` validations
-    (``early_stop_unit="validations"``, our default) or ``patience`` epochs (``"epochs"``: the
-    research behaviour, defect 9). Batches follow a permutation drawn from ``(seed, epoch)``, so a
-    run resumed from ``checkpoint_path`` (saved after every validation) is identical to an
-    uninterrupted one. ``on_validation(model, epoch)`` may add metrics to each history row.
+    The validation loss decides (:mod:`sagea.models.training`): stop when it has not improved
+    for ``patience`` validations (``early_stop_unit="validations"``, our default) or ``patience``
+    epochs (``"epochs"``: the research behaviour, defect 9). Batches follow a permutation drawn
+    from ``(seed, epoch)``, so a run resumed from ``checkpoint_path`` (saved after every
+    validation) is identical to an uninterrupted one. ``on_validation(model, epoch)`` may add
+    metrics to each history row (the stage passes the evaluation code's statistics).
     ``stop_after_epochs`` ends the loop early without finishing (tests of resumption).
     ``research_step_order``: the research code's order of the decoder constraint and the Adam step.
     """
-    from sagea.checkpoint import clear_training_state, load_training_state, save_training_state
-    from sagea.runtime import progress
-
-    if early_stop_unit not in ("validations", "epochs"):
+    if early_stop_unit not in EARLY_STOP_UNITS:
         raise ValueError(f"sae early_stop_unit {early_stop_unit!r}: expected 'validations' or 'epochs'")
     device = torch.device(device)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(beta1, beta2))
-    state = dict(epoch=0, best_loss=math.inf, best_epoch=0, best_state=None, bad=0, history=[], stopped=False)
     fingerprint = {**(fingerprint or {}), **model.hparams, "n_train": len(train), "lr": lr,
                    "batch_size": batch_size, "seed": seed}  # fmt: skip
     if research_step_order:  # a state saved under the other step order must not be resumed
         fingerprint["research_step_order"] = True
-    if checkpoint_path is not None:
-        saved = load_training_state(checkpoint_path, fingerprint)
-        if saved is not None:
-            model.load_state_dict(saved["model"])
-            model.inactive_batches.copy_(saved["inactive_batches"])
-            if model.variant == "batchtopk":
-                model.threshold_batches.copy_(saved["threshold_batches"])
-            optimizer.load_state_dict(saved["optimizer"])
-            state = saved["loop"]
+    buffers = ("inactive_batches", "threshold_batches") if model.variant == "batchtopk" else ("inactive_batches",)
     n = len(train)
     if n == 0:
         raise ValueError("no training users for the SAE (empty train split)")
-    bar = progress(range(state["epoch"] + 1, epochs + 1), desc="SAE epochs", unit="epoch", initial=state["epoch"],
-                   total=epochs)  # fmt: skip
-    epoch_terms: dict[str, float] = {}
     started = time.perf_counter()
-    for epoch in bar:
-        if state["stopped"] or (stop_after_epochs is not None and epoch > stop_after_epochs):
-            break
+
+    def train_epoch(epoch: int) -> dict[str, float]:
         rng = np.random.default_rng([seed, epoch])
         perm = rng.permutation(n)
         sums: dict[str, torch.Tensor] = {}
@@ -523,53 +438,21 @@ def fit(
             x, x_pos = train.batch(index, rng, device)
             for name, value in model.train_step(optimizer, x, x_pos, research_step_order).items():
                 sums[name] = sums.get(name, 0.0) + value * len(index)
-        epoch_terms = {name: float(value) / n for name, value in sums.items()}
-        if not math.isfinite(epoch_terms["Loss"]):
+        terms = {name: float(value) / n for name, value in sums.items()}
+        if not math.isfinite(terms["Loss"]):
             raise NonFiniteError(
-                f"SAE training loss became non-finite in epoch {epoch} (terms {epoch_terms}); "
+                f"SAE training loss became non-finite in epoch {epoch} (terms {terms}); "
                 "check the input embeddings or lower sae.base.lr. " + NON_FINITE_HINT
             )
-        state["epoch"] = epoch
-        bar.set_postfix(loss=f"{epoch_terms['Loss']:.4g}")
-        if epoch % validate_every and epoch != epochs:
-            continue
-        # without validation users the training loss decides (and early stopping rarely fires)
-        valid_terms = _evaluate_loss(model, valid, batch_size, seed, device) if len(valid) else dict(epoch_terms)
-        row = {"epoch": epoch, **{f"{k}_train": epoch_terms[k] for k in LOSS_TERMS},
-               **{f"{k}_valid": valid_terms[k] for k in LOSS_TERMS},
-               "DeadLatents_train": float(model.dead_latents().float().mean()),
-               "seconds": time.perf_counter() - started}  # fmt: skip
-        if on_validation is not None:
-            row.update(on_validation(model, epoch))
-        state["history"].append(row)
-        if valid_terms["Loss"] < state["best_loss"]:
-            state.update(best_loss=valid_terms["Loss"], best_epoch=epoch, bad=0,
-                         best_state=copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()}))  # fmt: skip
-        else:
-            state["bad"] += 1
-        waited = state["bad"] if early_stop_unit == "validations" else epoch - state["best_epoch"]
-        log.info("SAE epoch %d: train loss %.5g, valid loss %.5g (best %.5g at %d)", epoch,
-                 epoch_terms["Loss"], valid_terms["Loss"], state["best_loss"], state["best_epoch"])  # fmt: skip
-        if waited >= patience:
-            log.info("SAE early stop at epoch %d: no better validation loss for %d %s", epoch, waited,
-                     early_stop_unit)  # fmt: skip
-            state["stopped"] = True
-        if checkpoint_path is not None:
-            save_training_state(
-                {"fingerprint": fingerprint, "epoch": epoch, "loop": state,
-                 "model": {k: v.cpu() for k, v in model.state_dict().items()},
-                 "inactive_batches": model.inactive_batches.cpu(),
-                 "threshold_batches": getattr(model, "threshold_batches", torch.zeros(())).cpu(),
-                 "optimizer": optimizer.state_dict()},
-                checkpoint_path,
-            )  # fmt: skip
-    bar.close()
-    finished = state["stopped"] or state["epoch"] >= epochs
-    if stop_after_epochs is not None and not finished:
-        return FitResult(state["history"], state["best_epoch"], state["best_loss"], state["epoch"], False)
-    if state["best_state"] is not None:
-        model.load_state_dict(state["best_state"])
-    model.eval()
-    if checkpoint_path is not None:
-        clear_training_state(checkpoint_path)
-    return FitResult(state["history"], state["best_epoch"], state["best_loss"], state["epoch"], state["stopped"])
+        return {"loss": terms["Loss"], **terms}
+
+    def validation(epoch: int, epoch_terms: dict[str, float]) -> tuple[float, dict, dict]:
+        score, row = validation_row(model, valid, epoch, epoch_terms, batch_size, seed, device, on_validation, started)
+        return score, row, {k: row[f"{k}_valid"] for k in LOSS_TERMS}
+
+    return train_epochs(
+        model, optimizer, epochs=epochs, train_epoch=train_epoch, validate=validation,
+        stopping=EarlyStopping(patience, early_stop_unit, "min"),
+        state=ResumableState(checkpoint_path, fingerprint, buffers), validate_every=validate_every,
+        checkpoint_every=validate_every, stop_after_epochs=stop_after_epochs, desc="SAE epochs",
+    )

@@ -18,12 +18,12 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from sagea.checkpoint import state_path
 from sagea.data.matrix import load_interactions, load_split
 from sagea.evaluation.single_user import evaluate_scorer, single_user_split
 from sagea.evaluation.validation_streams import legacy_target_split
 from sagea.io import check_finite, read_json, write_embeddings, write_json, write_parquet
 from sagea.models import elsa as elsa_model
+from sagea.models.training import FitResult, clear_training_state, state_path
 from sagea.recommenders.user_baselines import ease_scorer, pop_scorer
 from sagea.runtime import seed_everything, select_device, set_threads
 
@@ -124,18 +124,19 @@ def train_elsa(
                 f"{matrix.shape[1]} items and elsa.factors is {hp['factors']}; prepare the data as the research "
                 "code did (same filters and index order) and set the factors to match"
             )
-        fit = elsa_model.FitResult()
+        fit = FitResult()
     else:
         model = elsa_model.ELSA(
             matrix.shape[1], int(hp["factors"]), seed=int(hp["seed"]), relu=bool(hp.get("relu", True))
         )
         valid_stream = validation_pairs(matrix[split["valid"]], target_fraction, split_seed, valid,
                                         bool(hp.get("research_validation", False)))  # fmt: skip
+        validate = validator(valid_stream, k=k, batch_size=eval_batch_size, device=dev)
         fit = elsa_model.fit(
-            model, train, valid_stream if len(split["valid"]) else None,
+            model, train, validate if len(split["valid"]) else None,
             lr=hp["lr"], beta1=hp["beta1"], beta2=hp["beta2"], batch_size=int(hp["batch_size"]),
             epochs=int(hp["epochs"]), patience=int(hp["patience"]), seed=int(hp["seed"]), k=k,
-            device=dev, state_file=state_file, eval_batch_size=eval_batch_size,
+            device=dev, checkpoint_path=state_file,
             research_step_order=bool(hp.get("research_step_order", False)),
         )  # fmt: skip
     seconds = time.perf_counter() - tic
@@ -166,7 +167,7 @@ def train_elsa(
     for part in ("valid", "test"):
         check_finite(dict(metrics[part]), metrics_path, f"{part} metrics to write", diverged)
     extra = {"imported_from": str(research["path"])} if research else {}
-    elsa_model.save(model, model_path, {**hp, "k": k}, best_epoch=fit.best_epoch, dataset=dataset, **extra)
+    model.save(model_path, hyperparameters={**hp, "k": k}, best_epoch=fit.best_epoch, dataset=dataset, **extra)
     history = pd.DataFrame(fit.history)
     cols = ["epoch", "loss", f"NDCG{k}_valid", f"R{k}_valid", "seconds"]
     for col in cols:
@@ -180,8 +181,20 @@ def train_elsa(
             mlflow_uri, data_dir, dataset, run_name, hp, matrix, k, metrics, fit.history,
             [model_path, metrics_path, history_path], data_params or {}, started, provenance,
         )  # fmt: skip
-    elsa_model.finish_training(state_file)
+    clear_training_state(state_file)
     return metrics
+
+
+def validator(valid, *, k: int = 20, batch_size: int = 1024, device: torch.device | str = "cpu"):
+    """ELSA's validation for :func:`sagea.models.elsa.fit`: ``(model, epoch) -> metrics`` of
+    :func:`sagea.evaluation.single_user.evaluate_scorer` on ``valid`` = (inputs, targets), or on
+    ``valid(epoch)`` when it is a function (targets redrawn every epoch, :func:`validation_pairs`)."""
+
+    def validate(model: elsa_model.ELSA, epoch: int) -> dict[str, float]:
+        pair = valid(epoch) if callable(valid) else valid
+        return evaluate_scorer(model.scores, *pair, k=k, batch_size=batch_size, device=device, desc="validate")
+
+    return validate
 
 
 def validation_pairs(rows, target_fraction: float, split_seed: int, fixed, research: bool):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,15 @@ import pandas as pd
 import torch
 
 from sagea.analysis.sae_features import feature_table, sparse_codes
-from sagea.checkpoint import state_path
 from sagea.data.matrix import load_interactions, load_split
 from sagea.evaluation.sae_metrics import code_statistics, reconstruction_metrics
 from sagea.evaluation.validation_streams import sampled_interactions_embeddings
 from sagea.io import atomic_path, check_finite, read_embeddings, read_parquet, write_json, write_parquet, write_torch
 from sagea.models.elsa import ELSA
-from sagea.models.sae import LOSS_TERMS, MODEL_NAMES, RECONSTRUCTION_LOSSES, SAE, EmbeddingData, InteractionData, fit
+from sagea.models.sae import LOSS_TERMS, MODEL_NAMES, RECONSTRUCTION_LOSSES, SAE, fit
+from sagea.models.sae_data import EmbeddingData, InteractionData
+from sagea.models.sae_grid import fit_stack, stack_key
+from sagea.models.training import clear_training_state, state_path
 from sagea.runtime import seed_everything, select_device, set_threads
 
 log = logging.getLogger(__name__)
@@ -102,12 +105,157 @@ def train_sae(
     :class:`sagea.tracking.Provenance` of the MLflow run. Returns the metrics dict.
     """
     started = time.time()
-    missing = [key for key in SAE_HP_KEYS if key not in hp]
-    if missing:
-        raise KeyError(f"SAE hyperparameters {missing} missing (config section sae.base)")
+    _check_hp(hp)
     set_threads(threads)
     seed = int(hp["seed"])
     seed_everything(seed)
+    inputs = _load_inputs(embeddings_path, elsa_path, data_dir, split_path, device)
+    job = SAEJob(sae_run, hp, model_path, metrics_path, history_path, research)
+    settings = dict(target_fraction=target_fraction, split_seed=split_seed, target_method=target_method,
+                    eval_batch_size=eval_batch_size, dataset=dataset, elsa_run=elsa_run, mlflow_uri=mlflow_uri,
+                    provenance=provenance, started=started)  # fmt: skip
+    if research:
+        return _import_research(research, hp, model_path, metrics_path, history_path, inputs.embeddings, inputs.elsa,
+                                inputs.matrix, inputs.split, target_fraction, split_seed, eval_batch_size,
+                                inputs.device, sae_run, target_method)  # fmt: skip
+    data = _training_data(hp, inputs, eval_batch_size)
+    model = build_model(hp, inputs.embeddings.shape[1])
+    _log_start(job, data, inputs, dataset, elsa_run)
+    return _train_alone(job, model, data, inputs, data_dir, settings)
+
+
+@dataclass
+class SAEJob:
+    """One SAE of the grid in a job: its id, hyperparameters, output files and optional research import."""
+
+    sae_run: str
+    hp: dict[str, Any]
+    model_path: str | os.PathLike
+    metrics_path: str | os.PathLike
+    history_path: str | os.PathLike
+    research: dict[str, Any] | None = None
+
+
+def train_sae_grid(
+    embeddings_path: str | os.PathLike,
+    elsa_path: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    split_path: str | os.PathLike,
+    jobs: list[SAEJob],
+    *,
+    stack: bool = True,
+    target_fraction: float = 0.2,
+    split_seed: int = 42,
+    target_method: str = "ours",
+    device: str = "auto",
+    threads: int | None = None,
+    eval_batch_size: int = 1024,
+    dataset: str = "",
+    elsa_run: str = "",
+    mlflow_uri: str | None = None,
+    provenance: Any = None,
+) -> dict[str, dict]:
+    """Train several SAEs of the grid on one ELSA run in one process; each writes what :func:`train_sae`
+    writes (its files, one MLflow run). Returns the metrics per SAE id.
+
+    The inputs are read once. With ``stack`` the SAEs that see the same batches (same training
+    data, seed, batch size, epochs, validation cadence, Adam betas and step order; TopK or basic)
+    are trained together as one stack (:mod:`sagea.models.sae_grid`: equal to one-at-a-time
+    training up to float rounding) — on a GPU all widths in one stack, on a CPU one stack per
+    width (BENCHMARKS.md, "SAE grid, batched"); the others, and all with ``stack=False``, one
+    after another.
+    A stack keeps no resumable state: an interrupted job trains it again from the start.
+    """
+    started = time.time()
+    for job in jobs:
+        _check_hp(job.hp)
+    set_threads(threads)
+    inputs = _load_inputs(embeddings_path, elsa_path, data_dir, split_path, device)
+    settings = dict(target_fraction=target_fraction, split_seed=split_seed, target_method=target_method,
+                    eval_batch_size=eval_batch_size, dataset=dataset, elsa_run=elsa_run, mlflow_uri=mlflow_uri,
+                    provenance=provenance, started=started)  # fmt: skip
+    out: dict[str, dict] = {}
+    groups: dict[tuple, list[tuple[SAEJob, SAE]]] = {}
+    for job in jobs:
+        if job.research:
+            out[job.sae_run] = _import_research(
+                job.research, job.hp, job.model_path, job.metrics_path, job.history_path, inputs.embeddings,
+                inputs.elsa, inputs.matrix, inputs.split, target_fraction, split_seed, eval_batch_size,
+                inputs.device, job.sae_run, target_method,
+            )  # fmt: skip
+            continue
+        model = build_model(job.hp, inputs.embeddings.shape[1])
+        key = stack_key(model) if stack else None
+        # a GPU step is bound by launch overhead: every width shares one stack (smaller ones padded);
+        # on a CPU the arithmetic dominates and padding would waste it: one stack per width
+        width = () if inputs.device.type == "cuda" else (model.hparams["width"],)
+        key = (job.sae_run,) if key is None else (*_data_key(job.hp), *key, *width)
+        groups.setdefault(key, []).append((job, model))
+    for members in groups.values():
+        hp = members[0][0].hp
+        seed_everything(int(hp["seed"]))
+        data = _training_data(hp, inputs, eval_batch_size)
+        for job, _ in members:
+            _log_start(job, data, inputs, dataset, elsa_run)
+        if len(members) == 1:
+            (job, model), = members
+            out[job.sae_run] = _train_alone(job, model, data, inputs, data_dir, settings)
+            continue
+        tic = time.perf_counter()
+        results = fit_stack(
+            [model for _, model in members], data.train, data.valid,
+            lrs=[float(job.hp["lr"]) for job, _ in members], patiences=[int(job.hp["patience"]) for job, _ in members],
+            early_stop_units=[job.hp["early_stop_unit"] for job, _ in members], beta1=float(hp["beta1"]),
+            beta2=float(hp["beta2"]), batch_size=int(hp["batch_size"]), epochs=int(hp["epochs"]),
+            validate_every=int(hp["validate_every"]), seed=int(hp["seed"]), device=inputs.device,
+            on_validation=[_on_validation(inputs, eval_batch_size)] * len(members),
+            research_step_order=bool(hp.get("research_step_order", False)), names=[job.sae_run for job, _ in members],
+        )  # fmt: skip
+        seconds = time.perf_counter() - tic
+        log.info("trained a stack of %d SAEs in %.1f s: %s", len(members), seconds, [j.sae_run for j, _ in members])
+        for (job, model), result in zip(members, results):
+            out[job.sae_run] = _write_outputs(job, model, result, seconds, data, inputs, data_dir, **settings,
+                                              stack_size=len(members))  # fmt: skip
+            clear_training_state(state_path(Path(job.model_path).parent))  # one left by an earlier single run
+    return out
+
+
+def _train_alone(job: SAEJob, model: SAE, data, inputs, data_dir, settings) -> dict:
+    """One SAE of a grid job trained on its own (resumable, as :func:`train_sae`)."""
+    hp = job.hp
+    state_file = state_path(Path(job.model_path).parent)
+    tic = time.perf_counter()
+    result = fit(
+        model, data.train, data.valid, lr=float(hp["lr"]), beta1=float(hp["beta1"]), beta2=float(hp["beta2"]),
+        batch_size=int(hp["batch_size"]), epochs=int(hp["epochs"]), validate_every=int(hp["validate_every"]),
+        patience=int(hp["patience"]), early_stop_unit=hp["early_stop_unit"], seed=int(hp["seed"]),
+        device=inputs.device, checkpoint_path=state_file,
+        fingerprint={"path": data.path, "n_users": len(inputs.embeddings)},
+        on_validation=_on_validation(inputs, settings["eval_batch_size"]),
+        research_step_order=bool(hp.get("research_step_order", False)),
+    )  # fmt: skip
+    metrics = _write_outputs(job, model, result, time.perf_counter() - tic, data, inputs, data_dir, **settings)
+    clear_training_state(state_file)
+    return metrics
+
+
+def _check_hp(hp: dict[str, Any]) -> None:
+    missing = [key for key in SAE_HP_KEYS if key not in hp]
+    if missing:
+        raise KeyError(f"SAE hyperparameters {missing} missing (config section sae.base)")
+
+
+@dataclass
+class _Inputs:
+    embeddings: np.ndarray
+    matrix: Any
+    split: dict[str, np.ndarray]
+    elsa: ELSA
+    device: torch.device
+
+
+def _load_inputs(embeddings_path, elsa_path, data_dir, split_path, device) -> _Inputs:
+    """The ELSA embeddings, interactions, split and ELSA model an SAE job reads, checked against each other."""
     dev = select_device(device)
     embeddings = read_embeddings(embeddings_path)
     matrix = load_interactions(data_dir)
@@ -120,6 +268,29 @@ def train_sae(
     elsa = ELSA.load(elsa_path, dev)
     if elsa.factors != embeddings.shape[1]:
         raise ValueError(f"{elsa_path} has {elsa.factors} factors but {embeddings_path} {embeddings.shape[1]}")
+    return _Inputs(embeddings, matrix, split, elsa, dev)
+
+
+@dataclass
+class _TrainingData:
+    train: Any
+    valid: Any
+    path: str
+    train_users: np.ndarray
+
+
+def _data_key(hp: dict[str, Any]) -> tuple:
+    """What decides the batches an SAE sees (and the settings a stack shares)."""
+    contrastive = float(hp["contrastive_coef"]) > 0
+    return ("interactions" if contrastive else hp["train_path"], contrastive, int(hp["seed"]), hp["max_train_users"],
+            bool(hp.get("research_validation", False)), int(hp["batch_size"]), int(hp["epochs"]),
+            int(hp["validate_every"]), float(hp["beta1"]), float(hp["beta2"]),
+            bool(hp.get("research_step_order", False)))  # fmt: skip
+
+
+def _training_data(hp: dict[str, Any], inputs: _Inputs, eval_batch_size: int) -> _TrainingData:
+    """Training and validation data of one SAE run (the fast or the interaction path, subsampled users)."""
+    seed, split, dev = int(hp["seed"]), inputs.split, inputs.device
     train_users = split["train"]
     if hp["max_train_users"] and len(train_users) > hp["max_train_users"]:
         train_users = np.sort(np.random.default_rng(seed).choice(train_users, int(hp["max_train_users"]), replace=False))
@@ -128,58 +299,65 @@ def train_sae(
     if path != hp["train_path"]:
         log.info("contrastive_coef > 0: training on the interaction path (positive views need interactions)")
     if path == "interactions":
-        train = InteractionData(matrix[train_users], elsa, contrastive, dev)
-        valid = InteractionData(matrix[split["valid"]], elsa, contrastive, dev)
+        train = InteractionData(inputs.matrix[train_users], inputs.elsa, contrastive, dev)
+        valid = InteractionData(inputs.matrix[split["valid"]], inputs.elsa, contrastive, dev)
     else:
-        train = EmbeddingData(torch.from_numpy(embeddings[train_users]).to(dev))
-        valid = EmbeddingData(torch.from_numpy(embeddings[split["valid"]]).to(dev))
-    if research:
-        return _import_research(research, hp, model_path, metrics_path, history_path, embeddings, elsa, matrix,
-                                split, target_fraction, split_seed, eval_batch_size, dev, sae_run,
-                                target_method)  # fmt: skip
+        train = EmbeddingData(torch.from_numpy(inputs.embeddings[train_users]).to(dev))
+        valid = EmbeddingData(torch.from_numpy(inputs.embeddings[split["valid"]]).to(dev))
     if hp.get("research_validation", False):
-        valid = research_validation_data(elsa, matrix[split["valid"]], seed, eval_batch_size, dev)
-    model = build_model(hp, embeddings.shape[1])
+        valid = research_validation_data(inputs.elsa, inputs.matrix[split["valid"]], seed, eval_batch_size, dev)
+    return _TrainingData(train, valid, path, train_users)
+
+
+def _log_start(job: SAEJob, data: _TrainingData, inputs: _Inputs, dataset: str, elsa_run: str) -> None:
+    split = inputs.split
     log.info(
         "SAE %s on %s/%s: d=%d, %d train users (%s path), %d valid, %d test, device %s",
-        sae_run, dataset, elsa_run, embeddings.shape[1], len(train_users), path,
-        len(split["valid"]), len(split["test"]), dev,
+        job.sae_run, dataset, elsa_run, inputs.embeddings.shape[1], len(data.train_users), data.path,
+        len(split["valid"]), len(split["test"]), inputs.device,
     )  # fmt: skip
-    valid_embeddings = embeddings[split["valid"]]
+
+
+def _on_validation(inputs: _Inputs, eval_batch_size: int):
+    """What each validation adds to the history: CosineSim and DeadNeurons of the validation users."""
+    if not len(inputs.split["valid"]):
+        return None
+    valid_embeddings = inputs.embeddings[inputs.split["valid"]]
 
     def on_validation(sae: SAE, epoch: int) -> dict[str, float]:
-        stats = code_statistics(sae, valid_embeddings, eval_batch_size, True, dev)
+        stats = code_statistics(sae, valid_embeddings, eval_batch_size, True, inputs.device)
         return {f"{name}_valid": stats[name] for name in ("CosineSim", "DeadNeurons")}  # L0_valid: a loss term
 
-    tic = time.perf_counter()
-    result = fit(
-        model, train, valid, lr=float(hp["lr"]), beta1=float(hp["beta1"]), beta2=float(hp["beta2"]),
-        batch_size=int(hp["batch_size"]), epochs=int(hp["epochs"]), validate_every=int(hp["validate_every"]),
-        patience=int(hp["patience"]), early_stop_unit=hp["early_stop_unit"], seed=seed, device=dev,
-        checkpoint_path=state_path(Path(model_path).parent), fingerprint={"path": path, "n_users": len(embeddings)},
-        on_validation=on_validation if len(split["valid"]) else None,
-        research_step_order=bool(hp.get("research_step_order", False)),
-    )  # fmt: skip
-    seconds = time.perf_counter() - tic
-    metrics: dict[str, Any] = _split_metrics(model, elsa, matrix, embeddings, split, target_fraction, split_seed,
-                                             target_method, eval_batch_size, dev)  # fmt: skip
+    return on_validation
+
+
+def _write_outputs(job: SAEJob, model: SAE, result, seconds: float, data: _TrainingData, inputs: _Inputs, data_dir,
+                   *, target_fraction, split_seed, target_method, eval_batch_size, dataset, elsa_run, mlflow_uri,
+                   provenance, started, stack_size: int | None = None) -> dict:  # fmt: skip
+    """Metrics on valid/test, ``model.pt``, ``history.parquet``, ``metrics.json`` and the MLflow run of one SAE."""
+    hp = job.hp
+    metrics: dict[str, Any] = _split_metrics(model, inputs.elsa, inputs.matrix, inputs.embeddings, inputs.split,
+                                             target_fraction, split_seed, target_method, eval_batch_size,
+                                             inputs.device)  # fmt: skip
     metrics.update(
-        history=result.history, best_epoch=result.best_epoch, best_valid_loss=result.best_valid_loss,
+        history=result.history, best_epoch=result.best_epoch, best_valid_loss=result.best_score,
         epochs_run=result.epochs_run, stopped_early=result.stopped_early, train_seconds=seconds,
-        train_users=len(train_users), train_path=path, hyperparameters=dict(hp),
+        train_users=len(data.train_users), train_path=data.path, hyperparameters=dict(hp),
     )  # fmt: skip
+    if stack_size is not None:
+        metrics["stack_size"] = stack_size  # trained in a stack of this many SAEs; train_seconds is the stack's
     diverged = "training diverged: lower sae.base.lr, then rerun `snakemake --forcerun train_sae`"
     checkpoint = model.checkpoint(training=dict(hp), best_epoch=result.best_epoch, dataset=dataset, elsa_run=elsa_run)
-    check_finite(checkpoint["model_state_dict"], model_path, "SAE weights to write", diverged)
+    check_finite(checkpoint["model_state_dict"], job.model_path, "SAE weights to write", diverged)
     for part in ("valid", "test"):
-        check_finite(dict(metrics[part]), metrics_path, f"{part} metrics to write", diverged)
-    write_torch(checkpoint, model_path)
-    write_parquet(history_frame(result.history), history_path)
-    write_json(metrics, metrics_path)
+        check_finite(dict(metrics[part]), job.metrics_path, f"{part} metrics to write", diverged)
+    write_torch(checkpoint, job.model_path)
+    write_parquet(history_frame(result.history), job.history_path)
+    write_json(metrics, job.metrics_path)
     if mlflow_uri:
         _log_mlflow(
-            mlflow_uri, dataset, elsa_run, sae_run, hp, embeddings.shape[1], metrics,
-            [model_path, metrics_path, history_path], Path(data_dir) / "card.json", started, provenance,
+            mlflow_uri, dataset, elsa_run, job.sae_run, hp, inputs.embeddings.shape[1], metrics,
+            [job.model_path, job.metrics_path, job.history_path], Path(data_dir) / "card.json", started, provenance,
         )  # fmt: skip
     return metrics
 
@@ -222,7 +400,7 @@ def _import_research(research, hp, model_path, metrics_path, history_path, embed
     metrics.update(history=[], best_epoch=0, best_valid_loss=None, epochs_run=0, stopped_early=False,
                    train_seconds=0.0, train_users=0, train_path="imported", hyperparameters=dict(hp),
                    imported_from=str(research["path"]))  # fmt: skip
-    write_torch(model.checkpoint(training=dict(hp), imported_from=str(research["path"])), model_path)
+    model.save(model_path, training=dict(hp), imported_from=str(research["path"]))
     write_parquet(history_frame([]), history_path)
     write_json(metrics, metrics_path)
     log.info("imported research SAE %s as %s", research["path"], sae_run)

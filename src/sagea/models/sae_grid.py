@@ -1,0 +1,349 @@
+"""Several SAEs of a grid trained together in one process, as one stack of models.
+
+Grid variants that see the same batches — same input embeddings (one ELSA run), training users,
+seed, batch size and epochs — are trained as a stack: their parameters are stacked along a
+leading model axis (variants of smaller width are padded with latents that stay exactly zero),
+and every step is one batched computation (``torch.matmul`` over the model axis) instead of one
+pass per model. Per step the cost of launching operations is paid once for the stack, which is
+where a small model's time goes.
+
+What each variant may choose on its own: ``width``, ``k``, ``variant`` (``topk`` or ``basic``),
+``reconstruction_loss``, ``l1_coef``, ``aux_coef``, ``contrastive_coef``, ``normalize``, ``lr``,
+``patience`` and ``early_stop_unit``. Everything else (:func:`stack_key`) must agree. BatchTopK
+is not stacked: its threshold is a running statistic of a batch-wide top-k, so it trains alone
+(:func:`sagea.models.sae.fit`).
+
+Equivalence with one-at-a-time training (:func:`sagea.models.sae.fit`): the batches come from
+the same ``(seed, epoch)`` stream (shared by construction: the variants of a stack have one seed
+and the draws do not depend on the model), each variant starts from its own initialisation,
+the loss terms, the dead-latent rule, the decoder constraint and Adam follow the same formulas
+in the same order, and each variant validates, stops early and restores its best weights on its
+own (a stopped variant leaves the stack). Only the order of floating-point summation inside the
+batched products differs, so the weights agree to float tolerance, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sagea.io import NonFiniteError
+from sagea.models.sae import LOSS_TERMS, NON_FINITE_HINT, SAE, validation_row
+from sagea.models.sae_data import TrainData
+from sagea.models.training import EARLY_STOP_UNITS, EarlyStopping, FitResult
+from sagea.runtime import progress
+
+log = logging.getLogger(__name__)
+
+#: Variants that can join a stack.
+STACKABLE_VARIANTS = ("topk", "basic")
+#: Model hyperparameters every member of a stack shares.
+SHARED_MODEL_KEYS = ("input_dim", "dead_after", "aux_k", "dead_rule")
+
+
+def stack_key(model: SAE) -> tuple | None:
+    """What a model must share with the others of its stack (None: it cannot be stacked)."""
+    if model.variant not in STACKABLE_VARIANTS:
+        return None
+    return tuple(model.hparams[key] for key in SHARED_MODEL_KEYS)
+
+
+class _Stack:
+    """The stacked parameters, Adam moments, training buffers and per-model settings of a stack."""
+
+    def __init__(self, models: list[SAE], lrs: list[float], device: torch.device) -> None:
+        d = models[0].hparams["input_dim"]
+        self.width = max(m.hparams["width"] for m in models)
+        n, h = len(models), self.width
+        self.encoder_w = torch.zeros(n, d, h, device=device)
+        self.encoder_b = torch.zeros(n, h, device=device)
+        self.decoder_w = torch.zeros(n, h, d, device=device)
+        self.decoder_b = torch.zeros(n, d, device=device)
+        self.inactive = torch.zeros(n, h, dtype=torch.long, device=device)
+        self.real = torch.zeros(n, h, dtype=torch.bool, device=device)  # False: padding latents
+        with torch.no_grad():
+            for i, model in enumerate(models):
+                w = model.hparams["width"]
+                self.encoder_w[i, :, :w] = model.encoder_w
+                self.encoder_b[i, :w] = model.encoder_b
+                self.decoder_w[i, :w] = model.decoder_w
+                self.decoder_b[i] = model.decoder_b
+                self.inactive[i, :w] = model.inactive_batches
+                self.real[i, :w] = True
+        for p in self.params():
+            p.requires_grad_(True)
+        self.exp_avg = [torch.zeros_like(p) for p in self.params()]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params()]
+
+        def column(values, dtype=torch.float32):
+            return torch.tensor(values, dtype=dtype, device=device)
+
+        hp = [m.hparams for m in models]
+        self.k = column([m.k if m.variant == "topk" else 0 for m in models], torch.long)
+        self.topk = column([m.variant == "topk" for m in models], torch.bool)
+        self.normalize = column([m.normalize for m in models], torch.bool)
+        self.l2 = column([p["reconstruction_loss"] == "l2" for p in hp], torch.bool)
+        self.rec_coef = column([m.rec_coef for m in models])
+        self.l1_coef = column([p["l1_coef"] for p in hp])
+        self.aux_coef = column([p["aux_coef"] for p in hp])
+        self.con_coef = column([p["contrastive_coef"] for p in hp])
+        self.lr = lrs
+        self._summarise()
+        self.dead_after, self.aux_k = hp[0]["dead_after"], hp[0]["aux_k"]
+        self.more_than = hp[0]["dead_rule"] == "more_than"
+
+    def _summarise(self) -> None:
+        """Per-stack facts read on every step, kept on the host (no device sync per step)."""
+        self.k_max = int(self.k.max())
+        self.all_topk = bool(self.topk.all())
+        self.one_k = self.all_topk and int(self.k.min()) == self.k_max  # every model TopK with one k
+        self.any_normalize = bool(self.normalize.any())
+        self.all_normalize = bool(self.normalize.all())
+        self.any_contrastive = bool((self.con_coef > 0).any())
+
+    def params(self) -> list[torch.Tensor]:
+        return [self.encoder_w, self.encoder_b, self.decoder_w, self.decoder_b]
+
+    def keep(self, rows: list[int]) -> None:
+        """Drop every model but ``rows`` (stopped variants leave the stack)."""
+        index = torch.tensor(rows, device=self.encoder_w.device)
+        for name in ("encoder_w", "encoder_b", "decoder_w", "decoder_b"):
+            setattr(self, name, getattr(self, name).detach().index_select(0, index).requires_grad_(True))
+        self.exp_avg = [t.index_select(0, index) for t in self.exp_avg]
+        self.exp_avg_sq = [t.index_select(0, index) for t in self.exp_avg_sq]
+        for name in ("inactive", "real", "k", "topk", "normalize", "l2", "rec_coef", "l1_coef", "aux_coef", "con_coef"):
+            setattr(self, name, getattr(self, name).index_select(0, index))
+        self.lr = [self.lr[i] for i in rows]
+        self._summarise()
+
+    def write_back(self, i: int, model: SAE) -> None:
+        """Copy model ``i`` of the stack into ``model`` (weights and dead-latent counters)."""
+        w = model.hparams["width"]
+        with torch.no_grad():
+            model.encoder_w.copy_(self.encoder_w[i, :, :w])
+            model.encoder_b.copy_(self.encoder_b[i, :w])
+            model.decoder_w.copy_(self.decoder_w[i, :w])
+            model.decoder_b.copy_(self.decoder_b[i])
+            model.inactive_batches.copy_(self.inactive[i, :w])
+
+    # ------------------------------------------------------------------ forward (SAE.losses, stacked)
+    def activate(self, pre: torch.Tensor) -> torch.Tensor:
+        """TopK (each model its own k, up to the largest) or plain ReLU, then the optional L2 norm."""
+        k_max = self.k_max
+        code = pre
+        if k_max > 0:
+            top = torch.topk(pre, k_max, dim=-1)
+            values = top.values
+            if not self.one_k:  # models with a smaller k keep only their first k of the k_max largest
+                values = torch.where(torch.arange(k_max, device=pre.device) < self.k[:, None, None], values, 0.0)
+            code = torch.zeros_like(pre).scatter(-1, top.indices, values)
+            if not self.all_topk:  # basic models keep every activation
+                code = torch.where(self.topk[:, None, None], code, pre)
+        if self.all_normalize:
+            code = F.normalize(code, dim=-1)
+        elif self.any_normalize:
+            code = torch.where(self.normalize[:, None, None], F.normalize(code, dim=-1), code)
+        return code
+
+    def losses(self, x: torch.Tensor, x_positive: torch.Tensor | None, track: bool) -> dict[str, torch.Tensor]:
+        """Every loss term per model ``[M]`` (research names) and the weighted total ``Loss``."""
+        xs, mean, std = SAE.standardize(x)
+        pre = F.relu((xs - self.decoder_b[:, None]) @ self.encoder_w + self.encoder_b[:, None])
+        code = self.activate(pre)
+        nonzero = code != 0
+        if track:
+            self.inactive.add_(1).masked_fill_(nonzero.any(dim=1), 0)
+        out = SAE.destandardize(code @ self.decoder_w + self.decoder_b[:, None], mean, std)
+        zero = x.new_zeros(len(self.k))
+        terms = {
+            "L2": (out - x).pow(2).mean(dim=(1, 2)),
+            "Cosine": (1 - F.cosine_similarity(x, out, dim=-1)).mean(-1),
+            "L1": code.abs().sum(-1).mean(-1),
+            "L0": nonzero.float().sum(-1).mean(-1).detach(),
+            "Auxiliary": self.auxiliary_loss(xs, pre, code, zero),
+            "Contrastive": zero,
+        }
+        if x_positive is not None and self.any_contrastive:
+            xs_pos, _, _ = SAE.standardize(x_positive)
+            pre_pos = F.relu((xs_pos - self.decoder_b[:, None]) @ self.encoder_w + self.encoder_b[:, None])
+            con = self.contrastive_loss(code, self.activate(pre_pos))
+            terms["Contrastive"] = torch.where(self.con_coef > 0, con, zero)
+        rec = torch.where(self.l2, terms["L2"], terms["Cosine"])
+        terms["Loss"] = (self.rec_coef * rec + self.l1_coef * terms["L1"] + self.aux_coef * terms["Auxiliary"]
+                         + self.con_coef * terms["Contrastive"])  # fmt: skip
+        return terms
+
+    def dead(self) -> torch.Tensor:
+        dead = self.inactive > self.dead_after if self.more_than else self.inactive >= self.dead_after
+        return dead & self.real
+
+    def auxiliary_loss(self, xs, pre, code, zero) -> torch.Tensor:
+        """:meth:`SAE.auxiliary_loss` per model: the ``aux_k`` largest pre-activations of its dead latents."""
+        dead = self.dead()
+        n_dead = dead.sum(-1)
+        fewest, most = n_dead.aminmax()
+        fewest, most = int(fewest), int(most)  # one host sync per step, as SAE.auxiliary_loss has
+        if most == 0:
+            return zero
+        candidates = torch.where(dead[:, None, :], pre, -1.0)  # pre >= 0: the dead latents come first
+        top = torch.topk(candidates, min(self.aux_k, most), dim=-1)
+        values = top.values
+        if fewest < min(self.aux_k, most):  # some model has fewer dead latents: drop its live picks
+            values = torch.where(torch.gather(dead[:, None, :].expand_as(pre), -1, top.indices), values, 0.0)
+        aux = torch.zeros_like(pre).scatter(-1, top.indices, values)
+        recon = code @ self.decoder_w + aux @ self.decoder_w + self.decoder_b[:, None]
+        return torch.where(n_dead > 0, (xs - recon).pow(2).mean(dim=(1, 2)), zero)
+
+    @staticmethod
+    def contrastive_loss(code: torch.Tensor, code_positive: torch.Tensor) -> torch.Tensor:
+        a, b = F.normalize(code, dim=-1), F.normalize(code_positive, dim=-1)
+        logits = a @ b.transpose(1, 2)
+        n_models, batch = logits.shape[:2]
+        targets = torch.arange(batch, device=a.device).repeat(n_models)
+
+        def cross_entropy(z):
+            return F.cross_entropy(z.reshape(n_models * batch, batch), targets, reduction="none").view(n_models, batch).mean(-1)
+
+        return (cross_entropy(logits) + cross_entropy(logits.transpose(1, 2))) / 2
+
+    # ------------------------------------------------------------------ step (SAE.train_step + Adam, stacked)
+    @torch.no_grad()
+    def project_decoder_grad(self) -> None:
+        g, w = self.decoder_w.grad, self.decoder_w
+        g -= (g * w).sum(-1, keepdim=True) * w
+
+    @torch.no_grad()
+    def normalize_decoder(self) -> None:
+        self.decoder_w.copy_(F.normalize(self.decoder_w, dim=-1))
+
+    @torch.no_grad()
+    def adam(self, step: int, beta1: float, beta2: float, eps: float = 1e-8) -> None:
+        """``torch.optim.Adam``'s update (single-tensor form, same operation order), one lr per model."""
+        bias_correction1 = 1 - beta1**step
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+        neg_step = torch.tensor([-(lr / bias_correction1) for lr in self.lr], device=self.encoder_w.device)
+        for param, exp_avg, exp_avg_sq in zip(self.params(), self.exp_avg, self.exp_avg_sq):
+            grad = param.grad
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+            param.add_(neg_step.view(-1, *[1] * (param.dim() - 1)) * exp_avg / denom)
+
+    def train_step(self, x, x_positive, step: int, beta1: float, beta2: float, research_step_order: bool):
+        terms = self.losses(x, x_positive, track=True)
+        for p in self.params():
+            p.grad = None
+        terms["Loss"].sum().backward()
+        if research_step_order:
+            self.normalize_decoder()
+            self.project_decoder_grad()
+            self.adam(step, beta1, beta2)
+        else:
+            self.project_decoder_grad()
+            self.adam(step, beta1, beta2)
+            self.normalize_decoder()
+        return {name: value.detach() for name, value in terms.items()}
+
+
+def fit_stack(
+    models: list[SAE],
+    train: TrainData,
+    valid: TrainData,
+    *,
+    lrs: list[float],
+    patiences: list[int],
+    early_stop_units: list[str],
+    beta1: float = 0.9,
+    beta2: float = 0.99,
+    batch_size: int = 1024,
+    epochs: int = 4000,
+    validate_every: int = 10,
+    seed: int = 42,
+    device: str | torch.device = "cpu",
+    on_validation: list[Callable[[SAE, int], dict[str, float]] | None] | None = None,
+    research_step_order: bool = False,
+    names: list[str] | None = None,
+) -> list[FitResult]:
+    """Train ``models`` as one stack, each as :func:`sagea.models.sae.fit` would with its own ``lr``,
+    ``patience`` and ``early_stop_unit`` (the other settings are shared); one result per model.
+
+    Each model ends with its best validation weights restored, in eval mode, like ``fit``.
+    ``on_validation[i](model, epoch)`` adds metrics to model ``i``'s history rows.
+    """
+    keys = {stack_key(m) for m in models}
+    if None in keys or len(keys) != 1:
+        raise ValueError(f"these SAEs cannot share a stack: variants must be {STACKABLE_VARIANTS} and agree on "
+                         f"{SHARED_MODEL_KEYS}, got {sorted(map(str, keys))}")  # fmt: skip
+    for unit in early_stop_units:
+        if unit not in EARLY_STOP_UNITS:
+            raise ValueError(f"sae early_stop_unit {unit!r}: expected 'validations' or 'epochs'")
+    device = torch.device(device)
+    names = names or [f"model {i}" for i in range(len(models))]
+    on_validation = on_validation or [None] * len(models)
+    for model in models:
+        model.to(device).train()
+    n = len(train)
+    if n == 0:
+        raise ValueError("no training users for the SAE (empty train split)")
+    stack = _Stack(models, list(lrs), device)
+    live = list(range(len(models)))  # the models still in the stack, in stack order
+    stopping = [EarlyStopping(p, unit, "min") for p, unit in zip(patiences, early_stop_units)]
+    results = [FitResult() for _ in models]
+    started = time.perf_counter()
+    step = 0
+    bar = progress(range(1, epochs + 1), desc=f"SAE stack of {len(models)}", unit="epoch", total=epochs)
+    for epoch in bar:
+        if not live:
+            break
+        rng = np.random.default_rng([seed, epoch])
+        perm = rng.permutation(n)
+        sums: dict[str, torch.Tensor] = {}
+        for start in range(0, n, batch_size):
+            index = np.sort(perm[start : start + batch_size])
+            x, x_pos = train.batch(index, rng, device)
+            step += 1
+            for name, value in stack.train_step(x, x_pos, step, beta1, beta2, research_step_order).items():
+                sums[name] = sums.get(name, 0.0) + value * len(index)
+        per_model = {name: (value / n).tolist() for name, value in sums.items()}
+        for row, i in enumerate(live):
+            results[i].epochs_run = epoch
+            if not math.isfinite(per_model["Loss"][row]):
+                raise NonFiniteError(
+                    f"SAE {names[i]}: training loss became non-finite in epoch {epoch}; check the input "
+                    "embeddings or lower sae.base.lr. " + NON_FINITE_HINT
+                )
+        if epoch % validate_every and epoch != epochs:
+            continue
+        leaving = []
+        for row, i in enumerate(live):
+            model = models[i]
+            stack.write_back(row, model)
+            epoch_terms = {name: float(sums[name][row]) / n for name in LOSS_TERMS}
+            score, history_row = validation_row(model, valid, epoch, epoch_terms, batch_size, seed, device,
+                                                on_validation[i], started)  # fmt: skip
+            model.train()
+            results[i].history.append(history_row)
+            if stopping[i].update(score, epoch, model):
+                results[i].best_valid = {k: history_row[f"{k}_valid"] for k in LOSS_TERMS}
+            results[i].best_epoch, results[i].best_score = stopping[i].best_epoch, float(stopping[i].best_score)
+            results[i].stopped_early = stopping[i].stopped
+            if stopping[i].stopped:
+                log.info("SAE %s: early stop at epoch %d (best epoch %d)", names[i], epoch, stopping[i].best_epoch)
+                leaving.append(i)
+        if leaving:
+            rows = [row for row, i in enumerate(live) if i not in leaving]
+            live = [live[row] for row in rows]
+            if live:
+                stack.keep(rows)
+        bar.set_postfix(models=len(live))
+    bar.close()
+    for model, stop in zip(models, stopping):
+        stop.restore(model)
+        model.eval()
+    return results

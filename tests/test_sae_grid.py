@@ -1,0 +1,184 @@
+"""SAEs trained as one stack (sagea.models.sae_grid) equal SAEs trained one at a time (sagea.models.sae.fit).
+
+Tolerance: the stack computes the same formulas in the same order, but its batched products sum
+in another order, so weights may differ by float32 rounding that training carries along: we
+require every weight within 1e-5 (absolute) and every history value within 1e-5 (relative) after
+tens of epochs, and the same early-stopping decisions (best epoch, epochs run, stopped).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sae_fixtures import clustered_elsa, clustered_matrix, embeddings_of, write_stage_inputs
+from sagea.models.sae import SAE, fit
+from sagea.models.sae_data import EmbeddingData, InteractionData
+from sagea.models.sae_grid import fit_stack, stack_key
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
+
+ATOL, RTOL = 1e-5, 1e-5
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    matrix, clusters = clustered_matrix(300, 120)
+    elsa = clustered_elsa(clusters, 16)
+    return matrix, elsa, torch.as_tensor(embeddings_of(elsa, matrix))
+
+
+def _both_ways(variants, make_data, *, lrs, patiences, units, **common):
+    """Train each variant alone with fit(), then all as one stack; return (alone, stacked) (model, result) pairs."""
+    alone = []
+    for v, lr, patience, unit in zip(variants, lrs, patiences, units):
+        model = SAE(16, seed=0, **v)
+        train, valid = make_data()
+        alone.append((model, fit(model, train, valid, lr=lr, patience=patience, early_stop_unit=unit, **common)))
+    models = [SAE(16, seed=0, **v) for v in variants]
+    train, valid = make_data()
+    results = fit_stack(models, train, valid, lrs=lrs, patiences=patiences, early_stop_units=units, **common)
+    return alone, list(zip(models, results))
+
+
+def _assert_same(alone, stacked):
+    for (m1, r1), (m2, r2) in zip(alone, stacked):
+        assert m2.hparams == m1.hparams and not m2.training
+        for name, value in m1.state_dict().items():
+            torch.testing.assert_close(m2.state_dict()[name], value, atol=ATOL, rtol=0, msg=name)
+        assert (r2.best_epoch, r2.epochs_run, r2.stopped_early) == (r1.best_epoch, r1.epochs_run, r1.stopped_early)
+        assert r2.best_score == pytest.approx(r1.best_score, rel=RTOL)
+        assert [h["epoch"] for h in r2.history] == [h["epoch"] for h in r1.history]
+        for h1, h2 in zip(r1.history, r2.history):
+            for key, value in h1.items():
+                if key != "seconds":
+                    assert h2[key] == pytest.approx(value, rel=RTOL, abs=1e-7), key
+
+
+def test_stack_of_mixed_variants_equals_one_at_a_time(clustered):
+    """Different widths (padded), k, losses, normalisation, L1, lr, patience, stopping unit, basic."""
+    emb = clustered[2]
+    variants = [
+        dict(width=32, k=4),
+        dict(width=64, k=8, reconstruction_loss="cosine"),
+        dict(width=64, k=3, normalize=True, l1_coef=1e-3),
+        dict(width=48, variant="basic", l1_coef=1e-2),
+    ]
+    alone, stacked = _both_ways(
+        variants, lambda: (EmbeddingData(emb[:240]), EmbeddingData(emb[240:270])),
+        lrs=[3e-3, 1e-2, 3e-3, 3e-3], patiences=[3, 2, 100, 3], units=["validations", "epochs", "validations", "validations"],
+        batch_size=32, epochs=30, validate_every=2, seed=0,
+    )  # fmt: skip
+    _assert_same(alone, stacked)
+    # the second variant stops early (and so leaves the stack) before the others end
+    assert alone[1][1].stopped_early and alone[1][1].epochs_run < 30 and not alone[0][1].stopped_early
+
+
+def test_stack_with_dead_latents_research_switches_and_contrastive_views(clustered):
+    """Auxiliary loss on dead latents (research dead rule), research step order, the interaction path
+    with contrastive positive views drawn from the shared (seed, epoch) stream."""
+    matrix, elsa, _ = clustered
+    variants = [
+        dict(width=128, k=2, contrastive_coef=0.3, dead_rule="more_than", dead_after=2),
+        dict(width=96, k=4, contrastive_coef=0.5, dead_rule="more_than", dead_after=2, reconstruction_loss="cosine"),
+    ]
+
+    def data():
+        return (InteractionData(matrix[:240], elsa, contrastive=True),
+                InteractionData(matrix[240:270], elsa, contrastive=True))  # fmt: skip
+
+    alone, stacked = _both_ways(variants, data, lrs=[1e-2, 3e-3], patiences=[50, 50], units=["epochs"] * 2,
+                                batch_size=32, epochs=8, validate_every=4, seed=1, research_step_order=True)  # fmt: skip
+    _assert_same(alone, stacked)
+    assert all(r.history[-1]["Auxiliary_train"] > 0 for _, r in alone)  # dead latents were revived
+    assert all(r.history[-1]["Contrastive_train"] > 0 for _, r in alone)
+
+
+def test_batchtopk_and_mismatched_models_are_not_stacked():
+    assert stack_key(SAE(8, 16, k=2, variant="batchtopk")) is None
+    assert stack_key(SAE(8, 16, k=2)) == stack_key(SAE(8, 32, k=4, variant="basic", reconstruction_loss="cosine"))
+    emb = EmbeddingData(torch.randn(20, 8, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="cannot share a stack"):
+        fit_stack([SAE(8, 16, k=2), SAE(8, 16, k=2, dead_after=3)], emb, emb, lrs=[1e-3] * 2, patiences=[1] * 2,
+                  early_stop_units=["validations"] * 2, epochs=1)  # fmt: skip
+
+
+def test_stage_trains_the_grid_in_one_process_with_one_run_per_sae(tmp_path):
+    """train_sae_grid writes each SAE's usual files and MLflow run, as train_sae does for one (the two
+    TopK SAEs of one width as a stack of 2 on the CPU, the BatchTopK one alone)."""
+    from mlflow.tracking import MlflowClient
+
+    from sagea.stages.sae import SAEJob, train_sae, train_sae_grid
+    from test_sae_stage import HP
+
+    paths = write_stage_inputs(tmp_path, n_users=200, n_items=80, factors=12)
+    runs = {"topk-h32-k4-l2": dict(HP), "topk-h32-k6-cosine": {**HP, "k": 6, "reconstruction_loss": "cosine"},
+            "batchtopk-h32-k4-l2": {**HP, "variant": "batchtopk"}}  # fmt: skip
+    common = (paths["elsa"] / "user_embeddings.parquet", paths["elsa"] / "model.pt", paths["data"],
+              paths["data"].parent / "split.parquet")  # fmt: skip
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+
+    def folder(root, sae):
+        return tmp_path / root / sae
+
+    jobs = [SAEJob(sae, hp, *(folder("grid", sae) / f for f in ("model.pt", "metrics.json", "history.parquet")))
+            for sae, hp in runs.items()]  # fmt: skip
+    grid = train_sae_grid(*common, jobs, device="cpu", dataset="synthetic", elsa_run="f16-s42", mlflow_uri=uri)
+    assert set(grid) == set(runs)
+    for sae, hp in runs.items():
+        out = folder("alone", sae)
+        alone = train_sae(*common, out / "model.pt", out / "metrics.json", out / "history.parquet", hp, device="cpu",
+                          sae_run=sae)  # fmt: skip
+        saved = json.loads((folder("grid", sae) / "metrics.json").read_text())
+        assert saved["stack_size" if hp["variant"] == "topk" else "train_path"] == (2 if hp["variant"] == "topk" else "embeddings")
+        for part in ("valid", "test"):
+            for name, value in alone[part].items():
+                assert saved[part][name] == pytest.approx(value, rel=1e-4, abs=1e-6), (sae, part, name)
+        a = SAE.load(out / "model.pt").state_dict()
+        b = SAE.load(folder("grid", sae) / "model.pt").state_dict()
+        for name in a:
+            torch.testing.assert_close(b[name], a[name], atol=ATOL, rtol=0)
+        assert not (folder("grid", sae) / "train_state.pt").exists()
+    client = MlflowClient(tracking_uri=uri)
+    found = client.search_runs([client.get_experiment_by_name("Sparse_synthetic").experiment_id])
+    assert sorted(r.info.run_name for r in found) == sorted(f"f16-s42/{sae}" for sae in runs)
+    assert np.isfinite([r.data.metrics["CosineSim/test"] for r in found]).all()
+
+
+@pytest.mark.workflow
+def test_workflow_trains_the_grid_in_one_job(tmp_path, repo, python):
+    """sae.batch_grid: one train_sae_grid job writes every SAE's files and logs; extract_sae follows."""
+    import subprocess
+
+    write_stage_inputs(tmp_path, elsa_run="f16-s42", n_users=200, n_items=80, factors=16)
+    snakefile = tmp_path / "Snakefile"
+    snakefile.write_text(
+        f'configfile: "{repo}/config/config.yaml"\n'
+        f'include: "{repo}/workflow/rules/common.smk"\n'
+        f'include: "{repo}/workflow/rules/sae.smk"\n'
+        "rule all:\n    input: sae_targets()\n"
+    )
+    overrides = tmp_path / "overrides.yaml"
+    overrides.write_text(
+        "mlflow: {enabled: false}\n"
+        "elsa: {factors: 16, extra_runs: []}\n"
+        "sae:\n  base: {variant: topk, lr: 0.003, batch_size: 32, epochs: 6, validate_every: 3, patience: 4}\n"
+        "  grid: {width: [32], k: [2, 4]}\n  batch_grid: true\n"
+    )
+    cmd = [python, "-m", "snakemake", "-s", str(snakefile), "-d", str(tmp_path), "--cores", "2",
+           "--configfile", str(repo / "config" / "config.yaml"), str(overrides)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "train_sae_grid" in proc.stderr and "rule train_sae:" not in proc.stderr
+    assert (tmp_path / "logs/benchmarks/synthetic/s42/sae/f16-s42/grid/train.tsv").exists()
+    for sae, k in (("topk-h32-k2-l2", 2), ("topk-h32-k4-l2", 4)):
+        folder = tmp_path / "results/synthetic/s42/sae/f16-s42" / sae
+        for name in ("model.pt", "metrics.json", "history.parquet", "codes_topk.parquet", "features.parquet"):
+            assert (folder / name).exists(), folder / name
+        log = (tmp_path / "logs/synthetic/s42/sae/f16-s42" / sae / "train.log").read_text()
+        assert "trained a stack of 2 SAEs" in log
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["stack_size"] == 2 and metrics["test"]["L0"] == pytest.approx(k)
