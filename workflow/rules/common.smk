@@ -262,6 +262,7 @@ STAGE_TARGETS = (
     "evaluation_targets",
     "report_targets",
     "compare_targets",
+    "explain_targets",
 )
 
 

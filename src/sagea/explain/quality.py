@@ -56,12 +56,15 @@ def deletion_curve(
     topk_inference: bool = True,
     normalize_users_embeddings: bool = False,
     zero_fallback: str = "relax",
+    details: bool = False,
 ) -> dict[str, np.ndarray]:
     """Deletion curve of a chunk of groups ``inputs [B, m, I]``.
 
     Returns ``top [B, len(ms)]`` (overlap after deleting the top-m features), ``random [B, len(ms)]``
     (mean overlap over ``n_random`` random draws of m active features), ``n_active [B]``. Random
     draws use a ``torch.Generator`` seeded with ``seed``: the same chunk and seed give the same numbers.
+    ``details`` adds ``contribution [B, h]`` (each feature's contribution to the list's summed
+    scores) and ``held_by_all [B, h]`` (the feature is active in every member's code).
     """
     x = inputs.to(dtype=torch.float32)
     members = encode_members(elsa, sae, x, topk_inference)
@@ -95,7 +98,11 @@ def deletion_curve(
         rnd[:, j] = torch.stack(draws).mean(0).cpu().numpy() if draws else np.nan
     undefined = torch.isnan(code).any(-1).cpu().numpy()  # zero_fallback 'nan': no ranking to explain
     top[undefined], rnd[undefined] = np.nan, np.nan
-    return {"top": top, "random": rnd, "n_active": n_active.cpu().numpy()}
+    out = {"top": top, "random": rnd, "n_active": n_active.cpu().numpy()}
+    if details:
+        out["contribution"] = contrib.cpu().numpy()
+        out["held_by_all"] = (members.codes > 0).all(dim=1).cpu().numpy()
+    return out
 
 
 def cluster_purity(top_items: Sequence[Sequence[int]], item_cluster: np.ndarray) -> pd.DataFrame:
