@@ -7,8 +7,8 @@ of the catalogue's ``I`` items::
 
     lift(v) = (n_v / n) / (N_v / I)
 
-Values held by at least ``min_count`` top items rank first, by lift, then count, then name; the
-label joins the first ``n_labels``. Where no value reaches ``min_count`` (an artist is usually one
+Values held by at least ``min_count`` top items rank first, by lift, then count, then the rank of
+the top items holding them (``Σ 1/(position + 1)``), then name; the label joins the first ``n_labels``. Where no value reaches ``min_count`` (an artist is usually one
 item on Last.fm) the values held by one top item follow in the same order, so every feature with
 top items gets a label.
 """
@@ -55,12 +55,14 @@ def read_tags(path: str | os.PathLike, items: pd.DataFrame) -> list[list[str]]:
 
 
 def find_tags_file(raw: str | os.PathLike | None) -> Path | None:
-    """``tags.csv`` in the raw dataset folder (or next to a raw file), searched recursively; None if absent."""
-    if not raw:
+    """``tags.csv`` under the raw dataset folder (searched recursively) or next to a raw file; None if absent."""
+    if not raw or not Path(raw).exists():
         return None
     root = Path(raw)
-    root = root if root.is_dir() else root.parent
-    found = sorted(root.rglob("tags.csv")) if root.exists() else []
+    if root.is_file():
+        candidate = root.parent / "tags.csv"
+        return candidate if candidate.is_file() else None
+    found = sorted(root.rglob("tags.csv"))
     return found[0] if found else None
 
 
@@ -119,12 +121,16 @@ def label_features(
         raise ValueError(f"top item index {int(cols.max())} outside the {n_items} items of items.parquet; rerun extract_sae")
     hits = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(n_features, n_items))
     counts = np.asarray((hits @ incidence).todense())  # [features, values]
+    # tie-break: values of higher-ranked top items first (weight 1 / (position + 1))
+    positions = np.concatenate([np.arange(n) for n in lengths]) if lengths.sum() else np.zeros(0)
+    weighted = sp.csr_matrix((1.0 / (positions + 1.0), (rows, cols)), shape=(n_features, n_items))
+    rank_weight = np.asarray((weighted @ incidence).todense())
     catalogue = np.asarray(incidence.sum(axis=0)).ravel() / n_items
     share = counts / np.maximum(lengths, 1)[:, None]
     lift = np.where(counts > 0, share / np.where(catalogue > 0, catalogue, 1.0), 0.0)
     # order: enough support first, then lift, then count, then name (lexsort: last key is primary)
     name_rank = np.arange(len(names))[None, :].repeat(n_features, 0)
-    order = np.lexsort((name_rank, -counts, -lift, -(counts >= min_count).astype(int)), axis=1)
+    order = np.lexsort((name_rank, -rank_weight, -counts, -lift, -(counts >= min_count).astype(int)), axis=1)
     labels, label_values, label_lifts, label_counts = [], [], [], []
     for f in range(n_features):  # n_labels picks per feature; the ranking above is vectorised
         picked = [j for j in order[f, :n_labels] if counts[f, j] > 0]

@@ -1,0 +1,272 @@
+"""Explanations (sagea.explain): exact score decomposition, explain_group's list, labels, deletion
+curves and planted-cluster recovery."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sae_fixtures import clustered_elsa, clustered_matrix, embeddings_of
+from sagea.explain import GroupExplanation, explain_group
+from sagea.explain.contributions import item_contributions
+from sagea.explain.labels import feature_labels_table, item_values_from_column, label_features
+from sagea.explain.quality import cluster_recovery, deletion_curve, list_overlap, recovery_summary
+from sagea.models.elsa import ELSA
+from sagea.models.sae import SAE, EmbeddingData, fit
+from sagea.recommenders.sagea import SageaRecommender, encode_members, fused_code, sagea_scores
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def models():
+    """A clustered ELSA (120 items, 16 factors) and an untrained SAE with a non-zero decoder bias."""
+    matrix, item_cluster = clustered_matrix(120, 120, 6, seed=0)
+    elsa = clustered_elsa(item_cluster, 16, seed=0)
+    sae = SAE(16, 32, k=4, seed=0)
+    with torch.no_grad():
+        sae.decoder_b.copy_(torch.linspace(-0.5, 0.5, 16))
+        sae.encoder_b.copy_(torch.linspace(0.0, 0.3, 32))
+    sae.eval()
+    groups = np.arange(36).reshape(12, 3)
+    inputs = torch.as_tensor(matrix[groups.reshape(-1)].toarray().reshape(12, 3, -1), dtype=torch.float32)
+    return elsa, sae, inputs, item_cluster
+
+
+# ----------------------------------------------------------------------------- decomposition
+@pytest.mark.parametrize("fusion", ["average", "common_features", "topk"])
+def test_contributions_sum_to_the_scores_and_match_a_numpy_decomposition(models, fusion):
+    elsa, sae, inputs, _ = models
+    with torch.no_grad():
+        members = encode_members(elsa, sae, inputs)
+        code, _ = fused_code(members, fusion, 4)
+        scores = sagea_scores(elsa, sae, members, code).double()
+        items = torch.arange(120).expand(len(inputs), 120)
+        contrib, remainder = item_contributions(elsa, sae, members, code, items)
+    # the terms add up to the score the recommender ranks by
+    torch.testing.assert_close(contrib.sum(-1) + remainder, scores, rtol=1e-5, atol=1e-4)
+    # independent formula: contribution = c_f σ̄ (W_f · a_i), remainder = σ̄ (b · a_i) + μ̄ Σ_j a_ij
+    a = elsa.encoder.detach().double().numpy()
+    w, b = sae.decoder_w.detach().double().numpy(), sae.decoder_b.detach().double().numpy()
+    c = code.double().numpy()
+    mu = members.mean.double().numpy().mean(axis=1)[:, 0]
+    sigma = members.std.double().numpy().mean(axis=1)[:, 0]
+    expected = c[:, None, :] * sigma[:, None, None] * (a @ w.T)[None, :, :]
+    np.testing.assert_allclose(contrib.numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(remainder.numpy(), sigma[:, None] * (a @ b)[None] + mu[:, None] * a.sum(1)[None], rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- explain_group
+@pytest.mark.parametrize(
+    "fusion,topk_inference,normalize",
+    [("average", True, False), ("common_features", True, False), ("topk", False, True), ("wcom", False, False)],
+)
+def test_explain_group_list_equals_the_recommenders_list(models, fusion, topk_inference, normalize):
+    elsa, sae, inputs, _ = models
+    rec = SageaRecommender(elsa, sae, fusion, 4, topk_inference, normalize)
+    seen = inputs.bool().any(dim=1)
+    with torch.no_grad():
+        lists = rec.aggregate(rec.score(inputs), seen, 20).items.numpy()
+    for g in range(len(inputs)):
+        ex = explain_group(elsa, sae, inputs[g], fusion, 4, topk_inference, normalize, n=20)
+        assert ex.items["item"].tolist() == lists[g].tolist()
+        assert ex.items["rank"].tolist() == list(range(20))
+
+
+def test_explain_group_tables_members_and_json(models):
+    elsa, sae, inputs, item_cluster = models
+    items = pd.DataFrame({"item": np.arange(120), "original_id": [f"m{i}" for i in range(120)],
+                          "n_interactions": 1, "cluster": item_cluster})  # fmt: skip
+    labels = pd.DataFrame({"feature": np.arange(32), "label": [f"L{f}" for f in range(32)],
+                           "top_items": [[f] for f in range(32)], "top_titles": [[f"t{f}"] for f in range(32)]})  # fmt: skip
+    ex = explain_group(elsa, sae, inputs[0], "average", 4, n=10, n_features=3, items=items, feature_labels=labels)
+    assert isinstance(ex, GroupExplanation)
+    with torch.no_grad():
+        members = encode_members(elsa, sae, inputs[:1])
+        code, _ = fused_code(members, "average", 4)
+    np.testing.assert_allclose(ex.fused_code, code[0].numpy(), rtol=1e-6)
+    # features: the 3 largest contributions among the active features, members holding each
+    assert len(ex.features) == 3
+    assert (np.diff(ex.features["contribution"].to_numpy()) <= 0).all()
+    member_codes = members.codes[0].numpy()
+    for row in ex.features.itertuples():
+        assert row.members == np.flatnonzero(member_codes[:, row.feature] > 0).tolist()
+        assert row.label == f"L{row.feature}"
+        assert code[0, row.feature] != 0
+    # items: ids and metadata joined by item index; the per-item top features are sorted
+    assert ex.items["original_id"].tolist() == [f"m{i}" for i in ex.items["item"]]
+    assert ex.items["cluster"].tolist() == item_cluster[ex.items["item"]].tolist()
+    assert all(np.all(np.diff(c) <= 0) for c in ex.items["contributions"])
+    out = ex.to_dict()
+    import json
+
+    assert json.loads(json.dumps(out))["items"][0]["item"] == int(ex.items["item"].iloc[0])
+    assert set(out["fused_code"]) == {str(f) for f in np.flatnonzero(ex.fused_code)}
+    assert out["zero_fused_code"] is False
+
+
+def test_explain_group_rejects_a_batch(models):
+    elsa, sae, inputs, _ = models
+    with pytest.raises(ValueError, match=r"\[members, items\]"):
+        explain_group(elsa, sae, inputs, "average", 4)
+
+
+# ----------------------------------------------------------------------------- deletion
+class FixedCodeSAE:
+    """A hand-built SAE: every member's code is ``code``, μ = 0, σ = 1, identity decoder, no bias."""
+
+    def __init__(self, code):
+        self.code = torch.as_tensor(code, dtype=torch.float32)
+        self.decoder_w = torch.eye(len(code))
+        self.decoder_b = torch.zeros(len(code))
+
+    def encode(self, x, topk_inference=True):
+        n = len(x)
+        return self.code.expand(n, -1).clone(), torch.zeros(n, 1), torch.ones(n, 1)
+
+    def decode(self, code, mean, std):
+        return (code @ self.decoder_w + self.decoder_b) * std + mean
+
+
+def hand_built():
+    """Code [4, 3, 2, 1]; items 2f and 2f+1 lie on feature f with weights 1 and 0.9, so the scores
+    are 4, 3.6, 3, 2.7, 2, 1.8, 1, 0.9 and the top-4 list is {0, 1, 2, 3}."""
+    a = torch.zeros(8, 4)
+    for f in range(4):
+        a[2 * f, f], a[2 * f + 1, f] = 1.0, 0.9
+    elsa = ELSA(8, 4)
+    with torch.no_grad():
+        elsa.encoder.copy_(a)
+    return elsa, FixedCodeSAE([4.0, 3.0, 2.0, 1.0]), torch.zeros(1, 1, 8)
+
+
+def test_deletion_curve_on_a_hand_built_case():
+    elsa, sae, inputs = hand_built()
+    curve = deletion_curve(elsa, sae, inputs, "average", 4, ms=[1, 2], k=4, n_random=400, seed=0)
+    # top-1 = feature 0 (contribution 4·1.9): list {2,3,4,5} → overlap 1/2; top-2 adds feature 1
+    # (3·1.9): list {4,5,6,7} → 0. Monotone, and below random at every m.
+    np.testing.assert_allclose(curve["top"][0], [0.5, 0.0])
+    # random m=1 over features 0..3: overlaps 1/2, 1/2, 1, 1 → 0.75; m=2 over the 6 pairs:
+    # {0,1} 0, {2,3} 1, the other four 1/2 → 0.5 (by hand; 400 draws → within 0.05)
+    np.testing.assert_allclose(curve["random"][0], [0.75, 0.5], atol=0.05)
+    assert curve["n_active"].tolist() == [4]
+    assert np.all(np.diff(curve["top"][0]) <= 0)
+    assert np.all(curve["top"][0] < curve["random"][0])
+
+
+def test_deletion_random_draws_are_seeded(models):
+    elsa, sae, inputs, _ = models
+    one = deletion_curve(elsa, sae, inputs, "average", 4, ms=[1, 2], n_random=3, seed=7)
+    two = deletion_curve(elsa, sae, inputs, "average", 4, ms=[1, 2], n_random=3, seed=7)
+    np.testing.assert_array_equal(one["random"], two["random"])
+    np.testing.assert_array_equal(one["top"], two["top"])
+
+
+def test_list_overlap_ignores_padding():
+    before = torch.tensor([[1, 2, 3, -1], [-1, -1, -1, -1]])
+    after = torch.tensor([[3, 9, -1, -1], [1, 2, 3, 4]])
+    out = list_overlap(before, after)
+    assert out[0].item() == pytest.approx(1 / 3)
+    assert torch.isnan(out[1])
+
+
+# ----------------------------------------------------------------------------- labels
+def test_lift_labels_worked_by_hand():
+    # 10 items; genre A on items 0-4 (catalogue share 1/2), B on 0-1 (1/5), C on 9 only (1/10)
+    values = [["A", "B"], ["A", "B"], ["A"], ["A"], ["A"], [], [], [], [], ["C"]]
+    labels = label_features([[0, 1, 2, 3], [5, 6, 9, 7], [0, 2, 9, 5]], values, n_labels=2, min_count=2)
+    # feature 0: B 2/4 ÷ 1/5 = 2.5, A 4/4 ÷ 1/2 = 2 → "B, A"
+    assert labels["label"][0] == "B, A"
+    assert labels["label_lift"][0] == pytest.approx([2.5, 2.0])
+    assert labels["label_count"][0] == [2, 4]
+    # feature 1: only C once (lift 1/4 ÷ 1/10 = 2.5): below min_count but still the label
+    assert labels["label"][1] == "C"
+    assert labels["label_lift"][1] == pytest.approx([2.5])
+    # feature 2: A 2/4 → lift 1, C 1/4 → 2.5, B 1/4 → 1.25; A alone reaches min_count so it leads
+    assert labels["label_values"][2] == ["A", "C"]
+
+
+def test_feature_labels_table_uses_genres_or_the_column():
+    items = pd.DataFrame({"item": [1, 0, 2], "original_id": ["b", "a", "c"],
+                          "genres": ["Drama", "Comedy|Drama", "(no genres listed)"], "artist": ["x", "y", "z"]})  # fmt: skip
+    features = pd.DataFrame({"feature": [0, 1], "frequency": [0.5, 0.0], "top_items": [[0, 1], [2]],
+                             "top_titles": [[], []]})  # fmt: skip
+    table = feature_labels_table(features, items, min_count=1)
+    assert table["label_source"].iloc[0] == "genres"
+    # catalogue: Drama on items 0,1 (2/3), Comedy on item 0 (1/3) → Comedy lift 1.5 > Drama 1.5? equal:
+    # Comedy 1/2 ÷ 1/3 = 1.5, Drama 2/2 ÷ 2/3 = 1.5 → tie broken by count (Drama 2) → "Drama, Comedy"
+    assert table["label"].tolist() == ["Drama, Comedy", ""]
+    assert table["alive"].tolist() == [True, False]
+    by_artist = feature_labels_table(features, items, column="artist", min_count=1)
+    assert by_artist["label"].tolist() == ["y, x", "z"]
+    with pytest.raises(KeyError, match="explain.labels.column"):
+        feature_labels_table(features, items, column="nope")
+
+
+def test_tags_join_genres(tmp_path):
+    items = pd.DataFrame({"item": [0, 1], "original_id": ["10", "20"], "genres": ["Drama", "Drama"]})
+    raw = tmp_path / "ml" / "ml-latest-small"
+    raw.mkdir(parents=True)
+    (raw / "tags.csv").write_text("userId,movieId,tag,timestamp\n1,10,Funny,0\n2,10,funny ,0\n3,30,x,0\n")
+    from sagea.explain.labels import find_tags_file, item_metadata
+
+    source, values = item_metadata(items, tags_path=find_tags_file(tmp_path / "ml"))
+    assert source == "genres+tags"
+    assert values == [["Drama", "#funny"], ["Drama"]]
+    assert find_tags_file(tmp_path / "elsewhere") is None
+
+
+# ----------------------------------------------------------------------------- planted clusters
+def test_trained_sae_features_recover_and_label_planted_clusters():
+    """Embeddings built so the clusters are recoverable (sae_fixtures: ELSA item rows = cluster
+    centre + noise; each user likes 2 of 6 clusters). A small TopK SAE (h 12, k 2) trained on them:
+    stated rates — every planted cluster has a feature whose 10 top items are ≥ 80 % in it, ≥ 80 %
+    of the alive features are that pure, and ≥ 90 % of the alive features' labels name the
+    majority cluster of their top items."""
+    from sagea.analysis.sae_features import feature_table, sparse_codes
+
+    matrix, item_cluster = clustered_matrix(600, 120, 6, seed=0)
+    elsa = clustered_elsa(item_cluster, 16, seed=0)
+    emb = embeddings_of(elsa, matrix)
+    sae = SAE(16, 12, k=2, seed=0)
+    fit(sae, EmbeddingData(torch.as_tensor(emb[:500])), EmbeddingData(torch.as_tensor(emb[500:])),
+        lr=3e-3, batch_size=64, epochs=60, validate_every=5, patience=5)  # fmt: skip
+    sae.eval()
+    features = feature_table(sae, elsa, sparse_codes(sae, emb), len(emb), top_n=10)
+    items = pd.DataFrame({"item": np.arange(120), "original_id": np.arange(120).astype(str), "cluster": item_cluster})
+    labels = feature_labels_table(features, items, n_labels=1)
+    alive = labels["alive"].to_numpy()
+    # the test's own count of each feature's majority cluster and purity
+    majority, purity = [], []
+    for top in labels["top_items"]:
+        (cluster, count), = Counter(item_cluster[top].tolist()).most_common(1)
+        majority.append(cluster)
+        purity.append(count / len(top))
+    majority, purity = np.array(majority), np.array(purity)
+    assert alive.sum() >= 6
+    assert (purity[alive] >= 0.8).mean() >= 0.8
+    assert (labels["label"].to_numpy()[alive] == np.array([f"cluster {c}" for c in majority])[alive]).mean() >= 0.9
+    assert {int(c) for c in majority[alive & (purity >= 0.8)]} == set(range(6))
+    # the library's recovery table agrees with the count above
+    per_feature, per_cluster = cluster_recovery(labels["top_items"].tolist(), item_cluster, alive)
+    np.testing.assert_allclose(per_feature["purity"], purity)
+    assert per_cluster["recovered"].all()
+    summary = recovery_summary(per_feature, per_cluster)
+    assert summary["share_clusters_recovered"] == 1.0
+    assert summary["share_pure"] == pytest.approx((purity[alive] >= 0.8).mean())
+
+
+def test_cluster_recovery_by_hand():
+    item_cluster = np.array([0, 0, 0, 1, 1, 1])
+    top = [[0, 1, 2], [0, 3, 4], [3, 4, 5], [0, 1, 3]]
+    per_feature, per_cluster = cluster_recovery(top, item_cluster, np.array([True, True, False, True]), pure=0.6)
+    np.testing.assert_allclose(per_feature["purity"], [1.0, 2 / 3, 1.0, 2 / 3])
+    assert per_feature["majority_cluster"].tolist() == [0, 1, 1, 0]
+    # cluster 1's purest alive feature is 1 (2/3); feature 2 (pure) is dead
+    assert per_cluster["best_feature"].tolist() == [0, 1]
+    np.testing.assert_allclose(per_cluster["best_purity"], [1.0, 2 / 3])
+    assert per_cluster["n_pure"].tolist() == [2, 1]
