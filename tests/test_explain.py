@@ -270,3 +270,120 @@ def test_cluster_recovery_by_hand():
     assert per_cluster["best_feature"].tolist() == [0, 1]
     np.testing.assert_allclose(per_cluster["best_purity"], [1.0, 2 / 3])
     assert per_cluster["n_pure"].tolist() == [2, 1]
+
+
+def test_labels_from_an_item_metadata_file(tmp_path):
+    items = pd.DataFrame({"item": [0, 1, 2], "original_id": ["a", "b", "c"]})
+    (tmp_path / "meta.csv").write_text("id,category\nb,Jazz|Blues\na,Rock\nz,Pop\n")
+    features = pd.DataFrame({"feature": [0], "frequency": [1.0], "top_items": [[1, 2]], "top_titles": [[]]})
+    table = feature_labels_table(features, items, "category", min_count=1, metadata_file=tmp_path / "meta.csv", id_col="id")
+    # item b (Jazz, Blues: lift 1/2 ÷ 1/3 = 1.5 each), item c unlisted; ties by name
+    assert table["label"].tolist() == ["Blues, Jazz"]
+    assert table["label_source"].iloc[0] == "meta.csv:category"
+    with pytest.raises(KeyError, match="explain.labels.id_col"):
+        feature_labels_table(features, items, "category", metadata_file=tmp_path / "meta.csv", id_col="nope")
+
+
+# ----------------------------------------------------------------------------- the rules' jobs
+def test_jobs_on_fixture_files(tmp_path):
+    """label_features -> explain_groups -> explain_report on files in the stages' formats."""
+    from sae_fixtures import write_stage_inputs
+
+    from sagea.analysis.sae_features import feature_table, sparse_codes
+    from sagea.data.matrix import load_interactions
+    from sagea.evaluation.splits import group_split, group_target_masks
+    from sagea.explain.jobs import EXPLAIN_TABLES, explain_job, explain_report_job, label_features_job
+    from sagea.groups.io import write_groups
+    from sagea.io import read_embeddings, read_json, read_parquet, write_torch
+    from sagea.stages.sae import write_features
+
+    paths = write_stage_inputs(tmp_path)
+    data, folder = paths["data"], paths["elsa"]
+    elsa = ELSA.load(folder / "model.pt")
+    sae = SAE(16, 32, k=4, seed=0).eval()
+    write_torch(sae.checkpoint(), tmp_path / "sae.pt")
+    emb = read_embeddings(folder / "user_embeddings.parquet")
+    items = read_parquet(data / "items.parquet")
+    titles = items.sort_values("item")["title"].to_numpy()
+    write_features(feature_table(sae, elsa, sparse_codes(sae, emb), len(emb), 10, titles), tmp_path / "features.parquet")
+    groups = {"similar_3": np.arange(30).reshape(10, 3), "random_3": np.arange(30, 60).reshape(10, 3)}
+    paths_g = {}
+    for name, members in groups.items():
+        n = members.size
+        frame = pd.DataFrame({"group": np.repeat(np.arange(len(members)), 3), "member": np.tile(np.arange(3), len(members)),
+                              "user": members.ravel(), "original_id": [f"u{u}" for u in members.ravel()],
+                              "subgroup": 0, "group_similarity": 0.0, "subgroup_similarity_0": np.nan,
+                              "subgroup_similarity_1": np.nan, "between_similarity": np.nan, "n_common_targets": 1})  # fmt: skip
+        assert len(frame) == n
+        paths_g[name] = tmp_path / f"{name}.parquet"
+        write_groups(frame, paths_g[name])
+    label_features_job(tmp_path / "features.parquet", data / "items.parquet", tmp_path / "labels.parquet")
+    labels = read_parquet(tmp_path / "labels.parquet")
+    assert len(labels) == 32 and labels["label_source"].iloc[0] == "none"
+    out = {k: tmp_path / f"{k}.{e}" for k, e in (("deletion", "parquet"), ("shared", "parquet"), ("clusters", "parquet"),
+                                                  ("recovery", "json"), ("examples", "json"))}  # fmt: skip
+    explain_job(data, paths_g, folder / "model.pt", tmp_path / "sae.pt", tmp_path / "labels.parquet", out,
+                ms=[1, 2], n_random=2, batch_groups=4, n_examples=1, k=10, device="cpu")  # fmt: skip
+    deletion = read_parquet(out["deletion"])
+    assert deletion[["group_set", "m"]].values.tolist() == [["similar_3", 1], ["similar_3", 2], ["random_3", 1], ["random_3", 2]]
+    # the job's top-m curve is the library's on the evaluation's member inputs (chunking aside)
+    rows = load_interactions(data)
+    masks = group_target_masks(groups["random_3"], rows.shape[1], 0.5, 42)
+    inputs = torch.from_numpy(group_split(rows, groups["random_3"], masks)[0]).float()
+    direct = deletion_curve(elsa, sae, inputs, "average", 4, [1, 2], k=10, n_random=1)
+    np.testing.assert_allclose(deletion.loc[deletion["group_set"] == "random_3", "top_overlap"], direct["top"].mean(0))
+    shared = read_parquet(out["shared"])
+    with torch.no_grad():
+        held = (encode_members(elsa, sae, inputs).codes > 0).all(dim=1).double().mean(0).numpy()
+    np.testing.assert_allclose(shared.loc[shared["group_set"] == "random_3", "groups_sharing"], held)
+    cards = read_json(out["examples"])["cards"]
+    assert [c["group_set"] for c in cards] == ["similar_3", "random_3"]
+    first = explain_group(elsa, sae, inputs[0], "average", 4, n=10)
+    assert [r["item"] for r in cards[1]["explanation"]["items"]] == first.items["item"].tolist()
+    assert read_parquet(out["clusters"]).empty and read_json(out["recovery"]) == {}
+    outputs = {t: {e: tmp_path / f"explain_{t}.{e}" for e in ("csv", "tex", "md", "html")} for t in EXPLAIN_TABLES}
+    explain_report_job({**out, "labels": tmp_path / "labels.parquet"}, {**outputs, "cards": tmp_path / "cards.html"},
+                       dataset="fixture", sae_run="topk-h32-k4-l2")  # fmt: skip
+    page = (tmp_path / "cards.html").read_text()
+    assert titles[first.items["item"].iloc[0]] in page
+    assert "m=2" in (tmp_path / "explain_deletion.md").read_text()
+    assert "no planted clusters" in (tmp_path / "explain_clusters.md").read_text()
+
+
+# ----------------------------------------------------------------------------- config -> jobs
+def _default_config(**explain):
+    from pathlib import Path
+
+    import yaml
+    from snakemake.utils import validate
+
+    from sagea import plan
+
+    repo = Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    raw["explain"] = explain
+    config = plan.replicate_config(raw, raw["seed"])
+    validate(config, str(repo / "workflow" / "schemas" / "config.schema.yaml"))
+    return config
+
+
+def test_explain_plan_of_the_default_config():
+    from sagea.explain import plan as explain_plan
+
+    config = _default_config()
+    pool, elsa, sae, option = explain_plan.choice(config, "synthetic")
+    # report pool test, main ELSA run, the grid's first SAE, the first SAGEA option
+    assert (pool, elsa, sae) == ("test", "f64-s42", "topk-h128-k8-l2")
+    assert option == {"topk_inference": True, "normalize_users_embeddings": False}
+    targets = explain_plan.targets(config)
+    # 4 SAEs' labels + 5 explain_groups files + 3 tables x 4 formats + 1 card page
+    assert len(targets) == 4 + 5 + 12 + 1
+    assert "results/synthetic/s42/sae/f64-s42/topk-h256-k16-l2/feature_labels.parquet" in targets
+    assert "results/default/s42/explain/cards-synthetic.html" in targets
+    settings = explain_plan.job_settings(config, "synthetic")
+    assert settings["ms"] == [1, 2, 4, 8] and settings["fusion"] == "average" and settings["k"] == 20
+    assert explain_plan.targets(_default_config(enabled=False)) == []
+    assert explain_plan.choice(_default_config(sae="topk-h256-k16-l2", pool="valid"), "synthetic")[:3] == (
+        "valid", "f64-s42", "topk-h256-k16-l2")  # fmt: skip
+    with pytest.raises(ValueError, match="explain.sae"):
+        explain_plan.choice(_default_config(sae="topk-h999-k8-l2"), "synthetic")

@@ -13,4 +13,6 @@ label_features_job(
     column=snakemake.params.column,
     n_labels=snakemake.params.n_labels,
     min_count=snakemake.params.min_count,
+    metadata_file=snakemake.input.get("metadata"),
+    id_col=snakemake.params.id_col,
 )

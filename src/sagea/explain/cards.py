@@ -80,14 +80,17 @@ def clusters_table(per_cluster: pd.DataFrame, summary: dict[str, float], labels:
 
 
 def shared_table(shared: pd.DataFrame, dataset: str, top: int = 10) -> Table:
-    """Per group kind the features most often held by every member, their label and list share."""
+    """Per group set the features most often held by every member, their label and list share."""
+    sets = list(dict.fromkeys(shared["group_set"]))  # in the config's order of group sets
+    ordered = shared.assign(_set=shared["group_set"].map({g: i for i, g in enumerate(sets)}))
     rows = (
-        shared.sort_values(["kind", "groups_sharing", "feature"], ascending=[True, False, True])
-        .groupby("kind", sort=False)
+        ordered.sort_values(["_set", "groups_sharing", "feature"], ascending=[True, False, True])
+        .groupby("group_set", sort=False)
         .head(top)
     )
     index = pd.MultiIndex.from_arrays(
-        [rows["kind"], [f"{f}: {lab}" for f, lab in zip(rows["feature"], rows["label"])]], names=["kind", "feature: label"]
+        [rows["group_set"], [f"{f}: {lab}" for f, lab in zip(rows["feature"], rows["label"])]],
+        names=["group set", "feature: label"],
     )
     data = pd.DataFrame(
         {
@@ -96,14 +99,15 @@ def shared_table(shared: pd.DataFrame, dataset: str, top: int = 10) -> Table:
         },
         index=index,
     )
+    decimals = {"groups sharing (%)": 1, "list score share (%)": 1}
     return Table(
         name=f"explain_shared-{dataset}",
         title=f"Features most shared inside groups ({dataset})",
         data=data,
-        marks=mark_best(data, within="kind", decimals={"groups sharing (%)": 1, "list score share (%)": 1}),
-        decimals={"groups sharing (%)": 1, "list score share (%)": 1},
+        marks=mark_best(data, within="group set", decimals=decimals),
+        decimals=decimals,
         notes=[
-            "groups sharing: share of the kind's groups in which every member's code holds the feature; "
+            "groups sharing: share of the set's groups in which every member's code holds the feature; "
             "list score share: its mean share of the features' contribution to the list's scores in those groups.",
         ],
     )
@@ -122,10 +126,17 @@ body{font:13px/1.4 system-ui,sans-serif;margin:1em}
 
 
 def _title(item: dict) -> str:
-    for key in ("title", "artist", "original_id"):
+    """Display name of an item record: title, else artist, else its original id (with its planted cluster)."""
+    for key in ("title", "artist"):
         if item.get(key) not in (None, ""):
             return str(item[key])
-    return f"item {item.get('item')}"
+    name = str(item.get("original_id", f"item {item.get('item')}"))
+    return f"{name} (cluster {item['cluster']})" if item.get("cluster") is not None else name
+
+
+def item_names(items: pd.DataFrame) -> np.ndarray:
+    """:func:`_title` of every item of items.parquet, by item index."""
+    return np.array([_title(r) for r in items.sort_values("item").to_dict(orient="records")], dtype=object)
 
 
 def card_html(card: dict, n_items: int = 10) -> str:

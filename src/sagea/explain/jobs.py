@@ -22,9 +22,10 @@ import torch
 
 from sagea.data.matrix import load_interactions
 from sagea.evaluation.splits import group_split, group_target_masks
-from sagea.explain.cards import cards_page, clusters_table, deletion_table, shared_table
+from sagea.explain.cards import cards_page, clusters_table, deletion_table, item_names, shared_table
 from sagea.explain.group import explain_group
 from sagea.explain.labels import feature_labels_table, find_tags_file
+from sagea.explain.plan import EXPLAIN_TABLES
 from sagea.explain.quality import cluster_recovery, deletion_curve, recovery_summary
 from sagea.groups.io import load_groups
 from sagea.io import read_json, read_parquet, write_json, write_parquet, write_text
@@ -37,8 +38,6 @@ log = logging.getLogger(__name__)
 
 #: Held items shown per member on a card.
 MEMBER_TOP_ITEMS = 5
-#: The tables explain_report writes (file stems explain_<name>-<dataset>).
-EXPLAIN_TABLES = ("deletion", "clusters", "shared")
 
 
 def label_features_job(
@@ -50,12 +49,15 @@ def label_features_job(
     column: str | None = None,
     n_labels: int = 3,
     min_count: int = 2,
+    metadata_file: str | os.PathLike | None = None,
+    id_col: str = "item",
 ) -> None:
-    """Label every feature of ``features.parquet`` (tags from ``tags.csv`` under ``raw`` where present)."""
+    """Label every feature of ``features.parquet`` (tags from ``tags.csv`` under ``raw`` where present;
+    ``metadata_file``: an item metadata file whose ``column`` labels instead, keyed by ``id_col``)."""
     features = read_parquet(features_path)
     items = read_parquet(items_path)
-    tags = find_tags_file(raw)
-    table = feature_labels_table(features, items, column, tags, n_labels, min_count)
+    tags = None if metadata_file else find_tags_file(raw)
+    table = feature_labels_table(features, items, column, tags, n_labels, min_count, metadata_file, id_col)
     write_parquet(table, out_path)
     log.info("labelled %d features from %s (%d alive)", len(table), table["label_source"].iloc[0] if len(table) else "-",
              int(table["alive"].sum()))  # fmt: skip
@@ -114,7 +116,7 @@ def explain_job(
     elsa, sae = ELSA.load(elsa_path, dev), SAE.load(sae_path, dev)
     k_sae = int(sae.k)
     width = int(sae.hparams["width"])
-    titles = (items["title"] if "title" in items else items.get("artist", items["original_id"])).fillna("").astype(str).to_numpy()
+    titles = item_names(items)
     user_ids = users["original_id"].astype(str).to_numpy()
     label_of = labels.set_index("feature")["label"]
     deletion_rows, shared_rows, examples = [], [], []

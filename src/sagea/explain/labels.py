@@ -54,6 +54,23 @@ def read_tags(path: str | os.PathLike, items: pd.DataFrame) -> list[list[str]]:
     return [list(by_movie.get(i, [])) for i in ids]
 
 
+def read_metadata_file(path: str | os.PathLike, items: pd.DataFrame, id_col: str, column: str, sep: str = "|") -> list[list[str]]:
+    """Per item the values of ``column`` in an item metadata file (CSV, TSV or Parquet) keyed by the
+    items' original ids in ``id_col``; items the file does not list get none."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    else:
+        frame = pd.read_csv(path, sep="\t" if path.suffix in (".tsv", ".tab") else ",", dtype=str)
+    for col, key in ((id_col, "explain.labels.id_col"), (column, "explain.labels.column")):
+        if col not in frame:
+            raise KeyError(f"{path} has no column {col!r} (columns: {list(frame.columns)}); check {key}")
+    keyed = frame.dropna(subset=[id_col]).drop_duplicates(id_col).set_index(frame[id_col].astype(str).rename(None))
+    meta = items.sort_values("item")[["item", "original_id"]].copy()
+    meta[column] = keyed[column].reindex(meta["original_id"].astype(str)).to_numpy()
+    return item_values_from_column(meta, column, sep)
+
+
 def find_tags_file(raw: str | os.PathLike | None) -> Path | None:
     """``tags.csv`` under the raw dataset folder (searched recursively) or next to a raw file; None if absent."""
     if not raw or not Path(raw).exists():
@@ -67,10 +84,19 @@ def find_tags_file(raw: str | os.PathLike | None) -> Path | None:
 
 
 def item_metadata(
-    items: pd.DataFrame, column: str | None = None, tags_path: str | os.PathLike | None = None
+    items: pd.DataFrame,
+    column: str | None = None,
+    tags_path: str | os.PathLike | None = None,
+    metadata_file: str | os.PathLike | None = None,
+    id_col: str = "item",
 ) -> tuple[str, list[list[str]]]:
-    """``(source, values per item)``: ``column`` if given, else genres (plus tags where ``tags_path``),
-    the planted ``cluster``, or ``artist``; ``("none", [])`` when the items carry no metadata."""
+    """``(source, values per item)``: ``column`` of ``metadata_file`` or of items.parquet if given,
+    else genres (plus tags where ``tags_path``), the planted ``cluster``, or ``artist``;
+    ``("none", [])`` when the items carry no metadata."""
+    if metadata_file is not None:
+        if not column:
+            raise ValueError("explain.labels.file needs explain.labels.column (the metadata column to label by)")
+        return f"{Path(metadata_file).name}:{column}", read_metadata_file(metadata_file, items, id_col, column)
     if column:
         return column, item_values_from_column(items, column, "|")
     for name, sep in METADATA_COLUMNS.items():
@@ -150,10 +176,12 @@ def feature_labels_table(
     tags_path: str | os.PathLike | None = None,
     n_labels: int = 3,
     min_count: int = 2,
+    metadata_file: str | os.PathLike | None = None,
+    id_col: str = "item",
 ) -> pd.DataFrame:
     """``feature_labels.parquet``: per feature of ``features.parquet`` its activity, top items and titles,
     the label source (``label_source``) and :func:`label_features`' columns."""
-    source, values = item_metadata(items, column, tags_path)
+    source, values = item_metadata(items, column, tags_path, metadata_file, id_col)
     top = [list(map(int, t)) for t in features["top_items"]]
     labels = label_features(top, values, n_labels, min_count)
     out = pd.DataFrame(
