@@ -62,19 +62,26 @@ def test_contributions_sum_to_the_scores_and_match_a_numpy_decomposition(models,
 
 # ----------------------------------------------------------------------------- explain_group
 @pytest.mark.parametrize(
-    "fusion,topk_inference,normalize",
-    [("average", True, False), ("common_features", True, False), ("topk", False, True), ("wcom", False, False)],
-)
-def test_explain_group_list_equals_the_recommenders_list(models, fusion, topk_inference, normalize):
+    "fusion,topk_inference,normalize,fallback",
+    [("average", True, False, "relax"), ("common_features", True, False, "relax"), ("topk", False, True, "relax"),
+     ("wcom", False, False, "relax"), ("common_features", True, False, "nan"), ("min", True, False, "average")],
+)  # fmt: skip
+def test_explain_group_list_equals_the_recommenders_list(models, fusion, topk_inference, normalize, fallback):
     elsa, sae, inputs, _ = models
-    rec = SageaRecommender(elsa, sae, fusion, 4, topk_inference, normalize)
+    rec = SageaRecommender(elsa, sae, fusion, 4, topk_inference, normalize, fallback)
     seen = inputs.bool().any(dim=1)
     with torch.no_grad():
-        lists = rec.aggregate(rec.score(inputs), seen, 20).items.numpy()
+        result = rec.aggregate(rec.score(inputs), seen, 20)
+    lists, zero = result.items.numpy(), result.extras["ZeroFusedCode"].numpy()
+    if fusion == "common_features":
+        assert zero.any() and not zero.all()  # the fixture has groups without a common feature
     for g in range(len(inputs)):
-        ex = explain_group(elsa, sae, inputs[g], fusion, 4, topk_inference, normalize, n=20)
+        ex = explain_group(elsa, sae, inputs[g], fusion, 4, topk_inference, normalize, fallback, n=20)
         assert ex.items["item"].tolist() == lists[g].tolist()
         assert ex.items["rank"].tolist() == list(range(20))
+        assert ex.zero_fused_code == bool(zero[g])
+        if fallback == "nan" and zero[g]:  # NaN code: nothing to attribute
+            assert ex.features.empty and ex.items["score"].isna().all()
 
 
 def test_explain_group_tables_members_and_json(models):
@@ -387,3 +394,26 @@ def test_explain_plan_of_the_default_config():
         "valid", "f64-s42", "topk-h256-k16-l2")  # fmt: skip
     with pytest.raises(ValueError, match="explain.sae"):
         explain_plan.choice(_default_config(sae="topk-h999-k8-l2"), "synthetic")
+
+
+def test_explain_group_on_the_group_split_equals_the_evaluations_recommendations():
+    """The evaluation (evaluate_groups: split, chunking, recommendations frame) and explain_group
+    on the same group's member inputs under the group split give the same list."""
+    from sagea.evaluation.group import GroupEvalSettings, evaluate_groups
+    from sagea.evaluation.splits import group_split, group_target_masks
+
+    matrix, item_cluster = clustered_matrix(60, 120, 6, seed=1)
+    elsa = clustered_elsa(item_cluster, 16, seed=1)
+    sae = SAE(16, 32, k=4, seed=1).eval()
+    groups = np.arange(45).reshape(15, 3)[::-1].copy()
+    settings = GroupEvalSettings(k=20, batch_groups=4, split_seed=7)
+    strategies = [SageaRecommender(elsa, sae, f, 4) for f in ("average", "common_features")]
+    with torch.no_grad():
+        results = evaluate_groups(strategies, matrix, groups, settings, np.ones(120), elsa.encoder.detach().numpy(), elsa)
+    masks = group_target_masks(groups, 120, settings.target_ratio, settings.split_seed)
+    inputs = torch.from_numpy(group_split(matrix, groups, masks)[0]).float()
+    for fusion in ("average", "common_features"):
+        recs = results[fusion].recommendations
+        for g in (0, 6, 14):
+            expected = recs[recs["group"] == g].sort_values("rank")["item"].tolist()
+            assert explain_group(elsa, sae, inputs[g], fusion, 4).items["item"].tolist() == expected

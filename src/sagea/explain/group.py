@@ -131,7 +131,7 @@ def explain_group(
 
     # features: the active ones by their contribution to the list's summed scores
     total = contrib.sum(axis=0)  # [h]
-    active = np.flatnonzero(code_np != 0)
+    active = np.flatnonzero((code_np != 0) & np.isfinite(code_np))  # NaN code (zero_fallback 'nan'): none
     order = active[np.lexsort((active, -total[active]))]
     feature_part = total[active].sum()
     shown = order[:n_features]
