@@ -299,7 +299,8 @@ def test_jobs_on_fixture_files(tmp_path):
     from sagea.analysis.sae_features import feature_table, sparse_codes
     from sagea.data.matrix import load_interactions
     from sagea.evaluation.splits import group_split, group_target_masks
-    from sagea.explain.jobs import EXPLAIN_TABLES, explain_job, explain_report_job, label_features_job
+    from sagea.explain.jobs import explain_job, explain_report_job, label_features_job
+    from sagea.explain.plan import EXPLAIN_TABLES
     from sagea.groups.io import write_groups
     from sagea.io import read_embeddings, read_json, read_parquet, write_torch
     from sagea.stages.sae import write_features
@@ -417,3 +418,13 @@ def test_explain_group_on_the_group_split_equals_the_evaluations_recommendations
         for g in (0, 6, 14):
             expected = recs[recs["group"] == g].sort_values("rank")["item"].tolist()
             assert explain_group(elsa, sae, inputs[g], fusion, 4).items["item"].tolist() == expected
+
+
+def test_labels_follow_the_sae_grids_of_the_comparison():
+    from sagea.explain import plan as explain_plan
+
+    config = _default_config()
+    config["compare"]["sae_elsa_runs"] = ["f64-s43"]
+    labelled = explain_plan.labelled_saes(config, "synthetic")
+    assert len(labelled) == 8 and ("f64-s43", "topk-h128-k8-l2") in labelled
+    assert len(explain_plan.targets(config)) == 8 + 5 + 12 + 1

@@ -6,6 +6,7 @@ Pure functions of a validated replicate config (used by ``workflow/rules/explain
 from __future__ import annotations
 
 from sagea import plan
+from sagea.analysis import compare_plan
 
 #: Files of one explain_groups job (key -> name).
 EXPLAIN_FILES = {
@@ -43,8 +44,18 @@ def folder(config: dict, dataset: str, results: str = "results") -> str:
     return f"{plan.rep_dir(config, dataset, results)}/explain/{pool}/{elsa}/{sae}"
 
 
-def labels_path(config: dict, dataset: str, sae: str, results: str = "results") -> str:
-    return f"{plan.rep_dir(config, dataset, results)}/sae/{plan.main_elsa(config, dataset)}/{sae}/feature_labels.parquet"
+def labels_path(config: dict, dataset: str, sae: str, results: str = "results", elsa: str | None = None) -> str:
+    """``feature_labels.parquet`` of an SAE (on the main ELSA run unless ``elsa`` is given)."""
+    elsa = elsa or plan.main_elsa(config, dataset)
+    return f"{plan.rep_dir(config, dataset, results)}/sae/{elsa}/{sae}/feature_labels.parquet"
+
+
+def labelled_saes(config: dict, dataset: str) -> list[tuple[str, str]]:
+    """``(elsa run, sae run)`` of every SAE the workflow trains for the dataset: the grid on the main
+    ELSA run, and where the SAE comparison asks for them the grid on ``compare.sae_elsa_runs``."""
+    if config["compare"].get("sae") and len(compare_plan.sae_members(config, dataset)) > 1:
+        return [(elsa, sae) for elsa, sae, _ in compare_plan.sae_members(config, dataset).values()]
+    return [(plan.main_elsa(config, dataset), sae) for sae in plan.sae_runs(config)]
 
 
 def job_settings(config: dict, dataset: str) -> dict:
@@ -93,7 +104,7 @@ def targets(config: dict, results: str = "results") -> list[str]:
     out = []
     study = f"{results}/{config['study']}/{plan.study_tag(config)}"
     for dataset in plan.datasets(config):
-        out += [labels_path(config, dataset, sae, results) for sae in plan.sae_runs(config)]
+        out += [labels_path(config, dataset, sae, results, elsa) for elsa, sae in labelled_saes(config, dataset)]
         out += [f"{folder(config, dataset, results)}/{name}" for name in EXPLAIN_FILES.values()]
         out += [f"{study}/tables/explain_{t}-{dataset}.{ext}" for t in EXPLAIN_TABLES for ext in TABLE_FORMATS]
         out.append(f"{study}/explain/cards-{dataset}.html")
