@@ -18,21 +18,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
-from sagea.data.matrix import load_interactions
-from sagea.evaluation.splits import group_split, group_target_masks
 from sagea.explain.cards import cards_page, clusters_table, deletion_table, item_names, shared_table
-from sagea.explain.group import explain_group
 from sagea.explain.labels import feature_labels_table, find_tags_file
 from sagea.explain.plan import EXPLAIN_TABLES
-from sagea.explain.quality import cluster_recovery, deletion_curve, recovery_summary
-from sagea.groups.io import load_groups
 from sagea.io import read_json, read_parquet, write_json, write_parquet, write_text
-from sagea.plan import parse_group_set
-from sagea.recommenders.base import member_elsa_scores
 from sagea.reports.writers import write_table
-from sagea.runtime import select_device, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +95,18 @@ def explain_job(
     ``groups_paths``: group set name -> groups parquet; ``out``: paths ``deletion``, ``shared``,
     ``clusters``, ``recovery``, ``examples``.
     """
+    import torch  # here, so that label_features and explain_report start without torch
+
+    from sagea.data.matrix import load_interactions
+    from sagea.evaluation.splits import group_split, group_target_masks
+    from sagea.explain.group import explain_group
+    from sagea.explain.quality import cluster_recovery, deletion_curve, recovery_summary
+    from sagea.groups.io import load_groups
     from sagea.models.elsa import ELSA
     from sagea.models.sae import SAE
+    from sagea.plan import parse_group_set
+    from sagea.recommenders.base import member_elsa_scores
+    from sagea.runtime import select_device, set_threads
 
     set_threads(threads)
     dev = select_device(device)
