@@ -21,6 +21,7 @@ include: "workflow/rules/groups.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/compare.smk"
+include: "workflow/rules/explain.smk"
 include: "workflow/rules/targets.smk"
 
 

@@ -292,6 +292,7 @@ STAGE_TARGETS = (
     "evaluation_targets",
     "report_targets",
     "compare_targets",
+    "explain_targets",
 )
 
 

@@ -44,6 +44,12 @@ rule compare:
         lambda wc: compare_targets(),
 
 
+rule explain:
+    """Stage target: feature labels of every SAE, deletion curves, cluster recovery and example cards."""
+    input:
+        lambda wc: explain_targets(),
+
+
 localrules:
     all,
     data,
@@ -53,3 +59,4 @@ localrules:
     evaluate,
     report,
     compare,
+    explain,
