@@ -131,19 +131,22 @@ def test_a_fusion_registered_here_is_a_valid_config_name():
 
 def test_a_fusion_registered_here_runs_through_the_evaluation_stage(tmp_path):
     pytest.importorskip("torch")
-    from sagea.stages.evaluate import evaluate_sagea_job
+    from sagea.stages.evaluate import EvalInputs, EvalScope, SageaSettings, evaluate_sagea_job, group_eval_settings
 
     write_upstream(tmp_path)
     res = tmp_path / "results" / "synthetic" / "s42"
     base = res / "eval" / "test" / "similar_3" / "f8-s42" / "topk-h16-k4-l2" / "ti1-nu0"
     dirs = {f: base / f for f in ("average", "max", "elementwise_max_test")}
-    summaries = evaluate_sagea_job(
+    inputs = EvalInputs(
         res / "data", res / "split.parquet", res / "groups" / "test" / "similar_3.parquet",
         res / "elsa" / "f8-s42" / "model.pt", res / "elsa" / "f8-s42" / "item_embeddings.parquet",
-        res / "sae" / "f8-s42" / "topk-h16-k4-l2" / "model.pt", dirs,
-        dataset="synthetic", pool="test", groupset="similar_3", elsa_run="f8-s42", sae_run="topk-h16-k4-l2",
-        sae_hp={"width": 16, "k": 4, "reconstruction_loss": "l2", "variant": "topk"}, topk_inference=True,
-        normalize_users_embeddings=False, zero_fallback="relax", settings={"k": 20, "batch_groups": 4}, device="cpu",
+        res / "sae" / "f8-s42" / "topk-h16-k4-l2" / "model.pt",
+    )  # fmt: skip
+    summaries = evaluate_sagea_job(
+        inputs, dirs, EvalScope("synthetic", "test", "similar_3", "f8-s42"),
+        SageaSettings("topk-h16-k4-l2", {"width": 16, "k": 4, "reconstruction_loss": "l2", "variant": "topk"},
+                      topk_inference=True, normalize_users_embeddings=False, zero_fallback="relax"),
+        group_eval_settings({"k": 20, "batch_groups": 4}, device="cpu"),
     )  # fmt: skip
     assert set(summaries) == set(dirs)
     recs = {f: pd.read_parquet(d / "recommendations.parquet") for f, d in dirs.items()}
