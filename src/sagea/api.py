@@ -205,7 +205,7 @@ class Replicate:
         evaluated = list(runs.loc[runs["evaluated"], "elsa"])
         if len(evaluated) == 1:
             return evaluated[0]
-        raise StudyError(f"{self.path}: choose an ELSA run (elsa=...): {_listing(names)}")
+        raise StudyError(f"{self.path}: choose an ELSA run (elsa=... or --elsa): {_listing(names)}")
 
     def default_sae(self, elsa: str, sae: str | None = None) -> str:
         """``sae`` checked, or the only SAE variant trained on ``elsa``."""
@@ -217,7 +217,7 @@ class Replicate:
             return sae
         if len(names) == 1:
             return names[0]
-        raise StudyError(f"{self.path}/sae/{elsa}: choose an SAE variant (sae=...): {_listing(names)}")
+        raise StudyError(f"{self.path}/sae/{elsa}: choose an SAE variant (sae=... or --sae): {_listing(names)}")
 
     def elsa_model(self, elsa: str | None = None):
         """The loaded ELSA model (``sagea.models.elsa.ELSA``, eval mode)."""
