@@ -212,7 +212,7 @@ def cmd_groups_show(args: argparse.Namespace) -> None:
     if len(lists):  # one row per evaluated strategy: its list as original ids
         keys = ["elsa", "strategy", "sae", "option"]
         compact = (
-            lists.fillna({"sae": "", "option": ""}).groupby(keys, sort=False)["original_id"]
+            lists.astype({"sae": object, "option": object}).fillna({"sae": "", "option": ""}).groupby(keys, sort=False)["original_id"]
             .agg(lambda s: ",".join(s.head(args.show))).rename(f"top {args.show} items (original ids)").reset_index()
         )  # fmt: skip
     else:
