@@ -33,11 +33,13 @@ def build_study(root: Path) -> Path:
     items["title"] = [f"Film {i}" for i in range(N_ITEMS)]
     items["genres"] = [GENRES[i % 4] + "|" + GENRES[(i + 1) % 4] for i in range(N_ITEMS)]
     write_parquet(items, rep / "data" / "items.parquet")
-    write_torch(SAE(FACTORS, WIDTH, k=ODD_SAE_K, seed=5).checkpoint(), rep / "sae" / ELSA_RUN / ODD_SAE_RUN / "model.pt")
+    odd = SAE(FACTORS, WIDTH, k=ODD_SAE_K, seed=5)
+    write_torch(odd.checkpoint(), rep / "sae" / ELSA_RUN / ODD_SAE_RUN / "model.pt")
     write_json({"parameters": SPLIT}, rep / "groups" / "test" / "groups_summary.json")
+    elsa = rep / "elsa" / ELSA_RUN
     common = dict(
         data_dir=rep / "data", split_path=rep / "split.parquet", groups_path=rep / "groups" / "test" / "similar_3.parquet",
-        elsa_path=rep / "elsa" / ELSA_RUN / "model.pt", item_embeddings_path=rep / "elsa" / ELSA_RUN / "item_embeddings.parquet",
+        elsa_path=elsa / "model.pt", item_embeddings_path=elsa / "item_embeddings.parquet",
     )  # fmt: skip
     # batch_groups 4: the evaluation chunks its 10 groups, the API recommends them in one batch
     settings = {"k": EVAL_K, "batch_groups": 4, "top_n": 4, **SPLIT}

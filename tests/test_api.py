@@ -61,6 +61,19 @@ def test_open_any_level_and_list(rep_dir, study):
     assert study.replicate().sae_model(sae=ODD_SAE_RUN).k == ODD_SAE_K
 
 
+def test_real_data_layout(rep_dir, tmp_path):
+    """Real datasets keep their data once per dataset (results/<dataset>/data/), not per replicate."""
+    import shutil
+
+    dataset = tmp_path / "results" / "ml"
+    shutil.copytree(rep_dir, dataset / "s42")
+    shutil.move(dataset / "s42" / "data", dataset / "data")
+    rep = Study.open(tmp_path / "results").replicate()
+    assert (rep.dataset, rep.data_dir) == ("ml", (dataset / "data").resolve())
+    moved = rep.recommend(users=["u1", "u2"], strategy="GFAR")
+    pd.testing.assert_frame_equal(moved, Study.open(rep_dir).recommend(users=["u1", "u2"], strategy="GFAR"))
+
+
 def test_parse_strategy():
     assert parse_strategy("sagea:average") == ("sagea", "average")
     assert parse_strategy("wcom") == ("sagea", "wcom")

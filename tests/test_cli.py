@@ -88,7 +88,8 @@ def test_recommend_new_user_and_group_set(capsys, results, rep_dir):
     saved = saved_lists(rep_dir, "baselines/EPFuzzDA")
     assert [r["item"] for r in payload["recommendations"]] == saved.loc[saved["group"] == 3, "item"].tolist()
     members = pd.read_parquet(rep_dir / "groups" / "test" / "similar_3.parquet")
-    assert payload["members"]["users"] == members.loc[members["group"] == 3].sort_values("member")["original_id"].tolist()
+    group3 = members.loc[members["group"] == 3].sort_values("member")
+    assert payload["members"]["users"] == group3["original_id"].tolist()
 
 
 def test_groups_show(capsys, results, rep_dir):
@@ -130,8 +131,8 @@ def test_console_entry_point(results):
     cmd = [script] if script else [sys.executable, "-m", "sagea.cli"]
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([*cmd, "recommend", results, "--users", "u1,u2", "--strategy", "POPULAR", "-k", "4", "--json"],
-                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    argv = ["recommend", results, "--users", "u1,u2", "--strategy", "POPULAR", "-k", "4", "--json"]
+    proc = subprocess.run([*cmd, *argv], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     got = [r["original_id"] for r in json.loads(proc.stdout)["recommendations"]]
     assert got == Study.open(results).recommend(users=["u1", "u2"], strategy="POPULAR", k=4)["original_id"].tolist()
@@ -150,7 +151,9 @@ def test_explain_output(capsys, results, monkeypatch):
 
     seen = {}
     fake = types.ModuleType("sagea.explain")
-    fake.explain_group = lambda elsa, sae, inputs, fusion, k_sae, **kw: seen.update(fusion=fusion, m=len(inputs), **kw) or Result()
+    fake.explain_group = lambda elsa, sae, inputs, fusion, k_sae, **kw: (
+        seen.update(fusion=fusion, m=len(inputs), **kw) or Result()
+    )
     monkeypatch.setitem(sys.modules, "sagea.explain", fake)
     payload = run_json(capsys, "explain", results, "--users", "u1,u2,u3", "--strategy", "sagea:min", "--sae", SAE_RUN,
                        "--n-features", "4", "--json")  # fmt: skip

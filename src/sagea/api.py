@@ -364,7 +364,9 @@ class Replicate:
                 raise StudyError("give either inputs or users/new_users, not both")
             rows = inputs.toarray() if sp.issparse(inputs) else np.asarray(inputs)
             if rows.ndim != 2 or rows.shape[1] != n_items:
-                raise StudyError(f"inputs must be a [members, {n_items}] 0/1 matrix over the item index, got shape {rows.shape}")
+                raise StudyError(
+                    f"inputs must be a [members, {n_items}] 0/1 matrix over the item index, got shape {rows.shape}"
+                )
             return rows > 0
         parts = []
         if len(users):
@@ -393,7 +395,8 @@ class Replicate:
         from sagea.stages.evaluate import build_baselines
 
         popularity = self.popularity(popularity_with_targets) if kind == "POPULAR" else None
-        return build_baselines([kind], self.elsa_model(elsa), popularity, elsa_seen_at_zero, aggregation_seen_at_zero)[0]
+        elsa_model = self.elsa_model(elsa)
+        return build_baselines([kind], elsa_model, popularity, elsa_seen_at_zero, aggregation_seen_at_zero)[0]
 
     def lists(self, recommender, inputs: np.ndarray, k: int = 20, batch_groups: int = 256) -> np.ndarray:
         """Top-k item indices ``[G, k]`` (``-1`` pads) for member inputs ``bool [G, m, I]``: the

@@ -34,7 +34,8 @@ members of the group (combine freely):
   --items-of-new-user 10,20,30  a new user given by the original ids of their items (repeat per new user)
   --group-set test/similar_3 --group 4
                                 a group of the evaluation with exactly the evaluation's member inputs
-                                (the group split's input part), so the list equals the saved one
+                                (the group split's input part): with the evaluation's options the
+                                list equals the saved one (`sagea groups show` prints it)
 
 strategies: sagea:<fusion> (fusions: average, square_average, topk, max, min, common_features,
   at_least_2_common_features, wcom) or a baseline (ELSA, ELSA_INT, ADD, MUL, LMS, MPL, GFAR,
@@ -211,9 +212,10 @@ def cmd_groups_show(args: argparse.Namespace) -> None:
     payload.update(group=args.group, members=records(members), recommendations=records(lists))
     if len(lists):  # one row per evaluated strategy: its list as original ids
         keys = ["elsa", "strategy", "sae", "option"]
+        named = lists.astype({"sae": object, "option": object}).fillna({"sae": "", "option": ""})
         compact = (
-            lists.astype({"sae": object, "option": object}).fillna({"sae": "", "option": ""}).groupby(keys, sort=False)["original_id"]
-            .agg(lambda s: ",".join(s.head(args.show))).rename(f"top {args.show} items (original ids)").reset_index()
+            named.groupby(keys, sort=False)["original_id"].agg(lambda s: ",".join(s.head(args.show)))
+            .rename(f"top {args.show} items (original ids)").reset_index()
         )  # fmt: skip
     else:
         compact = pd.DataFrame()
@@ -248,7 +250,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 def _member_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--users", action="append", metavar="IDS", help="existing users' original ids, comma-separated")
     parser.add_argument("--items-of-new-user", action="append", metavar="IDS",
-                        help="a new user's items (original ids, comma-separated); repeat for more new users")  # fmt: skip
+                        help="a new user's items (original ids, comma-separated); repeat per new user")  # fmt: skip
     parser.add_argument("--group-set", metavar="POOL/GROUPSET", help="an evaluated group set, with --group")
     parser.add_argument("--group", type=int, metavar="N", help="group number in --group-set")
 
@@ -277,11 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(rec)
     rec.add_argument("-k", type=int, default=20, help="list length (default: 20)")
     rec.add_argument("--popularity-with-targets", action="store_true",
-                     help="POPULAR: count every user's items (research behaviour) instead of the training users'")  # fmt: skip
+                     help="POPULAR: count every user's items (research behaviour), not the training users'")  # fmt: skip
     rec.set_defaults(func=cmd_recommend)
 
     exp = sub.add_parser("explain", help="explain a SAGEA list by its sparse features", formatter_class=fmt,
-                         epilog=EXPLAIN_EPILOG, description="Explain the list a SAGEA fusion gives a group.")  # fmt: skip
+                         epilog=EXPLAIN_EPILOG,
+                         description="Explain the list a SAGEA fusion gives a group.")  # fmt: skip
     _common(exp)
     _member_options(exp)
     _model_options(exp)
