@@ -209,3 +209,13 @@ def test_explain_passes_the_members_inputs(study, rep_dir, monkeypatch):
     assert kw["items"]["title"].iloc[5] == "Film 5" and kw["feature_labels"] is None
     with pytest.raises(StudyError, match="explanations need a SAGEA strategy"):
         study.explain(users=["u4"], strategy="ADD")
+
+
+def test_saved_lists_carry_original_item_ids(rep_dir):
+    """The evaluation writes each list's original item ids next to the indices (items are i<index>)."""
+    files = sorted((rep_dir / "eval").rglob("recommendations.parquet"))
+    assert len(files) == len(BASELINES) + 2 * len(FUSIONS)
+    for path in files:
+        recs = pd.read_parquet(path)
+        assert list(recs.columns) == ["group", "rank", "item", "original_id"], path
+        assert recs["original_id"].tolist() == [f"i{i}" for i in recs["item"]], path

@@ -253,14 +253,24 @@ def check_per_group(
         check_finite(per_group[col], path, f"per-group metric {col!r} (rows = groups)", hint, allow=allow)
 
 
-def write_strategy_outputs(result: StrategyResult, out_dir: str | os.PathLike, params: Mapping, k: int) -> dict:
-    """Write ``per_group.parquet``, ``recommendations.parquet``, ``summary.json``; returns the summary."""
+def write_strategy_outputs(
+    result: StrategyResult, out_dir: str | os.PathLike, params: Mapping, k: int, item_ids: np.ndarray | None = None
+) -> dict:
+    """Write ``per_group.parquet``, ``recommendations.parquet``, ``summary.json``; returns the summary.
+
+    ``item_ids``: original item id of each item index (``items.parquet``), written to the lists as
+    column ``original_id``.
+    """
     from sagea.io import write_json, write_parquet
 
     out = Path(out_dir)
     check_per_group(result.per_group, result.recommendations, out / "per_group.parquet")
     write_parquet(result.per_group, out / "per_group.parquet")
-    write_parquet(result.recommendations, out / "recommendations.parquet")
+    recommendations = result.recommendations
+    if item_ids is not None:
+        ids = np.asarray(item_ids).astype(str)[recommendations["item"].to_numpy()]
+        recommendations = recommendations.assign(original_id=ids)
+    write_parquet(recommendations, out / "recommendations.parquet")
     summary = {"params": dict(params), "n_groups": len(result.per_group), "metrics": mlflow_metrics(result.per_group, k)}
     write_json(summary, out / "summary.json")
     result.summary = summary

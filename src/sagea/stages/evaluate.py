@@ -22,7 +22,7 @@ from sagea.evaluation.group import (
     run_params,
     write_strategy_outputs,
 )
-from sagea.io import NonFiniteError, read_embeddings
+from sagea.io import NonFiniteError, read_embeddings, read_parquet
 from sagea.runtime import set_threads
 from sagea.recommenders.aggregation import SCORE_AGGREGATIONS, ElsaMean, ElsaUnion, ScoreAggregation
 from sagea.recommenders.epfuzzda import EPFuzzDA
@@ -54,18 +54,24 @@ def _load_common(data_dir, split_path, groups_path, popularity_with_targets: boo
     return rows, groups, popularity
 
 
-def _write_all(results, out_dirs, params_of, k, tracking_uri, dataset, run_name_of, mlflow=None) -> dict[str, dict]:
+def _write_all(
+    results, out_dirs, params_of, k, tracking_uri, dataset, run_name_of, mlflow=None, data_dir=None
+) -> dict[str, dict]:
     """Write every strategy's folder; with a tracking URI log each as one run keyed by its folder.
 
-    ``mlflow``: ``(started, provenance, card_path)`` of the job.
+    ``mlflow``: ``(started, provenance, card_path)`` of the job; ``data_dir``: the lists get the
+    original item ids of its ``items.parquet``.
     """
     from sagea.tracking import file_digest, output_key
 
     started, provenance, card = mlflow or (None, None, None)
     card_digest = (file_digest(card) if card else None) or "none"
+    item_ids = None
+    if data_dir is not None:
+        item_ids = read_parquet(Path(data_dir) / "items.parquet", columns=["original_id"])["original_id"].to_numpy()
     summaries = {}
     for name, out_dir in out_dirs.items():
-        summary = write_strategy_outputs(results[name], out_dir, params_of(name), k)
+        summary = write_strategy_outputs(results[name], out_dir, params_of(name), k, item_ids)
         summaries[name] = summary
         log.info("%s: %s", name, {m: round(v, 4) for m, v in summary["metrics"].items() if "NDCG" in m and "/" in m})
         if tracking_uri:
@@ -165,7 +171,7 @@ def evaluate_sagea_job(
     return _write_all(
         results, out_dirs, params_of, settings.k, tracking_uri, dataset,
         lambda f: f"SAGEA-{f}-{sae_run}-{option}-{pool}-{groupset}-{elsa_run}",
-        (started, provenance, Path(data_dir) / "card.json"),
+        (started, provenance, Path(data_dir) / "card.json"), data_dir,
     )  # fmt: skip
 
 
@@ -251,6 +257,6 @@ def evaluate_baselines_job(
     return _write_all(
         results, out_dirs, params_of, settings.k, tracking_uri, dataset,
         lambda s: f"{s}-{pool}-{groupset}-{elsa_run}",
-        (started, provenance, Path(data_dir) / "card.json"),
+        (started, provenance, Path(data_dir) / "card.json"), data_dir,
     )  # fmt: skip
 
