@@ -119,7 +119,9 @@ def test_evaluation_rules_with_mlflow_server(tmp_path, repo, python, mlflow_serv
     per_group = pd.read_parquet(folder / "per_group.parquet")
     recs = pd.read_parquet(folder / "recommendations.parquet")
     summary = json.loads((folder / "summary.json").read_text())
-    assert len(per_group) == 10 and list(recs.columns) == ["group", "rank", "item"]
+    assert len(per_group) == 10 and list(recs.columns) == ["group", "rank", "item", "original_id"]
+    items = pd.read_parquet(work / base.format(gs="similar_3").split("/eval/")[0] / "data" / "items.parquet")
+    assert recs["original_id"].tolist() == items["original_id"].to_numpy()[recs["item"]].astype(str).tolist()
     assert {"NDCG20_com", "NDCG20_min", "NDCG20_mean", "P20_com", "Time_scoring", "CommonFeatures", "ZeroFusedCode",
             "GT_user", "GT_user_mean"} <= set(per_group.columns)  # fmt: skip
     assert summary["params"]["zero_fallback"] == "relax"

@@ -48,14 +48,32 @@ def check_per_group(
         check_finite(per_group[col], path, f"per-group metric {col!r} (rows = groups)", hint, allow=allow)
 
 
-def write_strategy_outputs(result: StrategyResult, out_dir: str | os.PathLike, params: Mapping, k: int) -> dict:
-    """Write ``per_group.parquet``, ``recommendations.parquet``, ``summary.json``; returns the summary."""
+def with_original_ids(recommendations: pd.DataFrame, item_ids) -> pd.DataFrame:
+    """``recommendations`` (``group, rank, item``) plus ``original_id`` (string; null for padding ``-1``)."""
+    if item_ids is None:
+        return recommendations
+    ids = np.asarray(item_ids).astype(object)
+    item = recommendations["item"].to_numpy()
+    column = pd.array([None] * len(item), dtype="string")
+    valid = item >= 0
+    column[valid] = ids[item[valid]].astype(str)
+    return recommendations.assign(original_id=column)
+
+
+def write_strategy_outputs(
+    result: StrategyResult, out_dir: str | os.PathLike, params: Mapping, k: int, item_ids=None
+) -> dict:
+    """Write ``per_group.parquet``, ``recommendations.parquet``, ``summary.json``; returns the summary.
+
+    ``item_ids``: the original id of each item index (``items.parquet``); the lists then carry
+    them as column ``original_id`` (null where a list is padded with item ``-1``).
+    """
     from sagea.io import write_json, write_parquet
 
     out = Path(out_dir)
     check_per_group(result.per_group, result.recommendations, out / "per_group.parquet")
     write_parquet(result.per_group, out / "per_group.parquet")
-    write_parquet(result.recommendations, out / "recommendations.parquet")
+    write_parquet(with_original_ids(result.recommendations, item_ids), out / "recommendations.parquet")
     summary = {"params": dict(params), "n_groups": len(result.per_group), "metrics": mlflow_metrics(result.per_group, k)}
     write_json(summary, out / "summary.json")
     result.summary = summary

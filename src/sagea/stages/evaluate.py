@@ -28,7 +28,7 @@ from sagea import registry
 from sagea.data.matrix import load_interactions, load_split
 from sagea.evaluation.group import GroupEvalSettings, evaluate_groups
 from sagea.evaluation.outputs import write_strategy_outputs
-from sagea.io import NonFiniteError, read_embeddings
+from sagea.io import NonFiniteError, read_embeddings, read_parquet
 from sagea.runtime import set_threads
 from sagea.recommenders.sagea import SageaRecommender
 from sagea.scoring import item_popularity
@@ -131,9 +131,11 @@ def _write_all(results, out_dirs, params_of, k, tracking: TrackingSettings, data
 
     tracking_uri, provenance = tracking.uri, tracking.provenance
     card_digest = (file_digest(card) if card else None) or "none"
+    items = read_parquet(Path(card).parent / "items.parquet", columns=["original_id"]) if card else None
+    item_ids = None if items is None else items["original_id"].to_numpy()
     summaries = {}
     for name, out_dir in out_dirs.items():
-        summary = write_strategy_outputs(results[name], out_dir, params_of(name), k)
+        summary = write_strategy_outputs(results[name], out_dir, params_of(name), k, item_ids)
         summaries[name] = summary
         log.info("%s: %s", name, {m: round(v, 4) for m, v in summary["metrics"].items() if "NDCG" in m and "/" in m})
         if tracking_uri:
