@@ -46,8 +46,8 @@ def rule_of(parts: tuple[str, ...]) -> str:
         return {"train": "train_sae", "extract": "extract_sae"}.get(stem, stem)
     if "groups" in parts:
         return "sample_groups"
-    if "report" in parts:
-        return "report_" + stem
+    if "report" in parts:  # table_overall-<dataset>, figure_bars-<dataset>, collect, front
+        return "report_" + stem.split("-")[0]
     if "baselines" in parts:
         return "single_user_baselines"
     if "compare" in parts:
@@ -108,21 +108,21 @@ class LoadSampler(threading.Thread):
 
     def __init__(self, every: float):
         super().__init__(daemon=True)
-        self.every, self.samples, self._stop = every, [], threading.Event()
+        self.every, self.samples, self._done = every, [], threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._done.is_set():
             self.samples.append(os.getloadavg()[0])
-            self._stop.wait(self.every)
+            self._done.wait(self.every)
 
     def stop(self) -> list[float]:
-        self._stop.set()
+        self._done.set()
         self.join()
         return self.samples
 
 
 def table(jobs: list[dict], max_rss_gb: float) -> str:
-    out = ["| stage (rule) | job | wall (s) | peak RSS (GB) | CPU (s) |", "|---|---|---:|---:|---:|"]
+    out = ["| stage (rule) | job | wall (s) | peak RSS (GB) | CPU (s, sampled) |", "|---|---|---:|---:|---:|"]
     for j in jobs:
         flag = " **over**" if j["max_rss_mb"] > max_rss_gb * 1000 else ""
         out.append(
