@@ -95,7 +95,9 @@ def machine() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
         mem_kb = next(
-            int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
         )
         mem = f"{mem_kb / 2**20:.0f} GB RAM"
     except (OSError, StopIteration):
@@ -190,7 +192,9 @@ def main() -> int:
     print()
     print(table(jobs, args.max_rss_gb))
     if args.json:
-        args.json.write_text(json.dumps({"command": cmd, "rc": rc, "wall_s": wall, "load": loads, "jobs": jobs}, indent=1))
+        args.json.write_text(
+            json.dumps({"command": cmd, "rc": rc, "wall_s": wall, "load": loads, "jobs": jobs}, indent=1)
+        )
     over = [j["job"] for j in jobs if j["max_rss_mb"] > args.max_rss_gb * 1000]
     if over:
         print(f"\nover {args.max_rss_gb:g} GB peak RSS: {', '.join(over)}", file=sys.stderr)
