@@ -15,7 +15,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 ENV_FILE = REPO / "workflow" / "envs" / "sagea.yaml"
 #: The modules the workflow imports while it parses (common.smk, report.smk, compare.smk, explain.smk).
-PARSE_TIME_MODULES = ("sagea.plan", "sagea.plan_report", "sagea.plan_compare", "sagea.explain.plan")
+PARSE_TIME_MODULES = ("sagea.plan", "sagea.plan_report", "sagea.plan_compare", "sagea.plan_explain")
 
 
 def test_parse_time_modules_import_nothing_heavy():

@@ -301,7 +301,7 @@ def test_jobs_on_fixture_files(tmp_path):
     from sagea.data.matrix import load_interactions
     from sagea.data.splits import group_split, group_target_masks
     from sagea.explain.jobs import explain_job, explain_report_job, label_features_job
-    from sagea.explain.plan import EXPLAIN_TABLES
+    from sagea.plan_explain import EXPLAIN_TABLES
     from sagea.groups.io import write_groups
     from sagea.io import read_embeddings, read_json, read_parquet, write_torch
     from sagea.stages.sae import write_features
@@ -377,7 +377,7 @@ def _default_config(**explain):
 
 
 def test_explain_plan_of_the_default_config():
-    from sagea.explain import plan as explain_plan
+    from sagea import plan_explain as explain_plan
 
     config = _default_config()
     pool, elsa, sae, option = explain_plan.choice(config, "synthetic")
@@ -422,7 +422,7 @@ def test_explain_group_on_the_group_split_equals_the_evaluations_recommendations
 
 
 def test_labels_follow_the_sae_grids_of_the_comparison():
-    from sagea.explain import plan as explain_plan
+    from sagea import plan_explain as explain_plan
 
     config = _default_config()
     config["compare"]["sae_elsa_runs"] = ["f64-s43"]

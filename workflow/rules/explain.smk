@@ -3,7 +3,7 @@
 # recovery and example cards of the report pool's groups. Logic lives in sagea.explain.
 
 
-from sagea.explain import plan as explain_plan  # noqa: E402
+from sagea import plan_explain as explain_plan  # noqa: E402
 
 EXPLAIN_FILES = explain_plan.EXPLAIN_FILES
 EXPLAIN_TABLES = explain_plan.EXPLAIN_TABLES

@@ -1,7 +1,7 @@
 """Rule explain_report: the explanations' tables (CSV, LaTeX, Markdown, HTML) and example cards of one dataset."""
 
 from sagea.explain.jobs import explain_report_job
-from sagea.explain.plan import EXPLAIN_TABLES
+from sagea.plan_explain import EXPLAIN_TABLES
 from sagea.runtime import setup_logging
 
 snakemake = globals()["snakemake"]  # injected by Snakemake

@@ -5,10 +5,10 @@
 - :mod:`~sagea.explain.labels`: feature labels from item metadata (lift over the catalogue);
 - :mod:`~sagea.explain.quality`: deletion curves and planted-cluster recovery;
 - :mod:`~sagea.explain.cards`: report cards and tables; :mod:`~sagea.explain.jobs`: the rules' jobs;
-- :mod:`~sagea.explain.plan`: what the ``explain`` config section asks for (pure, no torch).
+- :mod:`~sagea.plan_explain`: what the ``explain`` config section asks for (pure, no torch).
 
-``explain_group`` and ``GroupExplanation`` load on first use, so the workflow can import
-:mod:`sagea.explain.plan` while parsing without importing torch.
+``explain_group`` and ``GroupExplanation`` load on first use, so jobs that only label features
+or write the report start without importing torch.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import pandas as pd
 
 from sagea.explain.cards import cards_page, clusters_table, deletion_table, item_names, shared_table
 from sagea.explain.labels import feature_labels_table, find_tags_file
-from sagea.explain.plan import EXPLAIN_TABLES
+from sagea.plan_explain import EXPLAIN_TABLES
 from sagea.io import read_json, read_parquet, write_json, write_parquet, write_text
 from sagea.reports.writers import write_table
 
