@@ -6,7 +6,7 @@ Pure functions of a validated replicate config (used by ``workflow/rules/explain
 from __future__ import annotations
 
 from sagea import plan
-from sagea import plan_compare as compare_plan
+from sagea import plan_compare
 
 #: Files of one explain_groups job (key -> name).
 EXPLAIN_FILES = {
@@ -53,8 +53,8 @@ def labels_path(config: dict, dataset: str, sae: str, results: str = "results", 
 def labelled_saes(config: dict, dataset: str) -> list[tuple[str, str]]:
     """``(elsa run, sae run)`` of every SAE the workflow trains for the dataset: the grid on the main
     ELSA run, and where the SAE comparison asks for them the grid on ``compare.sae_elsa_runs``."""
-    if config["compare"].get("sae") and len(compare_plan.sae_members(config, dataset)) > 1:
-        return [(elsa, sae) for elsa, sae, _ in compare_plan.sae_members(config, dataset).values()]
+    if config["compare"].get("sae") and len(plan_compare.sae_members(config, dataset)) > 1:
+        return [(elsa, sae) for elsa, sae, _ in plan_compare.sae_members(config, dataset).values()]
     return [(plan.main_elsa(config, dataset), sae) for sae in plan.sae_runs(config)]
 
 
