@@ -219,3 +219,43 @@ def test_saved_lists_carry_original_item_ids(rep_dir):
         recs = pd.read_parquet(path)
         assert list(recs.columns) == ["group", "rank", "item", "original_id"], path
         assert recs["original_id"].tolist() == [f"i{i}" for i in recs["item"]], path
+
+
+# ----------------------------------------------------------------------------- the real explanations
+def test_explain_lists_the_recommended_items_with_exact_contributions(study, rep_dir):
+    """Study.explain with sagea.explain itself: the explained list is the API's (and so the
+    evaluation's) list, and each item's feature contributions plus remainder give its score."""
+    rep = study.replicate()
+    ids, inputs = rep.group_inputs("test", "similar_3", groups=[2])
+    assert ids.tolist() == [2]
+    inputs = inputs[0]
+    for fusion in ("average", "common_features"):
+        got = study.explain(inputs=inputs, strategy=f"sagea:{fusion}", sae=SAE_RUN, n=EVAL_K, n_features=4)
+        saved = saved_lists(rep_dir, f"{SAE_RUN}/ti1-nu0/{fusion}")
+        assert got.items["item"].tolist() == saved[saved["group"] == 2]["item"].tolist()
+        code = got.fused_code
+        active = np.flatnonzero(code > 0)
+        assert len(got.features) == min(4, len(active)) and set(got.features["feature"]) <= set(active)
+        payload = got.to_dict()
+        assert [row["item"] for row in payload["items"]] == got.items["item"].tolist()
+
+
+# ----------------------------------------------------------------------------- a fusion registered here
+def test_a_fusion_registered_in_a_test_module_runs_through_the_api(study):
+    """Extension point: a fusion registered from this module is a SAGEA strategy of the API. It fuses
+    like the built-in 'max' (written another way), so it must give max's lists and not average's."""
+    from sagea import registry
+
+    name = "api_test_elementwise_max"
+    if name not in registry.fusion_names():
+
+        @registry.fusion(name, summary="max over members, written another way (test only)")
+        def api_test_elementwise_max(codes, k=None):
+            return codes.max(dim=1).values
+
+    users = ["u1", "u4", "u9"]
+    mine = study.recommend(users=users, strategy=f"sagea:{name}", k=EVAL_K, sae=SAE_RUN)
+    built_in = study.recommend(users=users, strategy="sagea:max", k=EVAL_K, sae=SAE_RUN)
+    average = study.recommend(users=users, strategy="sagea:average", k=EVAL_K, sae=SAE_RUN)
+    pd.testing.assert_frame_equal(mine, built_in)
+    assert mine["item"].tolist() != average["item"].tolist()

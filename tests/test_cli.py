@@ -162,3 +162,16 @@ def test_explain_output(capsys, results, monkeypatch):
     assert main(["explain", results, "--group-set", "test/similar_3", "--group", "1", "--sae", SAE_RUN]) == 0
     out = capsys.readouterr().out
     assert "features of the fused code" in out and "Film 2, Film 7" in out and seen["m"] == 3
+
+
+def test_explain_with_the_real_explanations(capsys, results):
+    """``sagea explain --json`` with sagea.explain itself: the explained items are the API's list,
+    and the table form prints the features and the items."""
+    payload = run_json(capsys, "explain", results, "--users", "u1,u2,u3", "--strategy", "sagea:average",
+                       "--sae", SAE_RUN, "--n-features", "3", "--json")  # fmt: skip
+    listed = Study.open(results).recommend(users=["u1", "u2", "u3"], strategy="sagea:average", sae=SAE_RUN)
+    assert [row["item"] for row in payload["explanation"]["items"]] == listed["item"].tolist()
+    assert 0 < len(payload["explanation"]["features"]) <= 3
+    assert main(["explain", str(results), "--users", "u1,u2,u3", "--sae", SAE_RUN]) == 0
+    table = capsys.readouterr().out
+    assert "feature" in table and listed["original_id"].iloc[0] in table

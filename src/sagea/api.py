@@ -466,12 +466,16 @@ class Replicate:
 
     # ---------------------------------------------------------------- explain
     def feature_labels(self, elsa: str | None = None, sae: str | None = None) -> pd.DataFrame | None:
-        """The SAE's ``features.parquet`` (feature labels), or None where it was not written."""
+        """The SAE's feature labels: ``feature_labels.parquet`` (rule ``label_features``: labels from
+        the item metadata), else ``features.parquet`` (top items only), or None where neither exists."""
         from sagea.io import read_parquet
 
         e = self.default_elsa(elsa)
-        path = self.path / "sae" / e / self.default_sae(e, sae) / "features.parquet"
-        return read_parquet(path) if path.is_file() else None
+        folder = self.path / "sae" / e / self.default_sae(e, sae)
+        for name in ("feature_labels.parquet", "features.parquet"):
+            if (folder / name).is_file():
+                return read_parquet(folder / name)
+        return None
 
     def explain(
         self, users: Sequence = (), strategy: str = "sagea:average", *, new_users: Sequence[Sequence] = (),
