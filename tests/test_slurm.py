@@ -142,7 +142,8 @@ from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSet
 repo = Path(sys.argv[1])
 with SnakemakeApi(OutputSettings()) as api:
     wf = api.workflow(resource_settings=ResourceSettings(),
-                      config_settings=ConfigSettings(configfiles=[repo / "config" / "config.yaml"]),
+                      config_settings=ConfigSettings(configfiles=[repo / "config" / "config.yaml"],
+                                                     config={"sae": {"batch_grid": True}}),
                       snakefile=repo / "Snakefile", workdir=Path(tempfile.mkdtemp()))._workflow
     print(json.dumps({r.name: {"local": r.name in wf._localrules or r.norun,
                                "resources": sorted(k for k in r.resources if not k.startswith("_"))}
@@ -151,7 +152,8 @@ with SnakemakeApi(OutputSettings()) as api:
 
 
 def workflow_rules() -> dict[str, dict]:
-    """rule -> {"local": runs on the submitting host, "resources": names} of the real workflow."""
+    """rule -> {"local": runs on the submitting host, "resources": names} of the real workflow
+    (the embedded default with ``sae.batch_grid`` on, so the conditional rule train_sae_grid exists)."""
     result = run([PYTHON, "-c", _RULES_SCRIPT, str(REPO)])
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
