@@ -1,11 +1,11 @@
 # Evaluation stage (docs/ARCHITECTURE.md): group recommendation on every group set with every
-# SAGEA fusion (one job per ELSA main run x SAE variant x option) and every baseline (one job
-# per ELSA main run). Logic lives in sagea.stages.evaluate; one MLflow run per strategy folder.
+# SAGEA fusion of every SAE variant and option (one job per group set and ELSA main run) and
+# every baseline (one job per group set and ELSA main run). Logic lives in
+# sagea.stages.evaluate (one variant) and sagea.stages.evaluate_batch (all variants of a job);
+# one MLflow run per strategy folder.
 
 # Output folders with escaped wildcards (expand() fills only the strategy name).
-EVAL_SAGEA_DIR = (
-    "results/{{dataset}}/{{rep}}/eval/{{pool}}/{{groupset}}/{{elsa}}/{{sae}}/{{option}}"
-)
+EVAL_SAGEA_DIR = "results/{{dataset}}/{{rep}}/eval/{{pool}}/{{groupset}}/{{elsa}}"
 EVAL_BASELINES_DIR = (
     "results/{{dataset}}/{{rep}}/eval/{{pool}}/{{groupset}}/{{elsa}}/baselines"
 )
@@ -24,6 +24,14 @@ evaluation_settings = lambda wc: {
     "top_n": config["evaluation"]["m_proportionality"]["top_n"],
 }
 
+# SAGEA strategy folders below the ELSA run: SAE variant x option x fusion.
+sagea_strategies = lambda cfg: [
+    f"{sae}/{option}/{fusion}"
+    for sae in plan.sae_runs(cfg)
+    for option in plan.sagea_options(cfg)
+    for fusion in plan.fusions(cfg)
+]
+
 # What `rule all` needs: every strategy folder of every (dataset, pool, group set) on the
 # dataset's main ELSA run — baselines, and SAE variant x SAGEA option x fusion.
 evaluation_targets = lambda: [
@@ -32,12 +40,7 @@ evaluation_targets = lambda: [
     for pool in plan.group_pools(rep)
     for groupset in plan.group_sets(rep)
     for strategy in [f"baselines/{b}" for b in plan.baselines(rep)]
-    + [
-        f"{sae}/{option}/{fusion}"
-        for sae in plan.sae_runs(rep)
-        for option in plan.sagea_options(rep)
-        for fusion in plan.fusions(rep)
-    ]
+    + sagea_strategies(rep)
     for name in EVAL_FILES
 ]
 
@@ -49,7 +52,7 @@ eval_outputs = lambda folder, names: {
 
 
 rule evaluate_sagea:
-    """Recommend to a group set with every SAGEA fusion of one SAE and option; one folder and MLflow run per fusion."""
+    """Recommend to a group set with every SAGEA fusion of every SAE variant and option; one folder and MLflow run per fusion."""
     input:
         interactions=data_file("interactions.parquet"),
         user_table=data_file("users.parquet"),
@@ -58,23 +61,30 @@ rule evaluate_sagea:
         groups="results/{dataset}/{rep}/groups/{pool}/{groupset}.parquet",
         elsa="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
         item_embeddings="results/{dataset}/{rep}/elsa/{elsa}/item_embeddings.parquet",
-        sae="results/{dataset}/{rep}/sae/{elsa}/{sae}/model.pt",
+        sae=expand(
+            "results/{{dataset}}/{{rep}}/sae/{{elsa}}/{sae}/model.pt",
+            sae=plan.sae_runs(config),
+        ),
     output:
-        **eval_outputs(EVAL_SAGEA_DIR, plan.fusions(config)),
+        # folders <sae>/<option>/<fusion>, SAE variant outermost (the script relies on the order)
+        **eval_outputs(EVAL_SAGEA_DIR, sagea_strategies(config)),
     log:
-        "logs/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/{sae}/{option}.log",
+        "logs/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/sagea.log",
     benchmark:
-        "logs/benchmarks/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/{sae}/{option}.tsv"
+        "logs/benchmarks/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/sagea.tsv"
     conda:
         "../envs/sagea.yaml"
     threads: config["resources"]["threads"]
     resources:
         **heavy_resources(),
     params:
+        saes=list(plan.sae_runs(config)),
+        options=[plan.parse_option(o) for o in plan.sagea_options(config)],
         fusions=plan.fusions(config),
         settings=evaluation_settings,
-        option=lambda wc: plan.parse_option(wc.option),
-        sae_hp=sae_hp,
+        sae_hp=lambda wc: {
+            sae: plan.sae_hp(rep_config(wc), sae) for sae in plan.sae_runs(config)
+        },
         zero_fallback=config["evaluation"]["sagea"]["zero_fallback"],
         popularity_with_targets=config["evaluation"]["research"][
             "popularity_with_targets"

@@ -1,29 +1,31 @@
-"""Rule evaluate_sagea: every configured SAGEA fusion on one group set, one folder per fusion."""
+"""Rule evaluate_sagea: every SAE variant x SAGEA option x fusion on one group set, one folder per fusion."""
 
 from pathlib import Path
 
 from sagea.runtime import setup_logging
-from sagea.stages.evaluate import evaluate_sagea_job
+from sagea.stages.evaluate_batch import SageaVariant, evaluate_sagea_variants
 
 snakemake = globals()["snakemake"]  # injected by Snakemake
 setup_logging(snakemake.log[0])
 wc, params = snakemake.wildcards, snakemake.params
-evaluate_sagea_job(
+folders = iter(Path(p).parent for p in snakemake.output.per_group)  # <sae>/<option>/<fusion>, in rule order
+variants = [
+    SageaVariant(sae, sae_path, params.sae_hp[sae], option["topk_inference"], option["normalize_users_embeddings"],
+                 {fusion: next(folders) for fusion in params.fusions})  # fmt: skip
+    for sae, sae_path in zip(params.saes, snakemake.input.sae)
+    for option in params.options
+]
+evaluate_sagea_variants(
+    variants,
     data_dir=Path(snakemake.input.interactions).parent,
     split_path=snakemake.input.split,
     groups_path=snakemake.input.groups,
     elsa_path=snakemake.input.elsa,
     item_embeddings_path=snakemake.input.item_embeddings,
-    sae_path=snakemake.input.sae,
-    out_dirs={f: Path(p).parent for f, p in zip(params.fusions, snakemake.output.per_group)},
     dataset=wc.dataset,
     pool=wc.pool,
     groupset=wc.groupset,
     elsa_run=wc.elsa,
-    sae_run=wc.sae,
-    sae_hp=params.sae_hp,
-    topk_inference=params.option["topk_inference"],
-    normalize_users_embeddings=params.option["normalize_users_embeddings"],
     zero_fallback=params.zero_fallback,
     settings=params.settings,
     popularity_with_targets=params.popularity_with_targets,
