@@ -28,7 +28,7 @@ from pathlib import Path
 #: per-group rows with their Time_* columns is compared as Parquet). Reported, never a failure.
 TIMING_FILES = re.compile(r"(^|/)(timing[^/]*|training[^/]*\.(png|svg)|report/front\.rst)$")
 SKIP = re.compile(r"(^|/)(mlflow\.db[^/]*|mlartifacts(/.*)?)$")
-TIME_KEY = re.compile(r"^Time_|time|^seconds$", re.IGNORECASE)
+TIME_KEY = re.compile(r"^Time|time|^seconds$", re.IGNORECASE)
 
 
 def _strip(obj):
@@ -45,7 +45,7 @@ def same_parquet(a: Path, b: Path) -> str | None:
     if a.name == "recommendations.parquet":
         return None if a.read_bytes() == b.read_bytes() else "recommendations differ byte for byte"
     da, db = pd.read_parquet(a), pd.read_parquet(b)
-    drop = [c for c in da.columns if str(c).startswith("Time_") or c == "seconds"]
+    drop = [c for c in da.columns if str(c).startswith("Time") or c == "seconds"]
     da, db = da.drop(columns=drop), db.drop(columns=[c for c in drop if c in db.columns])
     try:
         pd.testing.assert_frame_equal(da, db, check_exact=True)
