@@ -6,12 +6,16 @@ workflow before and after, then
     .venv/bin/python benchmarks/overhead_identity.py BEFORE/results AFTER/results
 
 - Parquet: equal content (columns, dtypes, values; NaN equal to NaN), except timing columns
-  (`Time_*`, `seconds`); `recommendations.parquet` must be byte for byte identical.
-- JSON: equal after dropping timing keys (`Time_*`, `seconds`, anything with `time`/`Time` in the
-  key) at any depth.
+  (`Time*`, `seconds`); `recommendations.parquet` must be byte for byte identical.
+- JSON: equal after dropping timing keys (`Time*`, anything with `time` or `seconds` in the key,
+  e.g. `train_seconds`, `history[i].seconds`) at any depth.
+- Checkpoints (`.pt`): equal tensors and values (`torch.save` names the archive after the file it
+  first wrote, a temporary name, so the bytes differ from run to run).
+- SVG: equal after dropping matplotlib's `<dc:date>`, renaming its random clip-path, marker and image ids
+  in order of appearance and comparing embedded PNG images by their pixel chunks only.
 - Everything else byte for byte, except the MLflow store (`mlflow.db*`, `mlartifacts/`: run ids
-  and times differ by nature) and the files listed as timing-dependent below, which are reported
-  but do not fail the check.
+  and times differ by nature) and the tables of measured times (`tables/timing.*`), which are
+  reported but do not fail the check.
 
 Exit status 1 when a file is missing on either side or differs.
 """
@@ -24,11 +28,14 @@ import re
 import sys
 from pathlib import Path
 
-#: Outputs that show measured times (tables/figures of the timing report, the collected table of
-#: per-group rows with their Time_* columns is compared as Parquet). Reported, never a failure.
-TIMING_FILES = re.compile(r"(^|/)(timing[^/]*|training[^/]*\.(png|svg)|report/front\.rst)$")
+#: Outputs that show measured times (the timing table; the collected per-group rows with their
+#: Time* columns are compared as Parquet). Reported, never a failure.
+TIMING_FILES = re.compile(r"(^|/)tables/timing\.[a-z]+$")
 SKIP = re.compile(r"(^|/)(mlflow\.db[^/]*|mlartifacts(/.*)?)$")
-TIME_KEY = re.compile(r"^Time|time|^seconds$", re.IGNORECASE)
+TIME_KEY = re.compile(r"time|seconds", re.IGNORECASE)
+SVG_DATE = re.compile(rb"<dc:date>[^<]*</dc:date>")
+SVG_ID = re.compile(rb"\b(?:p|m|image)[0-9a-f]{10}\b")
+SVG_PNG = re.compile(rb"data:image/png;base64,([A-Za-z0-9+/=\s]+)")
 
 
 def _strip(obj):
@@ -59,6 +66,48 @@ def same_json(a: Path, b: Path) -> str | None:
     return None if ja == jb else "JSON differs (timing keys ignored)"
 
 
+def same_checkpoint(a: Path, b: Path) -> str | None:
+    import torch
+
+    def equal(x, y) -> bool:
+        if isinstance(x, torch.Tensor):
+            return isinstance(y, torch.Tensor) and x.dtype == y.dtype and torch.equal(x, y)
+        if isinstance(x, dict):
+            return isinstance(y, dict) and x.keys() == y.keys() and all(equal(x[k], y[k]) for k in x)
+        if isinstance(x, (list, tuple)):
+            return type(x) is type(y) and len(x) == len(y) and all(equal(u, v) for u, v in zip(x, y))
+        return x == y
+
+    ok = equal(torch.load(a, weights_only=True), torch.load(b, weights_only=True))
+    return None if ok else "checkpoint content differs"
+
+
+def _png_pixels(png: bytes) -> bytes:
+    """The image chunks of a PNG (header, palette, data), without text/time metadata chunks."""
+    out, pos = [], 8
+    while pos < len(png):
+        length = int.from_bytes(png[pos : pos + 4], "big")
+        kind = png[pos + 4 : pos + 8]
+        if kind in (b"IHDR", b"PLTE", b"IDAT", b"tRNS"):
+            out.append(png[pos + 4 : pos + 8 + length])
+        pos += 12 + length
+    return b"".join(out)
+
+
+def _svg(data: bytes) -> bytes:
+    import base64
+    import hashlib
+
+    ids: dict[bytes, bytes] = {}
+    data = SVG_DATE.sub(b"", data)
+    data = SVG_PNG.sub(lambda m: hashlib.sha256(_png_pixels(base64.b64decode(b"".join(m.group(1).split())))).hexdigest().encode(), data)
+    return SVG_ID.sub(lambda m: ids.setdefault(m.group(0), b"p%d" % len(ids)), data)
+
+
+def same_svg(a: Path, b: Path) -> str | None:
+    return None if _svg(a.read_bytes()) == _svg(b.read_bytes()) else "SVG differs (date and random ids ignored)"
+
+
 def compare(before: Path, after: Path) -> int:
     files_a = {p.relative_to(before).as_posix() for p in before.rglob("*") if p.is_file()}
     files_b = {p.relative_to(after).as_posix() for p in after.rglob("*") if p.is_file()}
@@ -76,6 +125,10 @@ def compare(before: Path, after: Path) -> int:
             why = same_parquet(a, b)
         elif a.suffix == ".json":
             why = same_json(a, b)
+        elif a.suffix == ".pt":
+            why = same_checkpoint(a, b)
+        elif a.suffix == ".svg":
+            why = same_svg(a, b)
         else:
             why = None if a.read_bytes() == b.read_bytes() else "bytes differ"
         if why:
