@@ -100,7 +100,9 @@ def _svg(data: bytes) -> bytes:
 
     ids: dict[bytes, bytes] = {}
     data = SVG_DATE.sub(b"", data)
-    data = SVG_PNG.sub(lambda m: hashlib.sha256(_png_pixels(base64.b64decode(b"".join(m.group(1).split())))).hexdigest().encode(), data)
+    data = SVG_PNG.sub(
+        lambda m: hashlib.sha256(_png_pixels(base64.b64decode(b"".join(m.group(1).split())))).hexdigest().encode(), data
+    )
     return SVG_ID.sub(lambda m: ids.setdefault(m.group(0), b"p%d" % len(ids)), data)
 
 
