@@ -4,8 +4,10 @@ A whole run is logged in one call at the end of a job (params, per-step metrics,
 artifacts) with the job's real start and end times. Each run carries a key tag
 (``sagea.output``: the output folder relative to ``results/``); logging the same key again
 replaces the earlier run(s) of that experiment, so after any sequence of killed and forced
-reruns the store holds exactly one run per output. Runs of a study are children
-(``mlflow.parentRunId``) of one parent run per study in the experiment ``Studies``.
+reruns the store holds exactly one run per output. A job that logs many runs (an evaluation job,
+one per strategy folder) collects them with :func:`deferred_logging` and logs them as one batch.
+Runs of a study are children (``mlflow.parentRunId``) of one parent run per study in the
+experiment ``Studies``.
 
 Writes to a local sqlite store are serialised with a file lock next to the database, because
 parallel Snakemake jobs would otherwise race on sqlite's single writer. Artifacts of a store
