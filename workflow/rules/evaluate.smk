@@ -1,3 +1,5 @@
+import re
+
 # Evaluation stage (docs/ARCHITECTURE.md): group recommendation on every group set with every
 # SAGEA fusion of every SAE variant and option (one job per group set and ELSA main run) and
 # every baseline (one job per group set and ELSA main run). Logic lives in
@@ -24,10 +26,10 @@ evaluation_settings = lambda wc: {
     "top_n": config["evaluation"]["m_proportionality"]["top_n"],
 }
 
-# SAGEA strategy folders below the ELSA run: SAE variant x option x fusion.
-sagea_strategies = lambda cfg: [
+# SAGEA strategy folders below the ELSA run: SAE variant x option x fusion (default: cfg's SAEs).
+sagea_strategies = lambda cfg, saes=None: [
     f"{sae}/{option}/{fusion}"
-    for sae in plan.sae_runs(cfg)
+    for sae in (plan.sae_runs(cfg) if saes is None else saes)
     for option in plan.sagea_options(cfg)
     for fusion in plan.fusions(cfg)
 ]
@@ -51,49 +53,62 @@ eval_outputs = lambda folder, names: {
 }
 
 
-rule evaluate_sagea:
-    """Recommend to a group set with every SAGEA fusion of every SAE variant and option; one folder and MLflow run per fusion."""
-    input:
-        interactions=data_file("interactions.parquet"),
-        user_table=data_file("users.parquet"),
-        item_table=data_file("items.parquet"),
-        split="results/{dataset}/{rep}/split.parquet",
-        groups="results/{dataset}/{rep}/groups/{pool}/{groupset}.parquet",
-        elsa="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
-        item_embeddings="results/{dataset}/{rep}/elsa/{elsa}/item_embeddings.parquet",
-        sae=expand(
-            "results/{{dataset}}/{{rep}}/sae/{{elsa}}/{sae}/model.pt",
-            sae=plan.sae_runs(config),
-        ),
-    output:
-        # folders <sae>/<option>/<fusion>, SAE variant outermost (the script relies on the order)
-        **eval_outputs(EVAL_SAGEA_DIR, sagea_strategies(config)),
-    log:
-        "logs/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/sagea.log",
-    benchmark:
-        "logs/benchmarks/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/sagea.tsv"
-    conda:
-        "../envs/sagea.yaml"
-    threads: config["resources"]["threads"]
-    resources:
-        **heavy_resources(),
-    params:
-        saes=list(plan.sae_runs(config)),
-        options=[plan.parse_option(o) for o in plan.sagea_options(config)],
-        fusions=plan.fusions(config),
-        settings=evaluation_settings,
-        sae_hp=lambda wc: {
-            sae: plan.sae_hp(rep_config(wc), sae) for sae in plan.sae_runs(config)
-        },
-        zero_fallback=config["evaluation"]["sagea"]["zero_fallback"],
-        popularity_with_targets=config["evaluation"]["research"][
-            "popularity_with_targets"
-        ],
-        device=config["device"],
-        mlflow_uri=mlflow_uri(),
-        provenance=MLFLOW_PROVENANCE,
-    script:
-        "../scripts/evaluate_sagea.py"
+# The SAE variant ids of a replicate carry its SAE seed where that is not the default
+# (`seeds: [42, 43]`: topk-h128-k8-l2 and topk-h128-k8-l2-s43), and a rule's outputs are fixed when
+# the workflow is parsed: one evaluate_sagea rule per distinct list of ids, for the replicates
+# ({rep}) that have it. Usually there is one; further ones are evaluate_sagea_2, _3, ...
+SAGEA_SAE_SETS = {}
+for _rep, _dataset in replicate_datasets():
+    SAGEA_SAE_SETS.setdefault(tuple(plan.sae_runs(_rep)), set()).add(
+        plan.rep_tag(_rep, _dataset)
+    )
+
+for _i, (_saes, _reps) in enumerate(SAGEA_SAE_SETS.items()):
+
+    rule:
+        """Recommend to a group set with every SAGEA fusion of every SAE variant and option; one folder and MLflow run per fusion."""
+        name:
+            "evaluate_sagea" if _i == 0 else f"evaluate_sagea_{_i + 1}"
+        input:
+            interactions=data_file("interactions.parquet"),
+            user_table=data_file("users.parquet"),
+            item_table=data_file("items.parquet"),
+            split="results/{dataset}/{rep}/split.parquet",
+            groups="results/{dataset}/{rep}/groups/{pool}/{groupset}.parquet",
+            elsa="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
+            item_embeddings="results/{dataset}/{rep}/elsa/{elsa}/item_embeddings.parquet",
+            sae=expand(
+                "results/{{dataset}}/{{rep}}/sae/{{elsa}}/{sae}/model.pt", sae=_saes
+            ),
+        output:
+            # folders <sae>/<option>/<fusion>, SAE variant outermost (the script relies on the order)
+            **eval_outputs(EVAL_SAGEA_DIR, sagea_strategies(config, _saes)),
+        log:
+            "logs/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/sagea.log",
+        benchmark:
+            "logs/benchmarks/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/sagea.tsv"
+        wildcard_constraints:
+            rep="|".join(re.escape(tag) for tag in sorted(_reps)),
+        conda:
+            "../envs/sagea.yaml"
+        threads: config["resources"]["threads"]
+        resources:
+            **heavy_resources(),
+        params:
+            saes=list(_saes),
+            options=[plan.parse_option(o) for o in plan.sagea_options(config)],
+            fusions=plan.fusions(config),
+            settings=evaluation_settings,
+            sae_hp=lambda wc: plan.sae_runs(rep_config(wc)),
+            zero_fallback=config["evaluation"]["sagea"]["zero_fallback"],
+            popularity_with_targets=config["evaluation"]["research"][
+                "popularity_with_targets"
+            ],
+            device=config["device"],
+            mlflow_uri=mlflow_uri(),
+            provenance=MLFLOW_PROVENANCE,
+        script:
+            "../scripts/evaluate_sagea.py"
 
 
 rule evaluate_baselines:
