@@ -76,7 +76,7 @@ def expected_report_jobs(config: dict) -> dict[str, int]:
 
 
 def expected_upstream_jobs(config: dict) -> dict[str, int]:
-    """Job counts fixed by docs/ARCHITECTURE.md (one evaluation job per SAE × option, one for all baselines)."""
+    """Job counts fixed by docs/ARCHITECTURE.md (per group set one job for every SAE × option, one for all baselines)."""
     n = len(plan.datasets(config))
     sets = len(plan.group_pools(config)) * len(plan.group_sets(config))
     saes = len(plan.sae_runs(config))
@@ -90,7 +90,7 @@ def expected_upstream_jobs(config: dict) -> dict[str, int]:
         "split": n,
         "train_sae": n * (saes - len(stacked)),
         "train_sae_grid": n if stacked else 0,
-        "evaluate_sagea": n * sets * saes * len(plan.sagea_options(config)),
+        "evaluate_sagea": n * sets if saes and plan.sagea_options(config) else 0,
         "evaluate_baselines": n * sets if plan.baselines(config) else 0,
     }
     return {rule: c for rule, c in out.items() if c}

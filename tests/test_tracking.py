@@ -273,3 +273,73 @@ def test_flat_params_and_canonical_json():
         "groups.seed": 42, "groups.split.target_ratio": 0.5, "groups.split.shared_mask": False,
     }  # fmt: skip
     assert canonical_json({"b": 1, "a": [1, 2]}) == '{"a":[1,2],"b":1}'
+
+
+# ----------------------------------------------------------------------------- deferred (batched) logging
+def _batch_folders(tmp_path, names):
+    out = []
+    for name in names:
+        folder = tmp_path / "results" / "toy" / "eval" / "test" / "similar_3" / name
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps({"name": name}))
+        out.append(folder)
+    return out
+
+
+def _active(uri):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("GR_toy")
+    return [] if exp is None else client.search_runs([exp.experiment_id], max_results=1000)
+
+
+def test_deferred_logging_logs_the_batch_at_the_end(tmp_path):
+    from sagea.tracking import deferred_logging
+
+    uri = f"sqlite:///{tmp_path}/results/mlflow.db"
+    # '_' is a LIKE wildcard: the batch's prefix query "toy/eval/test/similar_3/S_%" also matches
+    # "S-x" below, which is no key of the batch and must survive the batch
+    folders = _batch_folders(tmp_path, ["S_1", "S_2", "S-x"])
+    bystander = _log_folder(uri, folders[2], 0.0)
+    started = time.time() - 5.0
+    with deferred_logging():
+        ids = [log_run(uri, "GR_toy", f.name, {"recommender_strategy": f.name}, {"NDCG20/mean": 0.1 * i},
+                       artifacts=[f / "summary.json"], key=output_key(f), start_time=started)  # fmt: skip
+               for i, f in enumerate(folders[:2])]
+        assert ids == [None, None]
+        assert [r.info.run_id for r in _active(uri)] == [bystander]  # nothing logged yet
+    runs = {r.data.tags["sagea.output"]: r for r in _active(uri)}
+    assert sorted(runs) == sorted(output_key(f) for f in folders)
+    assert runs[output_key(folders[2])].info.run_id == bystander
+    one = runs[output_key(folders[1])]
+    assert one.info.run_name == "S_2" and one.info.status == "FINISHED"
+    assert one.data.params == {"recommender_strategy": "S_2"} and one.data.metrics == {"NDCG20/mean": 0.1}
+    assert one.info.start_time == int(started * 1000) and one.info.end_time >= one.info.start_time
+    client = MlflowClient(uri)
+    assert [a.path for a in client.list_artifacts(one.info.run_id)] == ["summary.json"]
+
+
+def test_deferred_rerun_replaces_runs_and_a_failed_batch_logs_nothing(tmp_path):
+    from sagea.tracking import deferred_logging
+
+    uri = f"sqlite:///{tmp_path}/results/mlflow.db"
+    folders = _batch_folders(tmp_path, ["A", "B", "C"])
+    for value in (0.1, 0.2):  # a batch, then its forced rerun
+        with deferred_logging():
+            for f in folders:
+                _log_folder(uri, f, value)
+    runs = _active(uri)
+    assert len(runs) == 3 and {r.data.metrics["NDCG20/mean"] for r in runs} == {0.2}
+    before = {r.info.run_id for r in runs}
+    with pytest.raises(RuntimeError, match="variant failed"):
+        with deferred_logging():
+            _log_folder(uri, folders[0], 0.3)
+            raise RuntimeError("variant failed")
+    assert {r.info.run_id for r in _active(uri)} == before  # nothing of the failed batch
+    # one key twice in a batch, with a one-at-a-time rerun of another folder inside: one run each
+    with deferred_logging():
+        _log_folder(uri, folders[0], 0.4)
+        _log_folder(uri, folders[0], 0.5)
+        with deferred_logging():  # joins the outer batch
+            _log_folder(uri, folders[1], 0.6)
+    runs = {r.data.tags["sagea.output"]: r.data.metrics["NDCG20/mean"] for r in _active(uri)}
+    assert runs == {output_key(folders[0]): 0.5, output_key(folders[1]): 0.6, output_key(folders[2]): 0.2}

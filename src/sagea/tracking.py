@@ -4,8 +4,10 @@ A whole run is logged in one call at the end of a job (params, per-step metrics,
 artifacts) with the job's real start and end times. Each run carries a key tag
 (``sagea.output``: the output folder relative to ``results/``); logging the same key again
 replaces the earlier run(s) of that experiment, so after any sequence of killed and forced
-reruns the store holds exactly one run per output. Runs of a study are children
-(``mlflow.parentRunId``) of one parent run per study in the experiment ``Studies``.
+reruns the store holds exactly one run per output. A job that logs many runs (an evaluation job,
+one per strategy folder) collects them with :func:`deferred_logging` and logs them as one batch.
+Runs of a study are children (``mlflow.parentRunId``) of one parent run per study in the
+experiment ``Studies``.
 
 Writes to a local sqlite store are serialised with a file lock next to the database, because
 parallel Snakemake jobs would otherwise race on sqlite's single writer. Artifacts of a store
@@ -301,6 +303,50 @@ def _finite(key: str, value: Any) -> bool:
     return ok
 
 
+@dataclass
+class _Run:
+    """One run to log: what :func:`log_run` was given, with its start time fixed."""
+
+    experiment: str
+    run_name: str
+    params: list
+    metrics: list
+    tags: dict[str, str]
+    artifacts: Iterable[str | os.PathLike]  # iterated when the run is logged
+    key: str | None
+    start_ms: int
+    provenance: Provenance | None
+
+
+#: Runs collected inside :func:`deferred_logging` (None outside it).
+_DEFERRED: list[tuple[str, _Run]] | None = None
+
+
+@contextlib.contextmanager
+def deferred_logging():
+    """Collect the :func:`log_run` calls made inside and log them together on a clean exit.
+
+    One lock, one client and one look-up of earlier runs per experiment for the whole batch
+    instead of per run: a job that logs many runs (an evaluation job, one run per strategy
+    folder) spends a fraction of the time in the store. Each run keeps its own start time (the
+    call's ``start_time``) and ends when the batch is logged. On an exception nothing is logged:
+    the job failed, its outputs are removed, so no run may point to them. Nested uses join the
+    outermost batch.
+    """
+    global _DEFERRED
+    if _DEFERRED is not None:
+        yield
+        return
+    _DEFERRED = []
+    try:
+        yield
+        pending = _DEFERRED
+    finally:
+        _DEFERRED = None
+    for uri in dict.fromkeys(u for u, _ in pending):
+        _log_runs(uri, [run for u, run in pending if u == uri])
+
+
 def log_run(
     tracking_uri: str,
     experiment: str,
@@ -315,8 +361,8 @@ def log_run(
     start_time: float | None = None,
     provenance: Provenance | None = None,
     retries: int = 5,
-) -> str:
-    """Log one finished run to MLflow; returns its run id.
+) -> str | None:
+    """Log one finished run to MLflow; returns its run id (None inside :func:`deferred_logging`).
 
     ``metrics`` are final values (step 0); ``step_metrics`` map a metric name to ``(step, value)``
     pairs (e.g. per-epoch ``history/loss/train``). Non-finite values are skipped, with a warning.
@@ -326,49 +372,98 @@ def log_run(
     the link to the study's parent run.
     """
     from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
 
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    now_ms = int(time.time() * 1000)
     all_tags = {**(provenance.tags() if provenance else {}), **dict(tags or {})}
     if key is not None:
         all_tags[OUTPUT_TAG] = key
+    batch_params = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
+    batch_metrics = [Metric(k, float(v), now_ms, 0) for k, v in (metrics or {}).items() if _finite(k, v)]
+    for name, series in (step_metrics or {}).items():
+        batch_metrics += [Metric(name, float(v), now_ms, int(s)) for s, v in series if _finite(name, v)]
+    run = _Run(
+        experiment, run_name, batch_params, batch_metrics, all_tags, artifacts, key,
+        int(start_time * 1000) if start_time is not None else now_ms, provenance,
+    )  # fmt: skip
+    if _DEFERRED is not None:
+        _DEFERRED.append((tracking_uri, run))
+        return None
+    return _log_runs(tracking_uri, [run], retries)[0]
+
+
+def _earlier_runs(client, exp_id: str, keys: list[str]) -> list:
+    """Active runs of the experiment whose key is one of ``keys`` (one query for the whole batch)."""
+    if len(keys) == 1:
+        return runs_with_key(client, [exp_id], keys[0])
+    # LIKE on the keys' common prefix ('_' and '%' in it match more, never less); exact match below
+    query = f"tags.`{OUTPUT_TAG}` LIKE {_quoted(os.path.commonprefix(keys) + '%')}"
+    found, token = [], None
+    while True:
+        page = client.search_runs([exp_id], filter_string=query, max_results=1000, page_token=token)
+        found += page
+        token = page.token
+        if not token:
+            break
+    wanted = set(keys)
+    return [r for r in found if r.data.tags.get(OUTPUT_TAG) in wanted]
+
+
+def _log_runs(tracking_uri: str, runs: list[_Run], retries: int = 5) -> list[str]:
+    """Log ``runs`` under one lock and client; then delete earlier runs of their keys."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.tracking import MlflowClient
+
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     last_error: Exception | None = None
     for attempt in range(retries):
         try:
             with _store_lock(tracking_uri):
                 client = MlflowClient(tracking_uri=tracking_uri)
-                exp_id = _experiment_id(client, tracking_uri, experiment)
-                end_ms = int(time.time() * 1000)
-                start_ms = int(start_time * 1000) if start_time is not None else end_ms
-                run_tags = dict(all_tags)
-                if provenance is not None and provenance.study:
-                    run_tags["mlflow.parentRunId"] = parent_id = _study_parent(client, tracking_uri, provenance, start_ms)
-                else:
-                    parent_id = None
-                run = client.create_run(exp_id, start_time=start_ms, tags=run_tags, run_name=run_name)
-                run_id = run.info.run_id
-                batch_params = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
-                batch_metrics = [Metric(k, float(v), end_ms, 0) for k, v in (metrics or {}).items() if _finite(k, v)]
-                for name, series in (step_metrics or {}).items():
-                    batch_metrics += [Metric(name, float(v), end_ms, int(s)) for s, v in series if _finite(name, v)]
-                for p, m, t in _batches(batch_params, batch_metrics, []):
-                    client.log_batch(run_id, metrics=m, params=p, tags=t)
-                for artifact in artifacts:
-                    client.log_artifact(run_id, str(artifact))
-                end_ms = max(int(time.time() * 1000), start_ms)
-                client.set_terminated(run_id, "FINISHED", end_time=end_ms)
-                if key is not None:
-                    for old in runs_with_key(client, [exp_id], key):
-                        if old.info.run_id != run_id:
+                exp_ids: dict[str, str] = {}
+                parents: dict[str, int] = {}  # parent run id -> latest end time of its children
+                ids = []
+                for run in runs:
+                    if run.experiment not in exp_ids:
+                        exp_ids[run.experiment] = _experiment_id(client, tracking_uri, run.experiment)
+                    run_tags = dict(run.tags)
+                    if run.provenance is not None and run.provenance.study:
+                        parent_id = _study_parent(client, tracking_uri, run.provenance, run.start_ms)
+                        run_tags["mlflow.parentRunId"] = parent_id
+                    else:
+                        parent_id = None
+                    made = client.create_run(exp_ids[run.experiment], start_time=run.start_ms, tags=run_tags,
+                                             run_name=run.run_name)  # fmt: skip
+                    run_id = made.info.run_id
+                    for p, m, t in _batches(run.params, run.metrics, []):
+                        client.log_batch(run_id, metrics=m, params=p, tags=t)
+                    repo = None  # the new run's repository (no look-up of the run per file)
+                    for artifact in run.artifacts:
+                        repo = repo or get_artifact_repository(made.info.artifact_uri, tracking_uri=tracking_uri)
+                        repo.log_artifact(str(artifact))
+                    end_ms = max(int(time.time() * 1000), run.start_ms)
+                    client.set_terminated(run_id, "FINISHED", end_time=end_ms)
+                    ids.append(run_id)
+                    if parent_id is not None:
+                        parents[parent_id] = max(parents.get(parent_id, 0), end_ms)
+                # a key logged twice in one batch keeps its last run
+                last = {run.key: i for i, run in enumerate(runs)}
+                mine = {ids[i] for i, run in enumerate(runs) if run.key is None or last[run.key] == i}
+                for experiment, exp_id in exp_ids.items():
+                    keys = sorted({r.key for r in runs if r.experiment == experiment and r.key is not None})
+                    if not keys:
+                        continue
+                    for old in _earlier_runs(client, exp_id, keys):
+                        if old.info.run_id not in mine:
                             client.delete_run(old.info.run_id)
                             _remove_local_artifacts(old)
-                if parent_id is not None:
+                for parent_id, end_ms in parents.items():
                     parent = client.get_run(parent_id)
                     if (parent.info.end_time or 0) < end_ms:
                         client.set_terminated(parent_id, "FINISHED", end_time=end_ms)
-                return run_id
+                return ids
         except Exception as error:  # sqlite busy, server restarting, ...
             last_error = error
             log.warning("MLflow logging failed (attempt %d/%d): %s", attempt + 1, retries, error)
             time.sleep(1.0 + attempt)
-    raise RuntimeError(f"could not log run {run_name!r} to MLflow at {tracking_uri}: {last_error}")
+    names = ", ".join(repr(r.run_name) for r in runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+    raise RuntimeError(f"could not log run {names} to MLflow at {tracking_uri}: {last_error}")

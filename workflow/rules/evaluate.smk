@@ -1,11 +1,13 @@
+import re
+
 # Evaluation stage (docs/ARCHITECTURE.md): group recommendation on every group set with every
-# SAGEA fusion (one job per ELSA main run x SAE variant x option) and every baseline (one job
-# per ELSA main run). Logic lives in sagea.stages.evaluate; one MLflow run per strategy folder.
+# SAGEA fusion of every SAE variant and option (one job per group set and ELSA main run) and
+# every baseline (one job per group set and ELSA main run). Logic lives in
+# sagea.stages.evaluate (one variant) and sagea.stages.evaluate_batch (all variants of a job);
+# one MLflow run per strategy folder.
 
 # Output folders with escaped wildcards (expand() fills only the strategy name).
-EVAL_SAGEA_DIR = (
-    "results/{{dataset}}/{{rep}}/eval/{{pool}}/{{groupset}}/{{elsa}}/{{sae}}/{{option}}"
-)
+EVAL_SAGEA_DIR = "results/{{dataset}}/{{rep}}/eval/{{pool}}/{{groupset}}/{{elsa}}"
 EVAL_BASELINES_DIR = (
     "results/{{dataset}}/{{rep}}/eval/{{pool}}/{{groupset}}/{{elsa}}/baselines"
 )
@@ -24,6 +26,14 @@ evaluation_settings = lambda wc: {
     "top_n": config["evaluation"]["m_proportionality"]["top_n"],
 }
 
+# SAGEA strategy folders below the ELSA run: SAE variant x option x fusion (default: cfg's SAEs).
+sagea_strategies = lambda cfg, saes=None: [
+    f"{sae}/{option}/{fusion}"
+    for sae in (plan.sae_runs(cfg) if saes is None else saes)
+    for option in plan.sagea_options(cfg)
+    for fusion in plan.fusions(cfg)
+]
+
 # What `rule all` needs: every strategy folder of every (dataset, pool, group set) on the
 # dataset's main ELSA run — baselines, and SAE variant x SAGEA option x fusion.
 evaluation_targets = lambda: [
@@ -32,12 +42,7 @@ evaluation_targets = lambda: [
     for pool in plan.group_pools(rep)
     for groupset in plan.group_sets(rep)
     for strategy in [f"baselines/{b}" for b in plan.baselines(rep)]
-    + [
-        f"{sae}/{option}/{fusion}"
-        for sae in plan.sae_runs(rep)
-        for option in plan.sagea_options(rep)
-        for fusion in plan.fusions(rep)
-    ]
+    + sagea_strategies(rep)
     for name in EVAL_FILES
 ]
 
@@ -48,42 +53,62 @@ eval_outputs = lambda folder, names: {
 }
 
 
-rule evaluate_sagea:
-    """Recommend to a group set with every SAGEA fusion of one SAE and option; one folder and MLflow run per fusion."""
-    input:
-        interactions=data_file("interactions.parquet"),
-        user_table=data_file("users.parquet"),
-        item_table=data_file("items.parquet"),
-        split="results/{dataset}/{rep}/split.parquet",
-        groups="results/{dataset}/{rep}/groups/{pool}/{groupset}.parquet",
-        elsa="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
-        item_embeddings="results/{dataset}/{rep}/elsa/{elsa}/item_embeddings.parquet",
-        sae="results/{dataset}/{rep}/sae/{elsa}/{sae}/model.pt",
-    output:
-        **eval_outputs(EVAL_SAGEA_DIR, plan.fusions(config)),
-    log:
-        "logs/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/{sae}/{option}.log",
-    benchmark:
-        "logs/benchmarks/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/{sae}/{option}.tsv"
-    conda:
-        "../envs/sagea.yaml"
-    threads: config["resources"]["threads"]
-    resources:
-        **heavy_resources(),
-    params:
-        fusions=plan.fusions(config),
-        settings=evaluation_settings,
-        option=lambda wc: plan.parse_option(wc.option),
-        sae_hp=sae_hp,
-        zero_fallback=config["evaluation"]["sagea"]["zero_fallback"],
-        popularity_with_targets=config["evaluation"]["research"][
-            "popularity_with_targets"
-        ],
-        device=config["device"],
-        mlflow_uri=mlflow_uri(),
-        provenance=MLFLOW_PROVENANCE,
-    script:
-        "../scripts/evaluate_sagea.py"
+# The SAE variant ids of a replicate carry its SAE seed where that is not the default
+# (`seeds: [42, 43]`: topk-h128-k8-l2 and topk-h128-k8-l2-s43), and a rule's outputs are fixed when
+# the workflow is parsed: one evaluate_sagea rule per distinct list of ids, for the replicates
+# ({rep}) that have it. Usually there is one; further ones are evaluate_sagea_2, _3, ...
+SAGEA_SAE_SETS = {}
+for _rep, _dataset in replicate_datasets():
+    SAGEA_SAE_SETS.setdefault(tuple(plan.sae_runs(_rep)), set()).add(
+        plan.rep_tag(_rep, _dataset)
+    )
+
+for _i, (_saes, _reps) in enumerate(SAGEA_SAE_SETS.items()):
+
+    rule:
+        """Recommend to a group set with every SAGEA fusion of every SAE variant and option; one folder and MLflow run per fusion."""
+        name:
+            "evaluate_sagea" if _i == 0 else f"evaluate_sagea_{_i + 1}"
+        input:
+            interactions=data_file("interactions.parquet"),
+            user_table=data_file("users.parquet"),
+            item_table=data_file("items.parquet"),
+            split="results/{dataset}/{rep}/split.parquet",
+            groups="results/{dataset}/{rep}/groups/{pool}/{groupset}.parquet",
+            elsa="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
+            item_embeddings="results/{dataset}/{rep}/elsa/{elsa}/item_embeddings.parquet",
+            sae=expand(
+                "results/{{dataset}}/{{rep}}/sae/{{elsa}}/{sae}/model.pt", sae=_saes
+            ),
+        output:
+            # folders <sae>/<option>/<fusion>, SAE variant outermost (the script relies on the order)
+            **eval_outputs(EVAL_SAGEA_DIR, sagea_strategies(config, _saes)),
+        log:
+            "logs/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/sagea.log",
+        benchmark:
+            "logs/benchmarks/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/sagea.tsv"
+        wildcard_constraints:
+            rep="|".join(re.escape(tag) for tag in sorted(_reps)),
+        conda:
+            "../envs/sagea.yaml"
+        threads: config["resources"]["threads"]
+        resources:
+            **heavy_resources(),
+        params:
+            saes=list(_saes),
+            options=[plan.parse_option(o) for o in plan.sagea_options(config)],
+            fusions=plan.fusions(config),
+            settings=evaluation_settings,
+            sae_hp=lambda wc: plan.sae_runs(rep_config(wc)),
+            zero_fallback=config["evaluation"]["sagea"]["zero_fallback"],
+            popularity_with_targets=config["evaluation"]["research"][
+                "popularity_with_targets"
+            ],
+            device=config["device"],
+            mlflow_uri=mlflow_uri(),
+            provenance=MLFLOW_PROVENANCE,
+        script:
+            "../scripts/evaluate_sagea.py"
 
 
 rule evaluate_baselines:
