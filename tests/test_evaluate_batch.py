@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,14 @@ import pytest
 from evaluate_fixtures import write_upstream
 from sagea.io import write_torch
 from sagea.models.sae import SAE
-from sagea.stages.evaluate import evaluate_sagea_job
+from sagea.stages.evaluate import (
+    EvalInputs,
+    EvalScope,
+    SageaSettings,
+    TrackingSettings,
+    evaluate_sagea_job,
+    group_eval_settings,
+)
 from sagea.stages.evaluate_batch import SageaVariant, evaluate_sagea_variants
 
 mlflow = pytest.importorskip("mlflow")
@@ -35,11 +43,14 @@ def upstream(tmp_path):
 
 
 def _shared(res: Path, uri: str | None) -> dict:
+    """The arguments every variant of the group set shares (stage settings objects)."""
+    inputs = EvalInputs(
+        res / "data", res / "split.parquet", res / "groups" / "test" / "similar_3.parquet",
+        res / "elsa" / ELSA_RUN / "model.pt", res / "elsa" / ELSA_RUN / "item_embeddings.parquet",
+    )  # fmt: skip
     return dict(
-        data_dir=res / "data", split_path=res / "split.parquet", groups_path=res / "groups" / "test" / "similar_3.parquet",
-        elsa_path=res / "elsa" / ELSA_RUN / "model.pt", item_embeddings_path=res / "elsa" / ELSA_RUN / "item_embeddings.parquet",
-        dataset="synthetic", pool="test", groupset="similar_3", elsa_run=ELSA_RUN, zero_fallback="relax",
-        settings={"k": 20, "batch_groups": 4}, device="cpu", tracking_uri=uri,
+        inputs=inputs, scope=EvalScope("synthetic", "test", "similar_3", ELSA_RUN), zero_fallback="relax",
+        settings=group_eval_settings({"k": 20, "batch_groups": 4}, device="cpu"), tracking=TrackingSettings(uri),
     )  # fmt: skip
 
 
@@ -64,10 +75,12 @@ def test_batch_writes_what_one_job_per_variant_writes(upstream):
     summaries = evaluate_sagea_variants(_variants(upstream, batch), **_shared(upstream, None))
     assert sorted(summaries) == sorted((s, f"ti{int(ti)}-nu{int(nu)}") for s in SAES for ti, nu in OPTIONS)
     for variant in _variants(upstream, single):
+        shared = _shared(upstream, None)
         evaluate_sagea_job(
-            sae_path=variant.sae_path, out_dirs=variant.out_dirs, sae_run=variant.sae_run, sae_hp=variant.sae_hp,
-            topk_inference=variant.topk_inference, normalize_users_embeddings=variant.normalize_users_embeddings,
-            **_shared(upstream, None),
+            replace(shared["inputs"], sae_path=variant.sae_path), variant.out_dirs, shared["scope"],
+            SageaSettings(variant.sae_run, variant.sae_hp, variant.topk_inference,
+                          variant.normalize_users_embeddings, shared["zero_fallback"]),
+            shared["settings"], shared["tracking"],
         )  # fmt: skip
     files = sorted(p.relative_to(single) for p in single.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(batch) for p in batch.rglob("*") if p.is_file())
