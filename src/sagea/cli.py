@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(exp)
     _member_options(exp)
     _model_options(exp)
-    exp.add_argument("-n", type=int, default=20, help="list length (default: 20)")
+    exp.add_argument("-n", "-k", dest="n", type=int, default=20, help="list length (default: 20)")
     exp.add_argument("--n-features", type=int, default=10, help="features to show (default: 10)")
     exp.set_defaults(func=cmd_explain)
 
