@@ -8,7 +8,7 @@ import os
 import pandas as pd
 
 from sagea.io import read_parquet, save_figure, write_parquet
-from sagea.reports import build, collect, figures, paper_tables, writers
+from sagea.reports import build, collect, paper_tables, writers
 from sagea.reports.options import ReportOptions
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ def make_figure(
 ) -> None:
     """Build figure ``name`` and save it as PNG and SVG."""
     import matplotlib.pyplot as plt
+
+    from sagea.reports import figures  # matplotlib: only the figure jobs pay for it
 
     fig = figures.build_figure(name, _load(collected), ReportOptions(**options))
     save_figure(fig, png, svg)
