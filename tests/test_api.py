@@ -259,3 +259,18 @@ def test_a_fusion_registered_in_a_test_module_runs_through_the_api(study):
     average = study.recommend(users=users, strategy="sagea:average", k=EVAL_K, sae=SAE_RUN)
     pd.testing.assert_frame_equal(mine, built_in)
     assert mine["item"].tolist() != average["item"].tolist()
+
+
+def test_explain_names_the_members_holding_each_feature(study, rep_dir):
+    """Members holding a feature are named by their original ids (new users as new:<i>), and a
+    member holds a feature exactly when its own SAE code has it active."""
+    rep = study.replicate()
+    got = study.explain(users=["u2", "u6"], new_users=[["i1", "i4", "i9"]], strategy="sagea:average", sae=SAE_RUN,
+                        n=EVAL_K, n_features=6)  # fmt: skip
+    rows = torch.from_numpy(rep.member_rows(["u2", "u6"], [["i1", "i4", "i9"]]).astype(np.float32))
+    sae, elsa = rep.sae_model(sae=SAE_RUN), rep.elsa_model()
+    with torch.no_grad():
+        codes = sae.encode(elsa.encode(rows))[0].numpy()
+    names = ["u2", "u6", "new:0"]
+    for feature, ids in zip(got.features["feature"], got.features["member_ids"]):
+        assert ids == [names[m] for m in range(3) if codes[m, feature] > 0]

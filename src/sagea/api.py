@@ -494,11 +494,16 @@ class Replicate:
             users = [users]
         rows = torch.from_numpy(self.member_rows(users, new_users, inputs).astype(np.float32)).to(self.device)
         model = self.sae_model(elsa, sae)
-        return explain_group(
+        result = explain_group(
             self.elsa_model(elsa), model, rows, fusion, int(model.k), topk_inference=topk_inference,
             normalize_users_embeddings=normalize_users_embeddings, zero_fallback=zero_fallback, n=n,
             n_features=n_features, items=self.items(), feature_labels=self.feature_labels(elsa, sae),
         )  # fmt: skip
+        if inputs is None and hasattr(result, "features") and "members" in getattr(result.features, "columns", ()):
+            # member positions -> who they are: original user ids, then new users as new:<i>
+            names = [str(u) for u in users] + [f"new:{i}" for i in range(len(new_users))]
+            result.features["member_ids"] = [[names[int(p)] for p in held] for held in result.features["members"]]
+        return result
 
 
 # ============================================================================ a results folder
