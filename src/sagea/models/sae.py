@@ -46,7 +46,7 @@ from torch import nn
 
 import sagea
 from sagea.io import NonFiniteError, check_finite, read_torch, write_torch
-from sagea.models.sae_data import TrainData
+from sagea.models.sae_data import TrainData, epoch_batches
 from sagea.models.training import EARLY_STOP_UNITS, EarlyStopping, FitResult, ResumableState, train_epochs
 
 log = logging.getLogger(__name__)
@@ -430,12 +430,8 @@ def fit(
     started = time.perf_counter()
 
     def train_epoch(epoch: int) -> dict[str, float]:
-        rng = np.random.default_rng([seed, epoch])
-        perm = rng.permutation(n)
         sums: dict[str, torch.Tensor] = {}
-        for start in range(0, n, batch_size):
-            index = np.sort(perm[start : start + batch_size])
-            x, x_pos = train.batch(index, rng, device)
+        for index, x, x_pos in epoch_batches(train, batch_size, seed, epoch, device):
             for name, value in model.train_step(optimizer, x, x_pos, research_step_order).items():
                 sums[name] = sums.get(name, 0.0) + value * len(index)
         terms = {name: float(value) / n for name, value in sums.items()}

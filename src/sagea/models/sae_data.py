@@ -100,3 +100,18 @@ class InteractionData:
 TrainData = EmbeddingData | InteractionData
 
 
+def epoch_batches(train: TrainData, batch_size: int, seed: int, epoch: int, device):
+    """One epoch's batches ``(index, x, x_pos)``: a permutation drawn from ``default_rng([seed, epoch])``,
+    cut into ``batch_size`` chunks (each sorted), whose positive views draw from the same generator.
+
+    The one batch stream of SAE training: a single SAE (:func:`sagea.models.sae.fit`) and a stack of
+    grid variants (:mod:`sagea.models.sae_grid`) see exactly the same batches.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    perm = rng.permutation(len(train))
+    for start in range(0, len(train), batch_size):
+        index = np.sort(perm[start : start + batch_size])
+        x, x_pos = train.batch(index, rng, device)
+        yield index, x, x_pos
+
+

@@ -29,13 +29,12 @@ import math
 import time
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from sagea.io import NonFiniteError
 from sagea.models.sae import LOSS_TERMS, NON_FINITE_HINT, SAE, validation_row
-from sagea.models.sae_data import TrainData
+from sagea.models.sae_data import TrainData, epoch_batches
 from sagea.models.training import EARLY_STOP_UNITS, EarlyStopping, FitResult
 from sagea.runtime import progress
 
@@ -301,12 +300,8 @@ def fit_stack(
     for epoch in bar:
         if not live:
             break
-        rng = np.random.default_rng([seed, epoch])
-        perm = rng.permutation(n)
         sums: dict[str, torch.Tensor] = {}
-        for start in range(0, n, batch_size):
-            index = np.sort(perm[start : start + batch_size])
-            x, x_pos = train.batch(index, rng, device)
+        for index, x, x_pos in epoch_batches(train, batch_size, seed, epoch, device):
             step += 1
             for name, value in stack.train_step(x, x_pos, step, beta1, beta2, research_step_order).items():
                 sums[name] = sums.get(name, 0.0) + value * len(index)
