@@ -22,6 +22,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/explain.smk"
+include: "workflow/rules/mlflow.smk"
 include: "workflow/rules/targets.smk"
 
 

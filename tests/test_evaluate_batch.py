@@ -123,3 +123,85 @@ def test_batch_logs_one_run_per_folder_and_nothing_when_a_variant_fails(upstream
         evaluate_sagea_variants(variants, **_shared(upstream, uri))
     assert {r.info.run_id for r in _runs(uri)} == first
     shutil.rmtree(broken.parent)
+
+
+@pytest.fixture
+def two_sets(tmp_path):
+    """Upstream files with two group sets of the test pool (sizes 3 and 4) and two SAEs."""
+    write_upstream(tmp_path, groupsets={"similar_3": 3, "random_4": 4})
+    res = tmp_path / "results" / "synthetic" / "s42"
+    write_torch(SAE(8, 32, k=2, seed=3).checkpoint(), res / "sae" / ELSA_RUN / "topk-h32-k2-l2" / "model.pt")
+    return res
+
+
+def _same_outputs(a_root: Path, b_root: Path) -> int:
+    """Every file under the two roots equal (recommendations byte for byte, timing fields aside)."""
+    files = sorted(p.relative_to(a_root) for p in a_root.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b_root) for p in b_root.rglob("*") if p.is_file())
+    for name in files:
+        a, b = a_root / name, b_root / name
+        if name.name == "recommendations.parquet":
+            assert a.read_bytes() == b.read_bytes(), name
+        elif name.suffix == ".parquet":
+            untimed = lambda df: df.drop(columns=[c for c in df.columns if c.startswith("Time")])  # noqa: E731
+            pd.testing.assert_frame_equal(untimed(pd.read_parquet(a)), untimed(pd.read_parquet(b)), check_exact=True)
+        else:
+            sa, sb = json.loads(a.read_text()), json.loads(b.read_text())
+            untimed = lambda s: {k: v for k, v in s["metrics"].items() if not k.startswith("Time")}  # noqa: E731
+            assert sa["params"] == sb["params"] and untimed(sa) == untimed(sb), name
+    return len(files)
+
+
+def test_pool_job_writes_what_one_job_per_group_set_writes_and_logs_once(two_sets):
+    """evaluate_sagea_pool / evaluate_baselines_pool: every group set of the pool in one call, the
+    same folders as one call per group set; one MLflow run per folder; a failing group set logs nothing."""
+    from sagea.stages.evaluate import BaselineSettings, evaluate_baselines_job
+    from sagea.stages.evaluate_batch import GroupSetJob, evaluate_baselines_pool, evaluate_sagea_pool
+
+    res = two_sets
+    root = res.parents[2]
+    uri = f"sqlite:///{root}/results/mlflow.db"
+    sets = {"similar_3": res / "groups" / "test" / "similar_3.parquet", "random_4": res / "groups" / "test" / "random_4.parquet"}
+    baselines = ["ELSA", "ADD"]
+    pooled, single = res / "eval" / "test", res / "eval_single" / "test"
+
+    def jobs(base: Path, what: str):
+        return [GroupSetJob(name, path, _variants(res, base / name / ELSA_RUN) if what == "sagea"
+                            else {b: base / name / ELSA_RUN / "baselines" / b for b in baselines})
+                for name, path in sets.items()]  # fmt: skip
+
+    shared = _shared(res, uri)
+    pool_inputs = replace(shared["inputs"], groups_path=None)
+    pool_scope = replace(shared["scope"], groupset=None)
+    out = evaluate_sagea_pool(jobs(pooled, "sagea"), pool_inputs, pool_scope, shared["zero_fallback"],
+                              shared["settings"], shared["tracking"])  # fmt: skip
+    assert sorted(out) == sorted(sets) and all(len(v) == len(SAES) * len(OPTIONS) for v in out.values())
+    evaluate_baselines_pool(jobs(pooled, "baselines"), pool_inputs, pool_scope, shared["settings"],
+                            BaselineSettings(), shared["tracking"])  # fmt: skip
+    local = _shared(res, None)
+    for name, path in sets.items():
+        evaluate_sagea_variants(_variants(res, single / name / ELSA_RUN),
+                                replace(local["inputs"], groups_path=path), replace(local["scope"], groupset=name),
+                                local["zero_fallback"], local["settings"])  # fmt: skip
+        evaluate_baselines_job(replace(local["inputs"], groups_path=path),
+                               {b: single / name / ELSA_RUN / "baselines" / b for b in baselines},
+                               replace(local["scope"], groupset=name), local["settings"])  # fmt: skip
+    n_folders = len(sets) * (len(SAES) * len(OPTIONS) * len(FUSIONS) + len(baselines))
+    assert _same_outputs(single, pooled) == 3 * n_folders
+    # the group sets really differ (group size 3 vs 4), so the comparison covers both
+    sizes = {name: pd.read_parquet(pooled / name / ELSA_RUN / "baselines" / "ELSA" / "per_group.parquet") for name in sets}
+    assert sizes["similar_3"].shape != sizes["random_4"].shape or not sizes["similar_3"].equals(sizes["random_4"])
+    runs = _runs(uri)
+    assert sorted(r.data.tags["sagea.output"] for r in runs) == sorted(
+        p.parent.relative_to(root / "results").as_posix() for p in pooled.rglob("summary.json")
+    )
+    assert len(runs) == n_folders
+    assert {r.data.params["group_set"] for r in runs} == set(sets)
+    # the second group set's groups file is unreadable: the job fails after the first, logs nothing more
+    first = {r.info.run_id for r in runs}
+    broken = dict(sets, random_4=res / "groups" / "test" / "broken.parquet")
+    broken["random_4"].write_bytes(b"not parquet")
+    bad = [GroupSetJob(n, p, _variants(res, res / "eval_bad" / n / ELSA_RUN)) for n, p in broken.items()]
+    with pytest.raises(Exception):
+        evaluate_sagea_pool(bad, pool_inputs, pool_scope, shared["zero_fallback"], shared["settings"], shared["tracking"])
+    assert {r.info.run_id for r in _runs(uri)} == first

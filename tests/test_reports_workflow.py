@@ -23,24 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 # every shipped config, found by glob so configs added later are covered
 CONFIGS = sorted(str(p.relative_to(REPO)) for p in (REPO / "config").rglob("*.yaml"))
-REPORT_RULES = (
-    ["report_collect"]
-    + [
-        f"report_table_{k}"
-        for k in (
-            "single_user",
-            "sae_reconstruction",
-            "sagea_grid",
-            "overall",
-            "comparison",
-            "common_features",
-            "fusions",
-            "timing",
-            "fairness",
-        )
-    ]
-    + [f"report_figure_{k}" for k in ("heatmap", "bars", "group_similarity", "training")]
-)
+REPORT_RULES = ["report_collect", "report_tables", "report_figures"]
 
 
 def load_config(path: str | Path) -> dict:
@@ -67,18 +50,14 @@ def job_stats(output: str) -> dict[str, int]:
 
 
 def expected_report_jobs(config: dict) -> dict[str, int]:
-    n = len(plan.datasets(config))
-    counts = {rule: n for rule in REPORT_RULES}
-    counts.update({f"report_table_{k}": 1 for k in plan_report.GLOBAL_TABLES})
-    counts["report_collect"] = 1
-    counts["report_table_comparison"] = len(config["reports"]["comparisons"])
-    return {rule: c for rule, c in counts.items() if c}
+    """One job of each report rule per replicate: collect, every table, every figure."""
+    return {rule: len(plan.replicate_seeds(config)) for rule in REPORT_RULES}
 
 
 def expected_upstream_jobs(config: dict) -> dict[str, int]:
-    """Job counts fixed by docs/ARCHITECTURE.md (per group set one job for every SAE × option, one for all baselines)."""
+    """Job counts fixed by docs/ARCHITECTURE.md (per pool one job for every group set × SAE × option, one for all baselines)."""
     n = len(plan.datasets(config))
-    sets = len(plan.group_pools(config)) * len(plan.group_sets(config))
+    sets = len(plan.group_pools(config))
     saes = len(plan.sae_runs(config))
     # sae.batch_grid: the TopK/basic SAEs of an ELSA run train in one train_sae_grid job (when there are 2+)
     stacked = [s for s, hp in plan.sae_runs(config).items() if hp["variant"] in ("topk", "basic")]

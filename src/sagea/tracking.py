@@ -6,6 +6,8 @@ artifacts) with the job's real start and end times. Each run carries a key tag
 replaces the earlier run(s) of that experiment, so after any sequence of killed and forced
 reruns the store holds exactly one run per output. A job that logs many runs (an evaluation job,
 one per strategy folder) collects them with :func:`deferred_logging` and logs them as one batch.
+With config ``mlflow.deferred`` the jobs write their runs to spool files instead (no MLflow
+import in the job) and one job of the workflow logs them all (:func:`log_spooled`).
 Runs of a study are children (``mlflow.parentRunId``) of one parent run per study in the
 experiment ``Studies``.
 
@@ -305,17 +307,44 @@ def _finite(key: str, value: Any) -> bool:
 
 @dataclass
 class _Run:
-    """One run to log: what :func:`log_run` was given, with its start time fixed."""
+    """One run to log: what :func:`log_run` was given, with its start time fixed (plain values:
+    no MLflow import until it is logged, and a spool file can hold it as JSON)."""
 
     experiment: str
     run_name: str
-    params: list
-    metrics: list
+    params: list  # (key, value)
+    metrics: list  # (key, value, timestamp ms, step)
     tags: dict[str, str]
     artifacts: Iterable[str | os.PathLike]  # iterated when the run is logged
     key: str | None
     start_ms: int
     provenance: Provenance | None
+    end_ms: int | None = None  # None: when it is logged
+
+    def to_json(self, uri: str) -> dict:
+        return {
+            "tracking_uri": uri, "experiment": self.experiment, "run_name": self.run_name,
+            "params": [list(p) for p in self.params], "metrics": [list(m) for m in self.metrics],
+            "tags": dict(self.tags), "artifacts": [str(a) for a in self.artifacts], "key": self.key,
+            "start_ms": self.start_ms, "end_ms": self.end_ms,
+            "provenance": None if self.provenance is None else _provenance_json(self.provenance),
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> tuple[str, "_Run"]:
+        prov = record.get("provenance")
+        run = cls(
+            record["experiment"], record["run_name"], [tuple(p) for p in record["params"]],
+            [tuple(m) for m in record["metrics"]], dict(record["tags"]), list(record["artifacts"]), record["key"],
+            int(record["start_ms"]), None if prov is None else Provenance(**prov), record.get("end_ms"),
+        )  # fmt: skip
+        return record["tracking_uri"], run
+
+
+def _provenance_json(provenance: Provenance) -> dict:
+    from dataclasses import asdict
+
+    return json.loads(canonical_json(asdict(provenance)))
 
 
 #: Runs collected inside :func:`deferred_logging` (None outside it).
@@ -323,7 +352,7 @@ _DEFERRED: list[tuple[str, _Run]] | None = None
 
 
 @contextlib.contextmanager
-def deferred_logging():
+def deferred_logging(spool: str | os.PathLike | Iterable[str | os.PathLike] | None = None):
     """Collect the :func:`log_run` calls made inside and log them together on a clean exit.
 
     One lock, one client and one look-up of earlier runs per experiment for the whole batch
@@ -332,6 +361,12 @@ def deferred_logging():
     call's ``start_time``) and ends when the batch is logged. On an exception nothing is logged:
     the job failed, its outputs are removed, so no run may point to them. Nested uses join the
     outermost batch.
+
+    ``spool``: instead of logging, write the runs to this JSON file (config ``mlflow.deferred``:
+    one later job logs every job's spool with :func:`log_spooled`, so the jobs themselves never
+    import MLflow). Several files: each run goes to the one in its output folder (the run's key);
+    each file is written, with no runs where none belongs to it. The runs end when the spool is
+    written (the job's end).
     """
     global _DEFERRED
     if _DEFERRED is not None:
@@ -343,8 +378,28 @@ def deferred_logging():
         pending = _DEFERRED
     finally:
         _DEFERRED = None
+    if spool is not None:
+        _write_spools(spool, pending)
+        return
     for uri in dict.fromkeys(u for u, _ in pending):
         _log_runs(uri, [run for u, run in pending if u == uri])
+
+
+def _write_spools(spool, pending: list[tuple[str, _Run]]) -> None:
+    from sagea.io import write_text
+
+    paths = [Path(spool)] if isinstance(spool, (str, os.PathLike)) else [Path(p) for p in spool]
+    now_ms = int(time.time() * 1000)
+    routed: dict[Path, list] = {path: [] for path in paths}
+    by_key = {output_key(path.parent): path for path in paths}
+    for uri, run in pending:
+        path = paths[0] if len(paths) == 1 else by_key.get(run.key or "")
+        if path is None:
+            raise ValueError(f"MLflow run {run.run_name!r} (key {run.key!r}) belongs to none of the spool files {paths}")
+        run.end_ms = max(now_ms, run.start_ms)
+        routed[path].append(run.to_json(uri))
+    for path, records in routed.items():
+        write_text(canonical_json({"spool_version": 1, "runs": records}) + "\n", path)
 
 
 def log_run(
@@ -371,16 +426,14 @@ def log_run(
     started (seconds since the epoch; default now). ``provenance``: study/commit/config tags and
     the link to the study's parent run.
     """
-    from mlflow.entities import Metric, Param
-
     now_ms = int(time.time() * 1000)
     all_tags = {**(provenance.tags() if provenance else {}), **dict(tags or {})}
     if key is not None:
         all_tags[OUTPUT_TAG] = key
-    batch_params = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
-    batch_metrics = [Metric(k, float(v), now_ms, 0) for k, v in (metrics or {}).items() if _finite(k, v)]
+    batch_params = [(str(k), str(v)[:6000]) for k, v in params.items()]
+    batch_metrics = [(k, float(v), now_ms, 0) for k, v in (metrics or {}).items() if _finite(k, v)]
     for name, series in (step_metrics or {}).items():
-        batch_metrics += [Metric(name, float(v), now_ms, int(s)) for s, v in series if _finite(name, v)]
+        batch_metrics += [(name, float(v), now_ms, int(s)) for s, v in series if _finite(name, v)]
     run = _Run(
         experiment, run_name, batch_params, batch_metrics, all_tags, artifacts, key,
         int(start_time * 1000) if start_time is not None else now_ms, provenance,
@@ -410,6 +463,7 @@ def _earlier_runs(client, exp_id: str, keys: list[str]) -> list:
 
 def _log_runs(tracking_uri: str, runs: list[_Run], retries: int = 5) -> list[str]:
     """Log ``runs`` under one lock and client; then delete earlier runs of their keys."""
+    from mlflow.entities import Metric, Param
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
     from mlflow.tracking import MlflowClient
 
@@ -434,13 +488,15 @@ def _log_runs(tracking_uri: str, runs: list[_Run], retries: int = 5) -> list[str
                     made = client.create_run(exp_ids[run.experiment], start_time=run.start_ms, tags=run_tags,
                                              run_name=run.run_name)  # fmt: skip
                     run_id = made.info.run_id
-                    for p, m, t in _batches(run.params, run.metrics, []):
+                    params = [Param(*p) for p in run.params]
+                    metrics = [Metric(k, v, ts, step) for k, v, ts, step in run.metrics]
+                    for p, m, t in _batches(params, metrics, []):
                         client.log_batch(run_id, metrics=m, params=p, tags=t)
                     repo = None  # the new run's repository (no look-up of the run per file)
                     for artifact in run.artifacts:
                         repo = repo or get_artifact_repository(made.info.artifact_uri, tracking_uri=tracking_uri)
                         repo.log_artifact(str(artifact))
-                    end_ms = max(int(time.time() * 1000), run.start_ms)
+                    end_ms = run.end_ms or max(int(time.time() * 1000), run.start_ms)
                     client.set_terminated(run_id, "FINISHED", end_time=end_ms)
                     ids.append(run_id)
                     if parent_id is not None:
@@ -467,3 +523,69 @@ def _log_runs(tracking_uri: str, runs: list[_Run], retries: int = 5) -> list[str
             time.sleep(1.0 + attempt)
     names = ", ".join(repr(r.run_name) for r in runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
     raise RuntimeError(f"could not log run {names} to MLflow at {tracking_uri}: {last_error}")
+
+
+#: Tag of a run logged from a spool file: the digest of its record. Logging the spool files again
+#: skips the records whose run (same key, same digest) is already in the store.
+RECORD_TAG = "sagea.record"
+
+
+def read_spool(path: str | os.PathLike) -> list[tuple[str, "_Run", str]]:
+    """The runs of a spool file as ``(tracking_uri, run, record digest)``; a clear error when it is unreadable."""
+    try:
+        data = json.loads(Path(path).read_text())
+        records = data["runs"]
+        out = []
+        for record in records:
+            uri, run = _Run.from_json(record)
+            out.append((uri, run, hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()))
+        return out
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"{path}: not a readable MLflow spool file ({type(error).__name__}: {error}); it is written by the job "
+            "that made the runs: delete it and rerun `snakemake` so that job writes it again"
+        ) from error
+
+
+def log_spooled(spools: Iterable[str | os.PathLike], retries: int = 5) -> list[dict]:
+    """Log the runs of every spool file (see :func:`deferred_logging`), one batch per store.
+
+    Runs already in the store from the same record (same key and :data:`RECORD_TAG` digest) are
+    skipped, so logging the spool files of a study again logs only what changed; a changed record
+    replaces the earlier runs of its key, as :func:`log_run` does. Returns one row per run:
+    ``spool``, ``key``, ``experiment``, ``run_name``, ``run_id``, ``logged`` (``now``/``before``).
+    """
+    from mlflow.tracking import MlflowClient
+
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    entries = []  # (spool, uri, run, digest)
+    for spool in spools:
+        entries += [(str(spool), uri, run, digest) for uri, run, digest in read_spool(spool)]
+    rows: list[dict] = []
+    for uri in dict.fromkeys(e[1] for e in entries):
+        batch = [e for e in entries if e[1] == uri]
+        present: dict[tuple[str, str], str] = {}
+        client = MlflowClient(tracking_uri=uri)
+        for experiment in dict.fromkeys(e[2].experiment for e in batch):
+            exp = client.get_experiment_by_name(experiment)
+            keys = sorted({e[2].key for e in batch if e[2].experiment == experiment and e[2].key})
+            if exp is None or not keys:
+                continue
+            for old in _earlier_runs(client, exp.experiment_id, keys):
+                tags = old.data.tags
+                if RECORD_TAG in tags:
+                    present[(tags[OUTPUT_TAG], tags[RECORD_TAG])] = old.info.run_id
+        todo = [e for e in batch if (e[2].key, e[3]) not in present]
+        for _, _, run, digest in todo:
+            run.tags[RECORD_TAG] = digest
+        ids = iter(_log_runs(uri, [e[2] for e in todo], retries) if todo else [])
+        done = {id(e): next(ids) for e in todo}
+        for e in batch:
+            spool, _, run, digest = e
+            logged = "now" if id(e) in done else "before"
+            run_id = done[id(e)] if id(e) in done else present[(run.key, digest)]
+            rows.append({"spool": spool, "key": run.key, "experiment": run.experiment, "run_name": run.run_name,
+                         "run_id": run_id, "logged": logged})  # fmt: skip
+    log.info("MLflow: %d runs from %d spool files, %d logged now", len(rows), len(set(r["spool"] for r in rows)),
+             sum(r["logged"] == "now" for r in rows))  # fmt: skip
+    return rows

@@ -182,6 +182,43 @@ def _mlflow_provenance():
 
 
 MLFLOW_PROVENANCE = _mlflow_provenance()
+# mlflow.deferred: jobs write their runs to spool files, rule mlflow_log logs them all at the end.
+MLFLOW_DEFERRED = bool(config["mlflow"]["enabled"] and config["mlflow"]["deferred"])
+
+
+def mlflow_spool(paths):
+    """The output entry ``mlflow`` of a job that logs runs: its spool file(s) (mlflow.deferred), else none."""
+    return {"mlflow": paths} if MLFLOW_DEFERRED else {}
+
+
+# Spool files of the jobs (names fixed here; the rules declare them via mlflow_spool()).
+ELSA_SPOOL = "results/{dataset}/{rep}/elsa/{elsa}/mlflow_run.json"
+SAE_SPOOL = "results/{dataset}/{rep}/sae/{elsa}/{sae}/mlflow_run.json"
+EVAL_SPOOL = "results/{dataset}/{rep}/eval/{pool}/mlflow/{elsa}-{what}.json"
+MLFLOW_LOGGED = f"{RESULTS}/{config['study']}/mlflow_runs.parquet"
+
+
+def mlflow_spools():
+    """Every spool file of the study: each ELSA run, each SAE of the grid, each pool's evaluations."""
+    out = []
+    for rep, dataset in replicate_datasets():
+        tag, main = plan.rep_tag(rep, dataset), plan.main_elsa(rep, dataset)
+        ids = dict(dataset=dataset, rep=tag)
+        out += [
+            ELSA_SPOOL.format(**ids, elsa=run) for run in plan.elsa_runs(rep, dataset)
+        ]
+        out += [
+            SAE_SPOOL.format(**ids, elsa=main, sae=sae) for sae in plan.sae_runs(rep)
+        ]
+        whats = (
+            ["sagea"] if plan.sae_runs(rep) and plan.sagea_options(rep) else []
+        ) + (["baselines"] if plan.baselines(rep) else [])
+        out += [
+            EVAL_SPOOL.format(**ids, pool=pool, elsa=main, what=what)
+            for pool in plan.group_pools(rep)
+            for what in whats
+        ]
+    return out
 
 
 # ----------------------------------------------------------------------------- stage helpers
@@ -293,6 +330,7 @@ STAGE_TARGETS = (
     "report_targets",
     "compare_targets",
     "explain_targets",
+    "mlflow_targets",
 )
 
 

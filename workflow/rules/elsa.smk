@@ -39,6 +39,7 @@ rule train_elsa:
         split="results/{dataset}/{rep}/split.parquet",
         card=data_file("card.json"),
     output:
+        **mlflow_spool("results/{dataset}/{rep}/elsa/{elsa}/mlflow_run.json"),
         model="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
         metrics="results/{dataset}/{rep}/elsa/{elsa}/metrics.json",
         history="results/{dataset}/{rep}/elsa/{elsa}/history.parquet",

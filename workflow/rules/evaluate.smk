@@ -1,16 +1,13 @@
 import re
 
 # Evaluation stage (docs/ARCHITECTURE.md): group recommendation on every group set with every
-# SAGEA fusion of every SAE variant and option (one job per group set and ELSA main run) and
-# every baseline (one job per group set and ELSA main run). Logic lives in
-# sagea.stages.evaluate (one variant) and sagea.stages.evaluate_batch (all variants of a job);
-# one MLflow run per strategy folder.
+# SAGEA fusion of every SAE variant and option (one job per pool and ELSA main run) and every
+# baseline (one job per pool and ELSA main run). Logic lives in sagea.stages.evaluate (one
+# variant on one group set) and sagea.stages.evaluate_batch (every group set and variant of a
+# job); one MLflow run per strategy folder.
 
-# Output folders with escaped wildcards (expand() fills only the strategy name).
-EVAL_SAGEA_DIR = "results/{{dataset}}/{{rep}}/eval/{{pool}}/{{groupset}}/{{elsa}}"
-EVAL_BASELINES_DIR = (
-    "results/{{dataset}}/{{rep}}/eval/{{pool}}/{{groupset}}/{{elsa}}/baselines"
-)
+# The evaluation folders of one pool (group set and strategy folders below it).
+EVAL_POOL_DIR = "results/{dataset}/{rep}/eval/{pool}"
 EVAL_FILES = ("per_group.parquet", "recommendations.parquet", "summary.json")
 
 
@@ -46,27 +43,37 @@ evaluation_targets = lambda: [
     for name in EVAL_FILES
 ]
 
-# Named outputs per_group / recommendations / summary, one file per strategy folder.
-eval_outputs = lambda folder, names: {
-    key: expand(f"{folder}/{{name}}/{file}", name=names)
+# Named outputs per_group / recommendations / summary of a pool's job: one file per group set
+# and strategy folder, group set outermost (the scripts rely on the order).
+eval_outputs = lambda groupsets, strategies: {
+    key: [
+        f"{EVAL_POOL_DIR}/{groupset}/{{elsa}}/{strategy}/{file}"
+        for groupset in groupsets
+        for strategy in strategies
+    ]
     for key, file in zip(("per_group", "recommendations", "summary"), EVAL_FILES)
 }
 
 
-# The SAE variant ids of a replicate carry its SAE seed where that is not the default
-# (`seeds: [42, 43]`: topk-h128-k8-l2 and topk-h128-k8-l2-s43), and a rule's outputs are fixed when
-# the workflow is parsed: one evaluate_sagea rule per distinct list of ids, for the replicates
-# ({rep}) that have it. Usually there is one; further ones are evaluate_sagea_2, _3, ...
-SAGEA_SAE_SETS = {}
+# One job per (dataset, replicate, pool, ELSA run) evaluates every group set of the pool: the
+# pool's groups come from one sample_groups job, and a job's start-up (Python, torch, MLflow)
+# costs more than evaluating a small group set (BENCHMARKS.md, "Per-job overhead"). A rule's
+# outputs are fixed when the workflow is parsed, and the SAE variant ids of a replicate carry its
+# SAE seed where that is not the default (`seeds: [42, 43]`: topk-h128-k8-l2 and
+# topk-h128-k8-l2-s43): one evaluate_sagea rule per distinct (SAE ids, group sets), for the
+# replicates ({rep}) that have it. Usually there is one; further ones are evaluate_sagea_2, _3, ...
+SAGEA_EVAL_SETS = {}
+BASELINE_EVAL_SETS = {}
 for _rep, _dataset in replicate_datasets():
-    SAGEA_SAE_SETS.setdefault(tuple(plan.sae_runs(_rep)), set()).add(
-        plan.rep_tag(_rep, _dataset)
-    )
+    _tag = plan.rep_tag(_rep, _dataset)
+    _sets = tuple(plan.group_sets(_rep))
+    SAGEA_EVAL_SETS.setdefault((tuple(plan.sae_runs(_rep)), _sets), set()).add(_tag)
+    BASELINE_EVAL_SETS.setdefault(_sets, set()).add(_tag)
 
-for _i, (_saes, _reps) in enumerate(SAGEA_SAE_SETS.items()):
+for _i, ((_saes, _groupsets), _reps) in enumerate(SAGEA_EVAL_SETS.items()):
 
     rule:
-        """Recommend to a group set with every SAGEA fusion of every SAE variant and option; one folder and MLflow run per fusion."""
+        """Recommend to every group set of a pool with every SAGEA fusion of every SAE variant and option; one folder and MLflow run per fusion."""
         name:
             "evaluate_sagea" if _i == 0 else f"evaluate_sagea_{_i + 1}"
         input:
@@ -74,19 +81,25 @@ for _i, (_saes, _reps) in enumerate(SAGEA_SAE_SETS.items()):
             user_table=data_file("users.parquet"),
             item_table=data_file("items.parquet"),
             split="results/{dataset}/{rep}/split.parquet",
-            groups="results/{dataset}/{rep}/groups/{pool}/{groupset}.parquet",
+            groups=expand(
+                "results/{{dataset}}/{{rep}}/groups/{{pool}}/{groupset}.parquet",
+                groupset=_groupsets,
+            ),
             elsa="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
             item_embeddings="results/{dataset}/{rep}/elsa/{elsa}/item_embeddings.parquet",
             sae=expand(
                 "results/{{dataset}}/{{rep}}/sae/{{elsa}}/{sae}/model.pt", sae=_saes
             ),
         output:
-            # folders <sae>/<option>/<fusion>, SAE variant outermost (the script relies on the order)
-            **eval_outputs(EVAL_SAGEA_DIR, sagea_strategies(config, _saes)),
+            # <groupset>/<elsa>/<sae>/<option>/<fusion>, group set then SAE variant outermost
+            **eval_outputs(_groupsets, sagea_strategies(config, _saes)),
+            **mlflow_spool(
+                "results/{dataset}/{rep}/eval/{pool}/mlflow/{elsa}-sagea.json"
+            ),
         log:
-            "logs/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/sagea.log",
+            "logs/{dataset}/{rep}/eval/{pool}/{elsa}/sagea.log",
         benchmark:
-            "logs/benchmarks/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/sagea.tsv"
+            "logs/benchmarks/{dataset}/{rep}/eval/{pool}/{elsa}/sagea.tsv"
         wildcard_constraints:
             rep="|".join(re.escape(tag) for tag in sorted(_reps)),
         conda:
@@ -95,6 +108,7 @@ for _i, (_saes, _reps) in enumerate(SAGEA_SAE_SETS.items()):
         resources:
             **heavy_resources(),
         params:
+            groupsets=list(_groupsets),
             saes=list(_saes),
             options=[plan.parse_option(o) for o in plan.sagea_options(config)],
             fusions=plan.fusions(config),
@@ -111,39 +125,55 @@ for _i, (_saes, _reps) in enumerate(SAGEA_SAE_SETS.items()):
             "../scripts/evaluate_sagea.py"
 
 
-rule evaluate_baselines:
-    """Recommend to a group set with every baseline (ELSA, ADD, GFAR, ...); one folder and MLflow run each."""
-    input:
-        interactions=data_file("interactions.parquet"),
-        user_table=data_file("users.parquet"),
-        item_table=data_file("items.parquet"),
-        split="results/{dataset}/{rep}/split.parquet",
-        groups="results/{dataset}/{rep}/groups/{pool}/{groupset}.parquet",
-        elsa="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
-        item_embeddings="results/{dataset}/{rep}/elsa/{elsa}/item_embeddings.parquet",
-    output:
-        **eval_outputs(EVAL_BASELINES_DIR, plan.baselines(config)),
-    log:
-        "logs/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/baselines.log",
-    benchmark:
-        "logs/benchmarks/{dataset}/{rep}/eval/{pool}/{groupset}/{elsa}/baselines.tsv"
-    conda:
-        "../envs/sagea.yaml"
-    threads: config["resources"]["threads"]
-    resources:
-        **heavy_resources(),
-    params:
-        strategies=plan.baselines(config),
-        settings=evaluation_settings,
-        popularity_with_targets=config["evaluation"]["research"][
-            "popularity_with_targets"
-        ],
-        elsa_seen_at_zero=config["evaluation"]["research"]["elsa_seen_at_zero"],
-        aggregation_seen_at_zero=config["evaluation"]["research"][
-            "aggregation_seen_at_zero"
-        ],
-        device=config["device"],
-        mlflow_uri=mlflow_uri(),
-        provenance=MLFLOW_PROVENANCE,
-    script:
-        "../scripts/evaluate_baselines.py"
+for _i, (_groupsets, _reps) in enumerate(BASELINE_EVAL_SETS.items()):
+
+    rule:
+        """Recommend to every group set of a pool with every baseline (ELSA, ADD, GFAR, ...); one folder and MLflow run each."""
+        name:
+            "evaluate_baselines" if _i == 0 else f"evaluate_baselines_{_i + 1}"
+        input:
+            interactions=data_file("interactions.parquet"),
+            user_table=data_file("users.parquet"),
+            item_table=data_file("items.parquet"),
+            split="results/{dataset}/{rep}/split.parquet",
+            groups=expand(
+                "results/{{dataset}}/{{rep}}/groups/{{pool}}/{groupset}.parquet",
+                groupset=_groupsets,
+            ),
+            elsa="results/{dataset}/{rep}/elsa/{elsa}/model.pt",
+            item_embeddings="results/{dataset}/{rep}/elsa/{elsa}/item_embeddings.parquet",
+        output:
+            # <groupset>/<elsa>/baselines/<baseline>, group set outermost
+            **eval_outputs(
+                _groupsets, [f"baselines/{b}" for b in plan.baselines(config)]
+            ),
+            **mlflow_spool(
+                "results/{dataset}/{rep}/eval/{pool}/mlflow/{elsa}-baselines.json"
+            ),
+        log:
+            "logs/{dataset}/{rep}/eval/{pool}/{elsa}/baselines.log",
+        benchmark:
+            "logs/benchmarks/{dataset}/{rep}/eval/{pool}/{elsa}/baselines.tsv"
+        wildcard_constraints:
+            rep="|".join(re.escape(tag) for tag in sorted(_reps)),
+        conda:
+            "../envs/sagea.yaml"
+        threads: config["resources"]["threads"]
+        resources:
+            **heavy_resources(),
+        params:
+            groupsets=list(_groupsets),
+            strategies=plan.baselines(config),
+            settings=evaluation_settings,
+            popularity_with_targets=config["evaluation"]["research"][
+                "popularity_with_targets"
+            ],
+            elsa_seen_at_zero=config["evaluation"]["research"]["elsa_seen_at_zero"],
+            aggregation_seen_at_zero=config["evaluation"]["research"][
+                "aggregation_seen_at_zero"
+            ],
+            device=config["device"],
+            mlflow_uri=mlflow_uri(),
+            provenance=MLFLOW_PROVENANCE,
+        script:
+            "../scripts/evaluate_baselines.py"

@@ -22,9 +22,9 @@ COLLECTED = {
 report_inputs = lambda kind: lambda wc: plan_report.entry_paths(
     REPORT_ENTRIES[wc.srep][kind]
 )
-# The replicate's ReportOptions keyword arguments (params of every table/figure rule).
+# The replicate's ReportOptions keyword arguments (params of the table and figure rules).
 report_options = lambda wc: REPORT_OPTIONS[wc.srep]
-# One output of rule report_<what>_<kind> shown in the HTML report (caption ../report/<what>_<kind>.rst).
+# One output of rule report_<what>s shown in the HTML report (caption ../report/<what>_<kind>.rst).
 report_file = lambda what, kind, stem, ext, label: report(
     f"{REPORT_DIR}/{what}s/{stem}.{ext}",
     caption=f"../report/{what}_{kind}.rst",
@@ -32,14 +32,14 @@ report_file = lambda what, kind, stem, ext, label: report(
     subcategory=kind,
     labels={what: stem, "format": label},
 )
-# Outputs of rule report_table_<kind> for the file stem ``stem`` (wildcards allowed).
+# Outputs of rule report_tables for the table ``stem`` of kind ``kind``.
 table_files = lambda kind, stem: {
     "csv": report_file("table", kind, stem, "csv", "CSV (download)"),
     "tex": report_file("table", kind, stem, "tex", "LaTeX (download)"),
     "md": f"{REPORT_DIR}/tables/{stem}.md",
     "html": report_file("table", kind, stem, "html", "table (HTML)"),
 }
-# Outputs of rule report_figure_<kind>: PNG and SVG.
+# Outputs of rule report_figures for the figure ``stem`` of kind ``kind``: PNG and SVG.
 figure_files = lambda kind, stem: {
     "png": report_file("figure", kind, stem, "png", "PNG"),
     "svg": report_file("figure", kind, stem, "svg", "SVG"),
@@ -68,19 +68,8 @@ localrules:
     report_collect,
     report_front,
     report_seeds_table,
-    report_table_single_user,
-    report_table_sae_reconstruction,
-    report_table_sagea_grid,
-    report_table_overall,
-    report_table_comparison,
-    report_table_common_features,
-    report_table_fusions,
-    report_table_timing,
-    report_table_fairness,
-    report_figure_heatmap,
-    report_figure_bars,
-    report_figure_group_similarity,
-    report_figure_training,
+    report_tables,
+    report_figures,
 
 
 rule report_collect:
@@ -105,258 +94,66 @@ rule report_collect:
         "../scripts/report_collect.py"
 
 
-# Tables: one rule per table kind; the file stem (params.name) is the name that
-# sagea.reports.build.build_table builds. Each writes CSV, LaTeX, Markdown and HTML.
-rule report_table_single_user:
-    """Table single_user: single-user accuracy of POP, EASE and ELSA per dataset."""
+# Tables and figures: every table of a replicate in one job and every figure in another (a
+# job's start-up costs more than building a table: BENCHMARKS.md, "Per-job overhead"). The file
+# stems are the names sagea.reports.build.build_table / sagea.reports.figures.build_figure
+# build; the stem's kind (before the first '-') picks the caption ../report/<what>_<kind>.rst.
+REPORT_TABLES = plan_report.table_names(
+    plan.datasets(config), config["reports"]["comparisons"]
+)
+REPORT_FIGURES = plan_report.figure_names(plan.datasets(config))
+TABLE_FORMATS = ("csv", "tex", "md", "html")
+FIGURE_FORMATS = ("png", "svg")
+
+
+rule report_tables:
+    """Every table of a replicate (single_user, sae_reconstruction, sagea_grid, overall, fairness,
+    common_features, fusions, timing, comparisons): CSV, LaTeX, Markdown and HTML each.
+    """
     input:
-        single_user=COLLECTED["single_user"],
+        **COLLECTED,
     output:
-        **table_files("single_user", "single_user"),
+        # per table (params.names order): csv, tex, md, html
+        [
+            table_files(name.split("-")[0], name)[ext]
+            for name in REPORT_TABLES
+            for ext in TABLE_FORMATS
+        ],
     log:
-        f"{LOGS}/{{study}}/{{srep}}/report/table_single_user.log",
+        f"{LOGS}/{{study}}/{{srep}}/report/tables.log",
     benchmark:
-        f"{BENCH}/{{study}}/{{srep}}/report/table_single_user.tsv"
+        f"{BENCH}/{{study}}/{{srep}}/report/tables.tsv"
     conda:
         "../envs/sagea.yaml"
     params:
-        name="single_user",
+        names=REPORT_TABLES,
         options=report_options,
     script:
-        "../scripts/report_table.py"
+        "../scripts/report_tables.py"
 
 
-rule report_table_sae_reconstruction:
-    """Table sae_reconstruction: reconstruction quality of every SAE."""
+rule report_figures:
+    """Every figure of a replicate (heatmap, bars, group_similarity, training per dataset): PNG and SVG each."""
     input:
-        sae=COLLECTED["sae"],
+        **COLLECTED,
     output:
-        **table_files("sae_reconstruction", "sae_reconstruction"),
+        # per figure (params.names order): png, svg
+        [
+            figure_files(name.split("-")[0], name)[ext]
+            for name in REPORT_FIGURES
+            for ext in FIGURE_FORMATS
+        ],
     log:
-        f"{LOGS}/{{study}}/{{srep}}/report/table_sae_reconstruction.log",
+        f"{LOGS}/{{study}}/{{srep}}/report/figures.log",
     benchmark:
-        f"{BENCH}/{{study}}/{{srep}}/report/table_sae_reconstruction.tsv"
+        f"{BENCH}/{{study}}/{{srep}}/report/figures.tsv"
     conda:
         "../envs/sagea.yaml"
     params:
-        name="sae_reconstruction",
+        names=REPORT_FIGURES,
         options=report_options,
     script:
-        "../scripts/report_table.py"
-
-
-rule report_table_sagea_grid:
-    """Table sagea_grid-{dataset}: SAGEA with the average fusion over the SAE grid (paper Table 2)."""
-    input:
-        per_group=COLLECTED["per_group"],
-    output:
-        **table_files("sagea_grid", "sagea_grid-{dataset}"),
-    log:
-        f"{LOGS}/{{study}}/{{srep}}/report/table_sagea_grid-{{dataset}}.log",
-    benchmark:
-        f"{BENCH}/{{study}}/{{srep}}/report/table_sagea_grid-{{dataset}}.tsv"
-    conda:
-        "../envs/sagea.yaml"
-    params:
-        name="sagea_grid-{dataset}",
-        options=report_options,
-    script:
-        "../scripts/report_table.py"
-
-
-rule report_table_overall:
-    """Table overall-{dataset}: every approach by group kind, NDCG com/min/mean with significance (paper Table 3)."""
-    input:
-        per_group=COLLECTED["per_group"],
-        groups=COLLECTED["groups"],
-    output:
-        **table_files("overall", "overall-{dataset}"),
-    log:
-        f"{LOGS}/{{study}}/{{srep}}/report/table_overall-{{dataset}}.log",
-    benchmark:
-        f"{BENCH}/{{study}}/{{srep}}/report/table_overall-{{dataset}}.tsv"
-    conda:
-        "../envs/sagea.yaml"
-    params:
-        name="overall-{dataset}",
-        options=report_options,
-    script:
-        "../scripts/report_table.py"
-
-
-rule report_table_comparison:
-    """Table comparison-{comparison}: a main vs a compared SAGEA variant (reports.comparisons)."""
-    input:
-        per_group=COLLECTED["per_group"],
-    output:
-        **table_files("comparison", "comparison-{comparison}"),
-    log:
-        f"{LOGS}/{{study}}/{{srep}}/report/table_comparison-{{comparison}}.log",
-    benchmark:
-        f"{BENCH}/{{study}}/{{srep}}/report/table_comparison-{{comparison}}.tsv"
-    conda:
-        "../envs/sagea.yaml"
-    params:
-        name="comparison-{comparison}",
-        options=report_options,
-    script:
-        "../scripts/report_table.py"
-
-
-rule report_table_common_features:
-    """Table common_features: mean number of SAE features shared by all members."""
-    input:
-        per_group=COLLECTED["per_group"],
-    output:
-        **table_files("common_features", "common_features"),
-    log:
-        f"{LOGS}/{{study}}/{{srep}}/report/table_common_features.log",
-    benchmark:
-        f"{BENCH}/{{study}}/{{srep}}/report/table_common_features.tsv"
-    conda:
-        "../envs/sagea.yaml"
-    params:
-        name="common_features",
-        options=report_options,
-    script:
-        "../scripts/report_table.py"
-
-
-rule report_table_fusions:
-    """Table fusions: every fusion averaged over all SAE sizes."""
-    input:
-        per_group=COLLECTED["per_group"],
-        groups=COLLECTED["groups"],
-    output:
-        **table_files("fusions", "fusions"),
-    log:
-        f"{LOGS}/{{study}}/{{srep}}/report/table_fusions.log",
-    benchmark:
-        f"{BENCH}/{{study}}/{{srep}}/report/table_fusions.tsv"
-    conda:
-        "../envs/sagea.yaml"
-    params:
-        name="fusions",
-        options=report_options,
-    script:
-        "../scripts/report_table.py"
-
-
-rule report_table_timing:
-    """Table timing: time per group of each strategy (scoring, aggregation)."""
-    input:
-        per_group=COLLECTED["per_group"],
-    output:
-        **table_files("timing", "timing"),
-    log:
-        f"{LOGS}/{{study}}/{{srep}}/report/table_timing.log",
-    benchmark:
-        f"{BENCH}/{{study}}/{{srep}}/report/table_timing.tsv"
-    conda:
-        "../envs/sagea.yaml"
-    params:
-        name="timing",
-        options=report_options,
-    script:
-        "../scripts/report_table.py"
-
-
-rule report_table_fairness:
-    """Table fairness-{dataset}: fairness among group members per approach and kind."""
-    input:
-        per_group=COLLECTED["per_group"],
-    output:
-        **table_files("fairness", "fairness-{dataset}"),
-    log:
-        f"{LOGS}/{{study}}/{{srep}}/report/table_fairness-{{dataset}}.log",
-    benchmark:
-        f"{BENCH}/{{study}}/{{srep}}/report/table_fairness-{{dataset}}.tsv"
-    conda:
-        "../envs/sagea.yaml"
-    params:
-        name="fairness-{dataset}",
-        options=report_options,
-    script:
-        "../scripts/report_table.py"
-
-
-# Figures: one rule per figure kind (sagea.reports.figures.build_figure), PNG and SVG.
-
-
-rule report_figure_heatmap:
-    """Figure heatmap-{dataset}: SAGEA NDCG and popularity over SAE width and k."""
-    input:
-        per_group=COLLECTED["per_group"],
-    output:
-        **figure_files("heatmap", "heatmap-{dataset}"),
-    log:
-        f"{LOGS}/{{study}}/{{srep}}/report/figure_heatmap-{{dataset}}.log",
-    benchmark:
-        f"{BENCH}/{{study}}/{{srep}}/report/figure_heatmap-{{dataset}}.tsv"
-    conda:
-        "../envs/sagea.yaml"
-    params:
-        name="heatmap-{dataset}",
-        options=report_options,
-    script:
-        "../scripts/report_figure.py"
-
-
-rule report_figure_bars:
-    """Figure bars-{dataset}: mean NDCG per approach and kind with bootstrap CIs."""
-    input:
-        per_group=COLLECTED["per_group"],
-    output:
-        **figure_files("bars", "bars-{dataset}"),
-    log:
-        f"{LOGS}/{{study}}/{{srep}}/report/figure_bars-{{dataset}}.log",
-    benchmark:
-        f"{BENCH}/{{study}}/{{srep}}/report/figure_bars-{{dataset}}.tsv"
-    conda:
-        "../envs/sagea.yaml"
-    params:
-        name="bars-{dataset}",
-        options=report_options,
-    script:
-        "../scripts/report_figure.py"
-
-
-rule report_figure_group_similarity:
-    """Figure group_similarity-{dataset}: histograms of the groups' similarities."""
-    input:
-        groups=COLLECTED["groups"],
-    output:
-        **figure_files("group_similarity", "group_similarity-{dataset}"),
-    log:
-        f"{LOGS}/{{study}}/{{srep}}/report/figure_group_similarity-{{dataset}}.log",
-    benchmark:
-        f"{BENCH}/{{study}}/{{srep}}/report/figure_group_similarity-{{dataset}}.tsv"
-    conda:
-        "../envs/sagea.yaml"
-    params:
-        name="group_similarity-{dataset}",
-        options=report_options,
-    script:
-        "../scripts/report_figure.py"
-
-
-rule report_figure_training:
-    """Figure training-{dataset}: ELSA and SAE training curves."""
-    input:
-        history=COLLECTED["history"],
-    output:
-        **figure_files("training", "training-{dataset}"),
-    log:
-        f"{LOGS}/{{study}}/{{srep}}/report/figure_training-{{dataset}}.log",
-    benchmark:
-        f"{BENCH}/{{study}}/{{srep}}/report/figure_training-{{dataset}}.tsv"
-    conda:
-        "../envs/sagea.yaml"
-    params:
-        name="training-{dataset}",
-        options=report_options,
-    script:
-        "../scripts/report_figure.py"
+        "../scripts/report_figures.py"
 
 
 FIRST = plan.study_tag(REPLICATES[0])

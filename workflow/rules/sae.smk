@@ -15,6 +15,7 @@ rule train_sae:
         items_table=data_file("items.parquet"),
         split="results/{dataset}/{rep}/split.parquet",
     output:
+        **mlflow_spool("results/{dataset}/{rep}/sae/{elsa}/{sae}/mlflow_run.json"),
         model="results/{dataset}/{rep}/sae/{elsa}/{sae}/model.pt",
         metrics="results/{dataset}/{rep}/sae/{elsa}/{sae}/metrics.json",
         history="results/{dataset}/{rep}/sae/{elsa}/{sae}/history.parquet",
@@ -55,6 +56,12 @@ if SAE_GRID:
             items_table=data_file("items.parquet"),
             split="results/{dataset}/{rep}/split.parquet",
         output:
+            **mlflow_spool(
+                expand(
+                    "results/{{dataset}}/{{rep}}/sae/{{elsa}}/{sae}/mlflow_run.json",
+                    sae=SAE_GRID,
+                )
+            ),
             models=expand(
                 "results/{{dataset}}/{{rep}}/sae/{{elsa}}/{sae}/model.pt", sae=SAE_GRID
             ),

@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 from sagea.runtime import setup_logging
+from sagea.tracking import deferred_logging
 from sagea.stages.sae import SAEJob, train_sae_grid
 
 snakemake = globals()["snakemake"]  # injected by Snakemake
@@ -19,17 +20,18 @@ jobs = [
         snakemake.params.saes, snakemake.params.hp, snakemake.params.research, out.models, out.metrics, out.histories
     )
 ]
-train_sae_grid(
-    embeddings_path=snakemake.input.embeddings,
-    elsa_path=snakemake.input.elsa,
-    data_dir=Path(snakemake.input.interactions).parent,
-    split_path=snakemake.input.split,
-    jobs=jobs,
-    **snakemake.params.split,
-    device=snakemake.params.device,
-    threads=snakemake.threads,
-    dataset=snakemake.wildcards.dataset,
-    elsa_run=snakemake.wildcards.elsa,
-    mlflow_uri=snakemake.params.mlflow_uri,
-    provenance=snakemake.params.provenance,
-)
+with deferred_logging(spool=snakemake.output.get("mlflow")):  # mlflow.deferred: to the spool file(s)
+    train_sae_grid(
+        embeddings_path=snakemake.input.embeddings,
+        elsa_path=snakemake.input.elsa,
+        data_dir=Path(snakemake.input.interactions).parent,
+        split_path=snakemake.input.split,
+        jobs=jobs,
+        **snakemake.params.split,
+        device=snakemake.params.device,
+        threads=snakemake.threads,
+        dataset=snakemake.wildcards.dataset,
+        elsa_run=snakemake.wildcards.elsa,
+        mlflow_uri=snakemake.params.mlflow_uri,
+        provenance=snakemake.params.provenance,
+    )

@@ -1,4 +1,4 @@
-"""Report stage jobs: collect upstream outputs, build one table or one figure (one call per rule script)."""
+"""Report stage jobs: collect upstream outputs, build every table and every figure of a replicate."""
 
 from __future__ import annotations
 
@@ -34,33 +34,38 @@ def _load(collected: dict[str, str | os.PathLike]) -> dict[str, pd.DataFrame]:
     return {kind: read_parquet(path) for kind, path in collected.items()}
 
 
-def make_table(
-    name: str,
-    collected: dict[str, str | os.PathLike],
-    options: dict,
-    csv: str | os.PathLike,
-    tex: str | os.PathLike,
-    md: str | os.PathLike,
-    html: str | os.PathLike | None = None,
+def make_tables(
+    names: list[str], collected: dict[str, str | os.PathLike], options: dict, outputs: list[str | os.PathLike]
 ) -> None:
-    """Build table ``name`` from the collected Parquet files and write CSV, LaTeX, Markdown (and HTML)."""
-    table = build.build_table(name, _load(collected), ReportOptions(**options))
-    writers.write_table(table, csv, tex, md, html)
-    log.info("table %s: %d rows x %d columns", name, *table.data.shape)
+    """Build every table in ``names`` (rule report_tables); ``outputs``: per table its CSV,
+    LaTeX, Markdown and HTML paths, in ``names`` order. The collected files are read once; each
+    table gets its own copy of them."""
+    if len(outputs) != 4 * len(names):
+        raise ValueError(f"{len(names)} tables need {4 * len(names)} output paths, got {len(outputs)}")
+    frames, report_options = _load(collected), ReportOptions(**options)
+    for i, name in enumerate(names):
+        table = build.build_table(name, {kind: frame.copy() for kind, frame in frames.items()}, report_options)
+        writers.write_table(table, *outputs[4 * i : 4 * i + 4])
+        log.info("table %s: %d rows x %d columns", name, *table.data.shape)
 
 
-def make_figure(
-    name: str, collected: dict[str, str | os.PathLike], options: dict, png: str | os.PathLike, svg: str | os.PathLike
+def make_figures(
+    names: list[str], collected: dict[str, str | os.PathLike], options: dict, outputs: list[str | os.PathLike]
 ) -> None:
-    """Build figure ``name`` and save it as PNG and SVG."""
+    """Build every figure in ``names`` (rule report_figures); ``outputs``: per figure its PNG and
+    SVG paths, in ``names`` order."""
     import matplotlib.pyplot as plt
 
-    from sagea.reports import figures  # matplotlib: only the figure jobs pay for it
+    from sagea.reports import figures
 
-    fig = figures.build_figure(name, _load(collected), ReportOptions(**options))
-    save_figure(fig, png, svg)
-    plt.close(fig)
-    log.info("figure %s written", name)
+    if len(outputs) != 2 * len(names):
+        raise ValueError(f"{len(names)} figures need {2 * len(names)} output paths, got {len(outputs)}")
+    frames, report_options = _load(collected), ReportOptions(**options)
+    for i, name in enumerate(names):
+        fig = figures.build_figure(name, {kind: frame.copy() for kind, frame in frames.items()}, report_options)
+        save_figure(fig, *outputs[2 * i : 2 * i + 2])
+        plt.close(fig)
+        log.info("figure %s written", name)
 
 
 def make_front(
