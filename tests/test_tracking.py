@@ -343,3 +343,88 @@ def test_deferred_rerun_replaces_runs_and_a_failed_batch_logs_nothing(tmp_path):
             _log_folder(uri, folders[1], 0.6)
     runs = {r.data.tags["sagea.output"]: r.data.metrics["NDCG20/mean"] for r in _active(uri)}
     assert runs == {output_key(folders[0]): 0.5, output_key(folders[1]): 0.6, output_key(folders[2]): 0.2}
+
+
+def _comparable(run) -> dict:
+    """What a notebook reads of a run: name, status, times, params, metrics, tags (minus ids/record), artifacts."""
+    tags = {k: v for k, v in run.data.tags.items() if k not in ("sagea.record", "mlflow.parentRunId")}
+    return {"name": run.info.run_name, "status": run.info.status, "start": run.info.start_time,
+            "params": run.data.params, "metrics": run.data.metrics, "tags": tags}  # fmt: skip
+
+
+def test_spooled_runs_are_logged_later_as_the_job_would_log_them(tmp_path):
+    """deferred_logging(spool=...) writes the runs instead of logging them (no store is touched);
+    log_spooled logs them with the same names, params, step metrics, tags and artifacts as
+    logging in the job; logging the spools again logs nothing new; a changed record replaces
+    the earlier run of its output; runs go to the spool file in their output folder."""
+    from sagea.tracking import RECORD_TAG, deferred_logging, log_spooled
+
+    folders = _batch_folders(tmp_path, ["A", "B"])
+    spool_root = tmp_path / "results" / "toy" / "eval" / "test"
+    started = time.time() - 3.0
+    prov = Provenance(study="toy", git_commit="abc", config_digest="d" * 64, config={"seed": 1})
+
+    def job(uri, value, spool=None):
+        with deferred_logging(spool=spool):
+            for f in folders:
+                log_run(uri, "GR_toy", f.name, {"recommender_strategy": f.name, "k": 20},
+                        {"NDCG20/mean": value, "bad": float("nan")}, {"history/loss": [(1, 0.5), (2, 0.25)]},
+                        artifacts=[f / "summary.json"], tags={"sagea.stage": "evaluate"}, key=output_key(f),
+                        start_time=started, provenance=prov)  # fmt: skip
+
+    direct_uri = f"sqlite:///{tmp_path}/direct/mlflow.db"
+    job(direct_uri, 0.1)
+    uri = f"sqlite:///{tmp_path}/results/mlflow.db"
+    spool = spool_root / "mlflow" / "job.json"
+    job(uri, 0.1, spool)
+    assert not (tmp_path / "results" / "mlflow.db").exists()  # the job never touched the store
+    records = json.loads(spool.read_text())["runs"]
+    assert [r["run_name"] for r in records] == ["A", "B"] and records[0]["end_ms"] >= records[0]["start_ms"]
+    assert ["bad", 0.0] not in [r[:2] for r in records[0]["metrics"]]  # non-finite values left out, as before
+    rows = log_spooled([spool])
+    assert [r["logged"] for r in rows] == ["now", "now"] and [r["key"] for r in rows] == [output_key(f) for f in folders]
+    client = MlflowClient(uri)
+    spooled = {r.info.run_name: r for r in _active(uri)}
+    direct = {r.info.run_name: r for r in _active(direct_uri)}
+    assert {k: _comparable(v) for k, v in spooled.items()} == {k: _comparable(v) for k, v in direct.items()}
+    for name, run in spooled.items():
+        assert [m.value for m in client.get_metric_history(run.info.run_id, "history/loss")] == [0.5, 0.25]
+        assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["summary.json"]
+        assert run.info.end_time == next(r["end_ms"] for r in records if r["run_name"] == name)
+        record = next(r for r in records if r["run_name"] == name)
+        assert run.data.tags[RECORD_TAG] == hashlib.sha256(canonical_json(record).encode()).hexdigest()
+    (parent,) = client.search_runs([client.get_experiment_by_name("Studies").experiment_id])
+    assert {r.data.tags["mlflow.parentRunId"] for r in spooled.values()} == {parent.info.run_id}
+    first = {r.info.run_id for r in spooled.values()}
+    # logging the same spool again: nothing new, the same run ids reported
+    again = log_spooled([spool])
+    assert [r["logged"] for r in again] == ["before", "before"] and {r["run_id"] for r in again} == first
+    assert {r.info.run_id for r in _active(uri)} == first
+    # the job reruns (new values, new times): its runs replace the earlier ones, one run per output
+    started = time.time()
+    job(uri, 0.3, spool)
+    rows = log_spooled([spool])
+    assert [r["logged"] for r in rows] == ["now", "now"]
+    runs = _active(uri)
+    assert len(runs) == 2 and {r.data.metrics["NDCG20/mean"] for r in runs} == {0.3}
+    assert not first & {r.info.run_id for r in runs}
+    # a failing job writes no spool; several spool files: each run goes to its output folder's
+    failed = spool_root / "mlflow" / "failed.json"
+    with pytest.raises(RuntimeError):
+        with deferred_logging(spool=failed):
+            _log_folder(uri, folders[0], 0.9)
+            raise RuntimeError("job failed")
+    assert not failed.exists()
+    per_folder = [f / "mlflow_run.json" for f in folders]
+    with deferred_logging(spool=per_folder):
+        for f in reversed(folders):
+            _log_folder(uri, f, 0.7)
+    assert [[r["key"] for r in json.loads(p.read_text())["runs"]] for p in per_folder] == [[output_key(f)] for f in folders]
+    with pytest.raises(ValueError, match="none of the spool files"):
+        with deferred_logging(spool=per_folder):
+            _log_folder(uri, tmp_path / "results" / "elsewhere", 0.7)
+    # an unreadable spool names itself and what to do
+    broken = spool_root / "mlflow" / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(ValueError, match=r"broken\.json.*rerun"):
+        log_spooled([broken])

@@ -125,6 +125,20 @@ def test_mlflow_store_has_the_research_experiments(default_run):
     # 4 SAE variants x 2 options x 2 pools of similar_3 groups
     assert len(gr) == 16
     assert all("CommonItemsNDCG20/mean" in r.data.metrics for r in gr)
+    # mlflow.deferred (the default's): the jobs spooled their runs and mlflow_log logged them, one
+    # run per output folder: every evaluation folder, ELSA run and SAE, and nothing else
+    assert config["mlflow"]["deferred"] is True
+    logged = pd.read_parquet(workdir / "results" / config["study"] / "mlflow_runs.parquet")
+    folders = {p.parent.relative_to(workdir / "results").as_posix()
+               for p in (workdir / "results" / "synthetic").rglob("eval/*/*/*/**/summary.json")}  # fmt: skip
+    assert len(folders) == 2 * 4 * (9 + 4 * 2 * 8)
+    models = {f"synthetic/s42/elsa/{run}" for run in plan.elsa_runs(config, "synthetic")}
+    models |= {f"synthetic/s42/sae/{plan.main_elsa(config, 'synthetic')}/{sae}" for sae in plan.sae_runs(config)}
+    assert sorted(logged["key"]) == sorted(folders | models)
+    every = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id], max_results=5000)]
+    by_key = {r.data.tags["sagea.output"]: r.info.run_id for r in every if "sagea.output" in r.data.tags}
+    assert len(by_key) == len([r for r in every if "sagea.output" in r.data.tags])  # one active run per key
+    assert dict(zip(logged["key"], logged["run_id"])) == by_key
 
 
 def test_features_recover_the_planted_clusters(default_run):
