@@ -198,7 +198,7 @@ def rule_seconds(folder: Path) -> dict[str, list[tuple[float, float]]]:
 def _rule_of(parts: tuple[str, ...]) -> str:
     """Benchmark paths (logs/benchmarks/...) back to rule names."""
     stem = Path(parts[-1]).stem
-    if "eval" in parts:  # <elsa>/baselines.tsv, <elsa>/sagea.tsv (per group set), <sae>/<option>.tsv (before)
+    if "eval" in parts:  # <pool>/<elsa>/{baselines,sagea}.tsv (per pool); earlier per group set or <sae>/<option>.tsv
         return "evaluate_baselines" if stem == "baselines" else "evaluate_sagea"
     if "elsa" in parts:
         return {"train": "train_elsa", "embeddings": "extract_elsa_embeddings"}.get(stem, stem)
@@ -206,6 +206,8 @@ def _rule_of(parts: tuple[str, ...]) -> str:
         return {"train": "train_sae", "extract": "extract_sae"}.get(stem, stem)
     if "groups" in parts:
         return "sample_groups"
+    if stem == "mlflow_log":
+        return "mlflow_log"
     if "report" in parts:
         return "report_" + stem.split("-")[0]
     if "baselines" in parts:

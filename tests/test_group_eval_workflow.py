@@ -78,7 +78,7 @@ def _config(path: Path, uri: str) -> Path:
         "datasets": {"synthetic": {"source": "synthetic"}},
         "elsa": {"factors": 8},
         "sae": {"base": {"variant": "topk", "reconstruction_loss": "l2"}, "grid": {"width": [16], "k": [4]}},
-        "groups": {"pools": ["test"], "kinds": {"similar": [3], "opposing": [[2, 1]]}},
+        "groups": {"pools": ["test"], "kinds": {"similar": [3]}},  # the pool job evaluates every set
         "evaluation": {"k": 20, "batch_groups": 4, "baselines": BASELINES,
                        "sagea": {"fusions": FUSIONS, "topk_inference": [True, False]}},
         "reports": {"allow_selection_on_report_pool": True},  # evaluation only: no table selects on it
@@ -137,6 +137,7 @@ def test_evaluation_rules_with_mlflow_server(tmp_path, repo, python, mlflow_serv
     exp = mlflow.get_experiment_by_name("GR_synthetic")
     assert exp is not None
     runs = mlflow.search_runs(experiment_ids=[exp.experiment_id], output_format="list", max_results=1000)
+    runs_before = {r.info.run_id for r in runs}
     folders = {p.parent.relative_to(work / "results").as_posix() for p in (work / "results" / "synthetic" / "s42" / "eval").rglob("summary.json")}
     assert len(folders) == 2 * len(FUSIONS) + len(BASELINES)
     assert sorted(r.data.tags["sagea.output"] for r in runs) == sorted(folders)
@@ -151,7 +152,7 @@ def test_evaluation_rules_with_mlflow_server(tmp_path, repo, python, mlflow_serv
     digest = tags["sagea.config_digest"]
     stored = mlflow.artifacts.load_text(f"{parent.info.artifact_uri}/configs/{digest}.json")
     assert hashlib.sha256(stored.encode()).hexdigest() == digest
-    assert json.loads(stored)["groups"]["kinds"] == {"similar": [3], "opposing": [[2, 1]]}  # validated: defaults filled
+    assert json.loads(stored)["groups"]["kinds"] == {"similar": [3]}  # validated: defaults filled
     assert json.loads(stored)["groups"]["final_group_count"] == 1000
     # artifacts come through the server
     cf = next(r for r in runs if r.data.tags["sagea.output"].endswith("ti1-nu0/common_features"))
@@ -174,6 +175,28 @@ def test_evaluation_rules_with_mlflow_server(tmp_path, repo, python, mlflow_serv
                  "RecommendationsSimilarity/mean", "Time/mean", "CommonItemsNDCG20/mean", "NDCG20/min",
                  "ZeroFusedCode/share", "GT_user_mean"):  # fmt: skip
         assert f"metrics.{name}" in found.columns, name
+    # mlflow.deferred on the same server: the jobs (rerun: their spool files are new outputs) only
+    # spool; logging the spools (what rule mlflow_log does, here without the ELSA/SAE jobs' spools
+    # of a full study) goes through the server and replaces the earlier run of each folder
+    from sagea.tracking import log_spooled
+
+    deferred = tmp_path / "deferred.yaml"
+    deferred.write_text(configfile.read_text().replace("tracking_uri:", "deferred: true\n  tracking_uri:"))
+    spools = [work / "results" / "synthetic" / "s42" / "eval" / "test" / "mlflow" / f"{ELSA_RUN}-{what}.json"
+              for what in ("sagea", "baselines")]  # fmt: skip
+    spool_cmd = [c if c != str(configfile) else str(deferred) for c in cmd]
+    spool_cmd = spool_cmd[: spool_cmd.index("--")] + ["--", *(str(p.relative_to(work)) for p in spools)]
+    done = subprocess.run(spool_cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    current = lambda: mlflow.search_runs(experiment_ids=[exp.experiment_id], output_format="list", max_results=1000)  # noqa: E731
+    assert runs_before == {r.info.run_id for r in current()}  # the jobs logged nothing
+    rows = pd.DataFrame(log_spooled(spools))
+    after = current()
+    assert sorted(r.data.tags["sagea.output"] for r in after) == sorted(folders)  # still one run per folder
+    assert set(rows["logged"]) == {"now"} and set(rows["run_id"]) == {r.info.run_id for r in after}
+    assert not runs_before & set(rows["run_id"])
+    again = pd.DataFrame(log_spooled(spools))
+    assert set(again["logged"]) == {"before"} and sorted(again["run_id"]) == sorted(rows["run_id"])
     # seed notebook 000's code, unchanged, on our store
     seed = next(iter(sorted(SEEDS.glob("000_*.txt"))), None)
     if seed is None:

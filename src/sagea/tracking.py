@@ -397,7 +397,9 @@ def _write_spools(spool, pending: list[tuple[str, _Run]]) -> None:
         if path is None:
             raise ValueError(f"MLflow run {run.run_name!r} (key {run.key!r}) belongs to none of the spool files {paths}")
         run.end_ms = max(now_ms, run.start_ms)
-        routed[path].append(run.to_json(uri))
+        record = run.to_json(uri)  # artifacts relative to the spool file: results/ may move before logging
+        record["artifacts"] = [os.path.relpath(os.path.abspath(a), os.path.abspath(path.parent)) for a in record["artifacts"]]
+        routed[path].append(record)
     for path, records in routed.items():
         write_text(canonical_json({"spool_version": 1, "runs": records}) + "\n", path)
 
@@ -538,6 +540,7 @@ def read_spool(path: str | os.PathLike) -> list[tuple[str, "_Run", str]]:
         out = []
         for record in records:
             uri, run = _Run.from_json(record)
+            run.artifacts = [os.path.normpath(Path(path).parent / a) for a in run.artifacts]
             out.append((uri, run, hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()))
         return out
     except (OSError, ValueError, KeyError, TypeError) as error:

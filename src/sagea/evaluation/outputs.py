@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import pandas as pd
 
-from sagea.evaluation.group import StrategyResult
 from sagea.evaluation.group_metrics import mlflow_metrics
+
+if TYPE_CHECKING:  # the report stage reads folders with check_per_group: no torch import for it
+    from sagea.evaluation.group import StrategyResult
 
 
 #: Per-group columns that are undefined (NaN) for some groups by definition: ratios whose
