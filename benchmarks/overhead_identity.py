@@ -17,6 +17,12 @@ workflow before and after, then
   and times differ by nature) and the tables of measured times (`tables/timing.*`), which are
   reported but do not fail the check.
 
+Files only the "after" run has can be allowed by pattern (``--new``), e.g. the MLflow spool
+files of ``mlflow.deferred``. ``--mlflow`` also compares the two MLflow stores (``mlflow.db`` in
+each folder): the same runs by experiment and key (tag ``sagea.output``) with the same run name,
+params, metrics (timing ones aside), tags (ids, commit, config digest and the spool record aside)
+and artifact names.
+
 Exit status 1 when a file is missing on either side or differs.
 """
 
@@ -110,7 +116,7 @@ def same_svg(a: Path, b: Path) -> str | None:
     return None if _svg(a.read_bytes()) == _svg(b.read_bytes()) else "SVG differs (date and random ids ignored)"
 
 
-def compare(before: Path, after: Path) -> int:
+def compare(before: Path, after: Path, allowed_new: list[re.Pattern] = ()) -> int:
     files_a = {p.relative_to(before).as_posix() for p in before.rglob("*") if p.is_file()}
     files_b = {p.relative_to(after).as_posix() for p in after.rglob("*") if p.is_file()}
     files_a = {f for f in files_a if not SKIP.search(f)}
@@ -118,8 +124,11 @@ def compare(before: Path, after: Path) -> int:
     failures, timing, checked = [], [], 0
     for name in sorted(files_a - files_b):
         failures.append(f"missing after: {name}")
-    for name in sorted(files_b - files_a):
-        failures.append(f"new after: {name}")
+    new = sorted(files_b - files_a)
+    allowed = [name for name in new if any(p.search(name) for p in allowed_new)]
+    failures += [f"new after: {name}" for name in new if name not in allowed]
+    if allowed:
+        print(f"{len(allowed)} new files allowed by --new")
     for name in sorted(files_a & files_b):
         a, b = before / name, after / name
         checked += 1
@@ -144,12 +153,51 @@ def compare(before: Path, after: Path) -> int:
     return 1 if failures else 0
 
 
+#: Tags that differ between two runs of the same code and config by nature.
+RUN_SPECIFIC_TAGS = {"mlflow.parentRunId", "sagea.record", "sagea.git_dirty", "sagea.git_commit",
+                     "mlflow.source.git.commit", "sagea.config_digest"}  # fmt: skip
+
+
+def mlflow_runs(results: Path) -> dict:
+    """(experiment, key) -> what a notebook reads of the run, from ``results/mlflow.db``."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{results.resolve()}/mlflow.db")
+    out = {}
+    for exp in client.search_experiments():
+        for run in client.search_runs([exp.experiment_id], max_results=50000):
+            key = run.data.tags.get("sagea.output", run.info.run_name)
+            out[(exp.name, key)] = (
+                run.info.run_name, run.data.params,
+                {m: v for m, v in run.data.metrics.items() if not TIME_KEY.search(m)},
+                {t: v for t, v in run.data.tags.items() if t not in RUN_SPECIFIC_TAGS},
+                sorted(a.path for a in client.list_artifacts(run.info.run_id)),
+            )  # fmt: skip
+    return out
+
+
+def compare_mlflow(before: Path, after: Path) -> int:
+    a, b = mlflow_runs(before), mlflow_runs(after)
+    missing, extra = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+    differ = sorted(k for k in set(a) & set(b) if a[k] != b[k])
+    print(f"MLflow: {len(a)} runs before, {len(b)} after; {len(missing)} missing, {len(extra)} new, {len(differ)} differ")
+    for key in (missing + extra + differ)[:10]:
+        print(f"  DIFFERS: run {key}")
+    return 1 if missing or extra or differ else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("before", type=Path, help="results/ of the run before the change")
     parser.add_argument("after", type=Path, help="results/ of the run after it")
+    parser.add_argument("--new", action="append", default=[], metavar="REGEX",
+                        help="files only 'after' has that are allowed (regex on the path below results/)")
+    parser.add_argument("--mlflow", action="store_true", help="also compare the MLflow stores")
     args = parser.parse_args()
-    sys.exit(compare(args.before, args.after))
+    status = compare(args.before, args.after, [re.compile(p) for p in args.new])
+    if args.mlflow:
+        status |= compare_mlflow(args.before, args.after)
+    sys.exit(status)
 
 
 if __name__ == "__main__":
