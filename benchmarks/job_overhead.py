@@ -45,6 +45,16 @@ MODULES = {
 }
 
 
+#: Calls that cost start-up time beyond the imports (each after ``import torch``).
+CALLS = {
+    "import torch": "import torch",
+    "import torch + torch.use_deterministic_algorithms(True, warn_only=True) (imports the compiler)":
+        "import torch; torch.use_deterministic_algorithms(True, warn_only=True)",
+    "import torch + torch.set_deterministic_debug_mode('warn') (sagea.runtime.seed_everything)":
+        "import torch; torch.set_deterministic_debug_mode('warn')",
+}  # fmt: skip
+
+
 def _child_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -232,6 +242,9 @@ def main() -> None:
     for label, module in MODULES.items():
         wall, cpu = timed([sys.executable, "-c", f"import {module}"], args.repeats)
         print(f"| import {module} ({label}) | {wall:.2f} | {cpu:.2f} |")
+    for label, code in CALLS.items():
+        wall, cpu = timed([sys.executable, "-c", code], args.repeats)
+        print(f"| {label} | {wall:.2f} | {cpu:.2f} |")
     first, again = mlflow_logging(args.repeats)
     print(f"| log_run, fresh sqlite store (schema created) | {first:.2f} | |")
     print(f"| log_run, existing store | {again:.2f} | |")
