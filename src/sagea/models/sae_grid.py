@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: Variants that can join a stack.
 STACKABLE_VARIANTS = ("topk", "basic")
+#: The ``eps`` of ``F.cosine_similarity`` (its lower bound on each norm).
+COSINE_EPS = 1e-8
 #: Model hyperparameters every member of a stack shares.
 SHARED_MODEL_KEYS = ("input_dim", "dead_after", "aux_k", "dead_rule")
 
@@ -93,6 +95,7 @@ class _Stack:
         self.aux_coef = column([p["aux_coef"] for p in hp])
         self.con_coef = column([p["contrastive_coef"] for p in hp])
         self.lr = lrs
+        self._buffers: dict[str, torch.Tensor] = {}
         self._summarise()
         self.dead_after, self.aux_k = hp[0]["dead_after"], hp[0]["aux_k"]
         self.more_than = hp[0]["dead_rule"] == "more_than"
@@ -105,6 +108,20 @@ class _Stack:
         self.any_normalize = bool(self.normalize.any())
         self.all_normalize = bool(self.normalize.all())
         self.any_contrastive = bool((self.con_coef > 0).any())
+        self.any_l2 = bool(self.l2.any())
+        self.any_cosine = not bool(self.l2.all())
+        ks = self.k.tolist()
+        # top_k's j-th pass needs the models with k > j; a prefix when the models come by k descending
+        self.k_descending = ks == sorted(ks, reverse=True)
+        self.rows_with_k_above = [sum(k > j for k in ks) if self.k_descending else len(ks) for j in range(self.k_max)]
+
+    def buffer(self, name: str, shape: tuple, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """A work tensor kept from step to step (fresh large allocations cost page faults on a CPU)."""
+        shape = tuple(shape)
+        held = self._buffers.get(name)
+        if held is None or held.shape != shape or held.dtype != dtype:
+            held = self._buffers[name] = torch.empty(shape, dtype=dtype, device=self.encoder_w.device)
+        return held
 
     def params(self) -> list[torch.Tensor]:
         return [self.encoder_w, self.encoder_b, self.decoder_w, self.decoder_b]
@@ -211,6 +228,140 @@ class _Stack:
 
         return (cross_entropy(logits) + cross_entropy(logits.transpose(1, 2))) / 2
 
+    # ------------------------------------------------------------------ fast path: hand-written step
+    @property
+    def fast(self) -> bool:
+        """Whether :meth:`fast_gradients` applies: every model TopK, none normalised, no contrastive term."""
+        return self.all_topk and not self.any_normalize and not self.any_contrastive
+
+    def top_k(self, pre_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each model's ``k`` largest pre-activations per input, in the latent-major layout ``[M, h, B]``.
+
+        Returns values and latent indices ``[M, K, B]`` (``K`` the largest ``k``; slot ``j`` holds
+        the ``j+1``-th largest, and 0 in slots ``j >= k`` of a model). Exact, as ``torch.topk``:
+        each float32 value (>= 0 after the ReLU) is widened to float64, whose 29 extra mantissa
+        bits carry the latent's index, so one ``amax`` over the latents (a vectorised reduction
+        here, where ``torch.topk`` sorts row by row) yields value and index of the largest; it is
+        then struck out and the next found. Equal values go to the lower index. Models are
+        ordered by ``k`` descending, so the ``j``-th pass runs only over the prefix of models
+        with ``k > j``.
+        """
+        n, h, b = pre_t.shape
+        k_max = self.k_max
+        bits = max(1, (h - 1).bit_length())
+        low = (1 << bits) - 1
+        reverse = torch.arange(h - 1, -1, -1, dtype=torch.int64, device=pre_t.device).view(1, h, 1)
+        keys = self.buffer("keys", pre_t.shape, torch.int64)
+        keys.view(torch.float64).copy_(pre_t)
+        keys.bitwise_or_(reverse)
+        top = torch.zeros(n, k_max, b, dtype=torch.int64, device=pre_t.device)
+        for j in range(k_max):
+            rows = self.rows_with_k_above[j]
+            largest = keys[:rows].amax(dim=1, keepdim=True)
+            top[:rows, j : j + 1] = largest
+            if j + 1 < k_max:
+                keys[:rows].scatter_(1, (h - 1) - (largest & low), torch.iinfo(torch.int64).min)
+        if not self.k_descending:  # models with a smaller k keep only their first k slots
+            top.masked_fill_(torch.arange(k_max, device=pre_t.device)[None, :, None] >= self.k[:, None, None], 0)
+        index = (h - 1) - (top & low)  # unused slots (key 0) point at latent h-1 with value 0
+        return top.view(torch.float64).float(), index
+
+    def fast_gradients(self, x: torch.Tensor, track: bool) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+        """:meth:`losses` and the gradients of ``Loss.sum()`` by a hand-written backward pass.
+
+        The TopK gradient flows only through the kept latents (gather/scatter over the ``k``
+        slots); only the terms a model weights get gradients (L2 or Cosine, L1, the auxiliary
+        loss while latents are dead). Every logged term's value is computed as :meth:`losses` does.
+        Layout: latent-major ``[M, h, B]`` / ``[M, d, B]``, so the reductions over latents and over
+        the input dimension run along contiguous batch rows.
+        """
+        n, b = len(self.k), x.shape[0]
+        d = x.shape[1]
+        enc_w, enc_b, dec_w, dec_b = (p.detach() for p in self.params())
+        xs, mean, std = SAE.standardize(x)
+        x_t, xs_t, mean_t, std_t = x.t().contiguous(), xs.t().contiguous(), mean.t(), std.t()  # [d, B], [1, B]
+        z_t = xs_t - dec_b[:, :, None]  # [M, d, B]
+        shape = (n, self.width, b)
+        pre_t = torch.baddbmm(enc_b[:, :, None], enc_w.transpose(1, 2), z_t, out=self.buffer("pre", shape)).relu_()
+        values, index = self.top_k(pre_t)
+        code_t = self.buffer("code", shape).zero_().scatter_add_(1, index, values)
+        kept = values > 0
+        if track:
+            self.inactive.add_(1).masked_fill_(code_t.amax(dim=2) > 0, 0)
+        y_t = torch.baddbmm(dec_b[:, :, None], dec_w.transpose(1, 2), code_t)  # standardised reconstruction
+        out_t = y_t * std_t + mean_t
+        diff = out_t - x_t
+        zero = x.new_zeros(n)
+        # F.cosine_similarity's formula (norms clamped at 1e-8), with the sums over d along batch rows
+        norm_x = x_t.pow(2).sum(0).sqrt_().clamp_min_(COSINE_EPS)  # [B]
+        norm_out = out_t.pow(2).sum(1, keepdim=True).sqrt_().clamp_min_(COSINE_EPS)  # [M, 1, B]
+        cos = (x_t * out_t).sum(1) / (norm_x * norm_out[:, 0])  # [M, B]
+        terms = {
+            "L2": diff.pow(2).mean(dim=(1, 2)),
+            "Cosine": (1 - cos).mean(-1),
+            "L1": values.sum(dim=(1, 2)) / b,
+            "L0": kept.sum(dim=(1, 2)).float() / b,
+            "Auxiliary": zero,
+            "Contrastive": zero,
+        }
+        # d Loss / d out: the reconstruction term each model weights
+        l2_coef = torch.where(self.l2, self.rec_coef, 0.0)
+        cos_coef = self.rec_coef - l2_coef
+        grad_out = None
+        if self.any_l2:
+            grad_out = (l2_coef * (2.0 / (b * d)))[:, None, None] * diff
+        if self.any_cosine:
+            # d(1 - cos)/d out = -(x / (|x| |out|) - cos · out / |out|²), averaged over the batch
+            grad_cos = (cos[:, None, :] / norm_out.pow(2)) * out_t - x_t / (norm_x * norm_out)
+            grad_cos *= (cos_coef / b)[:, None, None]
+            grad_out = grad_cos if grad_out is None else grad_out + grad_cos
+        grad_y = grad_out * std_t  # [M, d, B]
+        aux_t, grad_r = self.fast_auxiliary(xs_t, pre_t, y_t, dec_w, terms)
+        if grad_r is not None:
+            grad_y = grad_y + grad_r
+        # decoder: y = dec_w^T code + dec_b (and the auxiliary reconstruction through the dead latents)
+        grad_dec_w = torch.bmm(code_t, grad_y.transpose(1, 2))
+        grad_dec_b = grad_y.sum(-1)
+        grad_code = torch.bmm(dec_w, grad_y, out=self.buffer("grad_code", shape))  # [M, h, B]
+        grad_kept = torch.gather(grad_code, 1, index)
+        grad_kept += (self.l1_coef / b)[:, None, None]
+        grad_pre = self.buffer("grad_pre", shape).zero_()
+        grad_pre.scatter_add_(1, index, grad_kept * kept)  # ReLU and TopK: only the kept latents
+        if grad_r is not None:
+            grad_dec_w += torch.bmm(aux_t, grad_r.transpose(1, 2))
+            grad_pre += torch.bmm(dec_w, grad_r) * (aux_t > 0)
+        # encoder: pre = relu(enc_w^T (xs - dec_b) + enc_b)
+        grad_enc_w = torch.bmm(grad_pre, z_t.transpose(1, 2)).transpose(1, 2)
+        grad_enc_b = grad_pre.sum(-1)
+        grad_dec_b -= torch.bmm(enc_w, grad_pre).sum(-1)
+        terms["Loss"] = (self.rec_coef * torch.where(self.l2, terms["L2"], terms["Cosine"]) + self.l1_coef * terms["L1"]
+                         + self.aux_coef * terms["Auxiliary"] + self.con_coef * terms["Contrastive"])  # fmt: skip
+        return terms, [grad_enc_w, grad_enc_b, grad_dec_w, grad_dec_b]
+
+    def fast_auxiliary(self, xs_t, pre_t, y_t, dec_w, terms) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The auxiliary loss (into ``terms``), its codes ``[M, h, B]`` and d Loss / d reconstruction."""
+        dead = self.dead()
+        n_dead = dead.sum(-1)
+        fewest, most = n_dead.aminmax()
+        fewest, most = int(fewest), int(most)  # one host sync per step, as SAE.auxiliary_loss has
+        if most == 0:
+            return None, None
+        if self.aux_k >= most:  # every dead latent is kept
+            aux_t = pre_t * dead[:, :, None]
+        else:
+            candidates = torch.where(dead[:, :, None], pre_t, -1.0)
+            top = torch.topk(candidates, self.aux_k, dim=1)
+            values = top.values
+            if fewest < self.aux_k:
+                values = torch.where(torch.gather(dead[:, :, None].expand_as(pre_t), 1, top.indices), values, 0.0)
+            aux_t = torch.zeros_like(pre_t).scatter(1, top.indices, values)
+        residual = xs_t - (y_t + torch.bmm(dec_w.transpose(1, 2), aux_t))
+        b, d = xs_t.shape[1], xs_t.shape[0]
+        some = n_dead > 0
+        terms["Auxiliary"] = torch.where(some, residual.pow(2).mean(dim=(1, 2)), terms["Auxiliary"])
+        coef = torch.where(some, self.aux_coef, 0.0)
+        return aux_t, (coef * (-2.0 / (b * d)))[:, None, None] * residual
+
     # ------------------------------------------------------------------ step (SAE.train_step + Adam, stacked)
     @torch.no_grad()
     def project_decoder_grad(self) -> None:
@@ -235,10 +386,15 @@ class _Stack:
             param.add_(neg_step.view(-1, *[1] * (param.dim() - 1)) * exp_avg / denom)
 
     def train_step(self, x, x_positive, step: int, beta1: float, beta2: float, research_step_order: bool):
-        terms = self.losses(x, x_positive, track=True)
-        for p in self.params():
-            p.grad = None
-        terms["Loss"].sum().backward()
+        if self.fast:
+            terms, grads = self.fast_gradients(x, track=True)
+            for p, grad in zip(self.params(), grads):
+                p.grad = grad
+        else:
+            terms = self.losses(x, x_positive, track=True)
+            for p in self.params():
+                p.grad = None
+            terms["Loss"].sum().backward()
         if research_step_order:
             self.normalize_decoder()
             self.project_decoder_grad()
@@ -290,8 +446,9 @@ def fit_stack(
     n = len(train)
     if n == 0:
         raise ValueError("no training users for the SAE (empty train split)")
-    stack = _Stack(models, list(lrs), device)
-    live = list(range(len(models)))  # the models still in the stack, in stack order
+    # the models still in the stack, in stack order: by k descending (what _Stack.top_k runs fastest on)
+    live = sorted(range(len(models)), key=lambda i: -models[i].k if models[i].variant == "topk" else 0)
+    stack = _Stack([models[i] for i in live], [lrs[i] for i in live], device)
     stopping = [EarlyStopping(p, unit, "min") for p, unit in zip(patiences, early_stop_units)]
     results = [FitResult() for _ in models]
     started = time.perf_counter()
