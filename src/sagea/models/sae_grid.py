@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from sagea.io import NonFiniteError
-from sagea.models.sae import LOSS_TERMS, NON_FINITE_HINT, SAE, validation_row
+from sagea.models.sae import LOSS_TERMS, NON_FINITE_HINT, SAE, STD_EPS, validation_row
 from sagea.models.sae_data import TrainData, epoch_batches
 from sagea.models.training import EARLY_STOP_UNITS, EarlyStopping, FitResult
 from sagea.runtime import progress
@@ -110,10 +110,14 @@ class _Stack:
         self.any_contrastive = bool((self.con_coef > 0).any())
         self.any_l2 = bool(self.l2.any())
         self.any_cosine = not bool(self.l2.all())
-        ks = self.k.tolist()
-        # top_k's j-th pass needs the models with k > j; a prefix when the models come by k descending
-        self.k_descending = ks == sorted(ks, reverse=True)
-        self.rows_with_k_above = [sum(k > j for k in ks) if self.k_descending else len(ks) for j in range(self.k_max)]
+        # top_k's blocks: runs of models with one k, at most ~1 MiB of int64 keys each (cache-sized)
+        ks, per_block = self.k.tolist(), max(1, (1 << 20) // (8 * self.width * 1024))
+        self.k_blocks = []
+        for i, k in enumerate(ks):
+            if self.k_blocks and self.k_blocks[-1][2] == k and i - self.k_blocks[-1][0] < per_block:
+                self.k_blocks[-1][1] = i + 1
+            else:
+                self.k_blocks.append([i, i + 1, k])
 
     def buffer(self, name: str, shape: tuple, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """A work tensor kept from step to step (fresh large allocations cost page faults on a CPU)."""
@@ -238,33 +242,29 @@ class _Stack:
         """Each model's ``k`` largest pre-activations per input, in the latent-major layout ``[M, h, B]``.
 
         Returns values and latent indices ``[M, K, B]`` (``K`` the largest ``k``; slot ``j`` holds
-        the ``j+1``-th largest, and 0 in slots ``j >= k`` of a model). Exact, as ``torch.topk``:
-        each float32 value (>= 0 after the ReLU) is widened to float64, whose 29 extra mantissa
-        bits carry the latent's index, so one ``amax`` over the latents (a vectorised reduction
-        here, where ``torch.topk`` sorts row by row) yields value and index of the largest; it is
-        then struck out and the next found. Equal values go to the lower index. Models are
-        ordered by ``k`` descending, so the ``j``-th pass runs only over the prefix of models
-        with ``k > j``.
+        the ``j+1``-th largest, and 0 in slots ``j >= k`` of a model) of ``relu(pre_t)``, given
+        ``pre_t`` before the ReLU. Exact, as ``torch.topk``: each float32 value is widened to
+        float64, whose 29 extra mantissa bits carry the latent's index (negative values stay below
+        every other and come back as 0), so one ``amax`` over the latents (a vectorised reduction
+        in this layout, where ``torch.topk`` sorts row by row) yields value and index of the
+        largest; that one is struck out and the next found, ``k`` times. Equal values go to the
+        higher index. Models with the same ``k`` are done together, a cache-sized block at a time.
         """
         n, h, b = pre_t.shape
-        k_max = self.k_max
         bits = max(1, (h - 1).bit_length())
         low = (1 << bits) - 1
-        reverse = torch.arange(h - 1, -1, -1, dtype=torch.int64, device=pre_t.device).view(1, h, 1)
-        keys = self.buffer("keys", pre_t.shape, torch.int64)
-        keys.view(torch.float64).copy_(pre_t)
-        keys.bitwise_or_(reverse)
-        top = torch.zeros(n, k_max, b, dtype=torch.int64, device=pre_t.device)
-        for j in range(k_max):
-            rows = self.rows_with_k_above[j]
-            largest = keys[:rows].amax(dim=1, keepdim=True)
-            top[:rows, j : j + 1] = largest
-            if j + 1 < k_max:
-                keys[:rows].scatter_(1, (h - 1) - (largest & low), torch.iinfo(torch.int64).min)
-        if not self.k_descending:  # models with a smaller k keep only their first k slots
-            top.masked_fill_(torch.arange(k_max, device=pre_t.device)[None, :, None] >= self.k[:, None, None], 0)
-        index = (h - 1) - (top & low)  # unused slots (key 0) point at latent h-1 with value 0
-        return top.view(torch.float64).float(), index
+        latent = torch.arange(h, dtype=torch.int64, device=pre_t.device).view(1, h, 1)
+        top = self.buffer("top", (n, self.k_max, b), torch.float64).zero_()  # unused slots: latent 0, value 0
+        for start, stop, k in self.k_blocks:
+            keys = self.buffer("keys", (stop - start, h, b), torch.float64)
+            keys.copy_(pre_t[start:stop])
+            keys.view(torch.int64).bitwise_or_(latent)
+            for j in range(k):
+                largest = torch.amax(keys, dim=1, keepdim=True, out=top[start:stop, j : j + 1])
+                if j + 1 < k:
+                    keys.scatter_(1, largest.view(torch.int64) & low, -math.inf)
+        index = top.view(torch.int64) & low
+        return top.float().clamp_min_(0.0), index
 
     def fast_gradients(self, x: torch.Tensor, track: bool) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
         """:meth:`losses` and the gradients of ``Loss.sum()`` by a hand-written backward pass.
@@ -278,16 +278,21 @@ class _Stack:
         n, b = len(self.k), x.shape[0]
         d = x.shape[1]
         enc_w, enc_b, dec_w, dec_b = (p.detach() for p in self.params())
-        xs, mean, std = SAE.standardize(x)
-        x_t, xs_t, mean_t, std_t = x.t().contiguous(), xs.t().contiguous(), mean.t(), std.t()  # [d, B], [1, B]
+        x_t = x.t().contiguous()  # [d, B]
+        mean_t = x_t.mean(dim=0, keepdim=True)  # SAE.standardize along the batch rows: [1, B]
+        centred = x_t - mean_t
+        std_t = (centred * centred).sum(dim=0, keepdim=True).div_(d - 1).sqrt_().add_(STD_EPS)  # unbiased std
+        xs_t = centred / std_t
         z_t = xs_t - dec_b[:, :, None]  # [M, d, B]
         shape = (n, self.width, b)
-        pre_t = torch.baddbmm(enc_b[:, :, None], enc_w.transpose(1, 2), z_t, out=self.buffer("pre", shape)).relu_()
+        # before the ReLU: top_k ranks negative values last and returns them as 0
+        pre_t = torch.baddbmm(enc_b[:, :, None], enc_w.transpose(1, 2), z_t, out=self.buffer("pre", shape))
         values, index = self.top_k(pre_t)
         code_t = self.buffer("code", shape).zero_().scatter_add_(1, index, values)
-        kept = values > 0
-        if track:
-            self.inactive.add_(1).masked_fill_(code_t.amax(dim=2) > 0, 0)
+        kept = values.sign()  # 1 where a kept value is positive (values >= 0)
+        if track:  # a latent is active if some input keeps it with a positive value
+            active = torch.zeros(n, self.width, device=x.device).scatter_add_(1, index.view(n, -1), kept.view(n, -1))
+            self.inactive.add_(1).masked_fill_(active > 0, 0)
         y_t = torch.baddbmm(dec_b[:, :, None], dec_w.transpose(1, 2), code_t)  # standardised reconstruction
         out_t = y_t * std_t + mean_t
         diff = out_t - x_t
@@ -300,7 +305,7 @@ class _Stack:
             "L2": diff.pow(2).mean(dim=(1, 2)),
             "Cosine": (1 - cos).mean(-1),
             "L1": values.sum(dim=(1, 2)) / b,
-            "L0": kept.sum(dim=(1, 2)).float() / b,
+            "L0": kept.sum(dim=(1, 2)) / b,
             "Auxiliary": zero,
             "Contrastive": zero,
         }
@@ -316,9 +321,9 @@ class _Stack:
             grad_cos *= (cos_coef / b)[:, None, None]
             grad_out = grad_cos if grad_out is None else grad_out + grad_cos
         grad_y = grad_out * std_t  # [M, d, B]
-        aux_t, grad_r = self.fast_auxiliary(xs_t, pre_t, y_t, dec_w, terms)
-        if grad_r is not None:
-            grad_y = grad_y + grad_r
+        aux = self.fast_auxiliary(xs_t, pre_t, y_t, dec_w, terms)
+        if aux is not None:
+            grad_y = grad_y + aux[3]
         # decoder: y = dec_w^T code + dec_b (and the auxiliary reconstruction through the dead latents)
         grad_dec_w = torch.bmm(code_t, grad_y.transpose(1, 2))
         grad_dec_b = grad_y.sum(-1)
@@ -326,10 +331,13 @@ class _Stack:
         grad_kept = torch.gather(grad_code, 1, index)
         grad_kept += (self.l1_coef / b)[:, None, None]
         grad_pre = self.buffer("grad_pre", shape).zero_()
-        grad_pre.scatter_add_(1, index, grad_kept * kept)  # ReLU and TopK: only the kept latents
-        if grad_r is not None:
-            grad_dec_w += torch.bmm(aux_t, grad_r.transpose(1, 2))
-            grad_pre += torch.bmm(dec_w, grad_r) * (aux_t > 0)
+        grad_pre.scatter_add_(1, index, grad_kept.mul_(kept))  # ReLU and TopK: only the kept latents
+        if aux is not None:  # through the dead latents' decoder rows and pre-activations
+            aux_t, dec_aux, dead_rows, grad_r = aux
+            grad_aux_w = torch.bmm(aux_t, grad_r.transpose(1, 2))
+            grad_dec_w += grad_aux_w if dead_rows is None else grad_aux_w.mul_(dead_rows)
+            grad_aux = torch.bmm(dec_aux, grad_r, out=self.buffer("grad_aux", shape))
+            grad_pre += torch.ops.aten.threshold_backward(grad_aux, aux_t, 0.0)  # the ReLU's: where aux_t > 0
         # encoder: pre = relu(enc_w^T (xs - dec_b) + enc_b)
         grad_enc_w = torch.bmm(grad_pre, z_t.transpose(1, 2)).transpose(1, 2)
         grad_enc_b = grad_pre.sum(-1)
@@ -338,29 +346,38 @@ class _Stack:
                          + self.aux_coef * terms["Auxiliary"] + self.con_coef * terms["Contrastive"])  # fmt: skip
         return terms, [grad_enc_w, grad_enc_b, grad_dec_w, grad_dec_b]
 
-    def fast_auxiliary(self, xs_t, pre_t, y_t, dec_w, terms) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The auxiliary loss (into ``terms``), its codes ``[M, h, B]`` and d Loss / d reconstruction."""
+    def fast_auxiliary(self, xs_t, pre_t, y_t, dec_w, terms) -> tuple | None:
+        """The auxiliary loss (into ``terms``) and what its backward pass needs: ``(aux_t, dec_aux,
+        dead_rows, grad_r)`` with ``recon = y + dec_aux^T aux_t`` and ``grad_r`` = d Loss / d recon;
+        None while no model has dead latents.
+
+        When every dead latent is kept (``aux_k`` >= their number), ``aux_t`` is the ReLU of all
+        pre-activations and ``dec_aux`` the decoder with its live rows zeroed (``dead_rows``):
+        a mask on ``[M, h, d]`` instead of one on ``[M, h, B]``.
+        """
         dead = self.dead()
         n_dead = dead.sum(-1)
         fewest, most = n_dead.aminmax()
         fewest, most = int(fewest), int(most)  # one host sync per step, as SAE.auxiliary_loss has
         if most == 0:
-            return None, None
+            return None
+        relu_t = torch.clamp_min(pre_t, 0.0, out=self.buffer("relu", pre_t.shape))  # top_k took pre before the ReLU
         if self.aux_k >= most:  # every dead latent is kept
-            aux_t = pre_t * dead[:, :, None]
+            dead_rows = dead.to(dec_w.dtype)[:, :, None]
+            aux_t, dec_aux = relu_t, dec_w * dead_rows
         else:
-            candidates = torch.where(dead[:, :, None], pre_t, -1.0)
+            candidates = torch.where(dead[:, :, None], relu_t, -1.0)
             top = torch.topk(candidates, self.aux_k, dim=1)
             values = top.values
-            if fewest < self.aux_k:
-                values = torch.where(torch.gather(dead[:, :, None].expand_as(pre_t), 1, top.indices), values, 0.0)
-            aux_t = torch.zeros_like(pre_t).scatter(1, top.indices, values)
-        residual = xs_t - (y_t + torch.bmm(dec_w.transpose(1, 2), aux_t))
+            if fewest < self.aux_k:  # some model has fewer dead latents: drop its live picks
+                values = torch.where(torch.gather(dead[:, :, None].expand_as(relu_t), 1, top.indices), values, 0.0)
+            aux_t, dec_aux, dead_rows = torch.zeros_like(relu_t).scatter_(1, top.indices, values), dec_w, None
+        residual = xs_t - (y_t + torch.bmm(dec_aux.transpose(1, 2), aux_t))
         b, d = xs_t.shape[1], xs_t.shape[0]
         some = n_dead > 0
         terms["Auxiliary"] = torch.where(some, residual.pow(2).mean(dim=(1, 2)), terms["Auxiliary"])
         coef = torch.where(some, self.aux_coef, 0.0)
-        return aux_t, (coef * (-2.0 / (b * d)))[:, None, None] * residual
+        return aux_t, dec_aux, dead_rows, (coef * (-2.0 / (b * d)))[:, None, None] * residual
 
     # ------------------------------------------------------------------ step (SAE.train_step + Adam, stacked)
     @torch.no_grad()
@@ -378,12 +395,17 @@ class _Stack:
         bias_correction1 = 1 - beta1**step
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5
         neg_step = torch.tensor([-(lr / bias_correction1) for lr in self.lr], device=self.encoder_w.device)
-        for param, exp_avg, exp_avg_sq in zip(self.params(), self.exp_avg, self.exp_avg_sq):
-            grad = param.grad
-            exp_avg.lerp_(grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-            param.add_(neg_step.view(-1, *[1] * (param.dim() - 1)) * exp_avg / denom)
+        params = self.params()
+        grads = [p.grad for p in params]
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, bias_correction2_sqrt)
+        torch._foreach_add_(denom, eps)
+        update = torch._foreach_div(self.exp_avg, denom)  # param += -step_size * (exp_avg / denom), as addcdiv_
+        torch._foreach_mul_(update, [neg_step.view(-1, *[1] * (p.dim() - 1)) for p in params])
+        torch._foreach_add_(params, update)
 
     def train_step(self, x, x_positive, step: int, beta1: float, beta2: float, research_step_order: bool):
         if self.fast:
