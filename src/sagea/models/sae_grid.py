@@ -294,7 +294,7 @@ class _Stack:
             active = torch.zeros(n, self.width, device=x.device).scatter_add_(1, index.view(n, -1), kept.view(n, -1))
             self.inactive.add_(1).masked_fill_(active > 0, 0)
         y_t = torch.baddbmm(dec_b[:, :, None], dec_w.transpose(1, 2), code_t)  # standardised reconstruction
-        out_t = y_t * std_t + mean_t
+        out_t = torch.addcmul(mean_t, y_t, std_t)
         diff = out_t - x_t
         zero = x.new_zeros(n)
         # F.cosine_similarity's formula (norms clamped at 1e-8), with the sums over d along batch rows
@@ -309,21 +309,18 @@ class _Stack:
             "Auxiliary": zero,
             "Contrastive": zero,
         }
-        # d Loss / d out: the reconstruction term each model weights
+        # d Loss / d y = std · d Loss / d out, for the reconstruction term each model weights:
+        # L2: 2 (out - x) / (B d); Cosine: d(1 - cos)/d out = cos · out / |out|² - x / (|x| |out|), over B
         l2_coef = torch.where(self.l2, self.rec_coef, 0.0)
         cos_coef = self.rec_coef - l2_coef
-        grad_out = None
-        if self.any_l2:
-            grad_out = (l2_coef * (2.0 / (b * d)))[:, None, None] * diff
+        grad_y = diff * ((l2_coef * (2.0 / (b * d)))[:, None, None] * std_t)  # [M, d, B]
         if self.any_cosine:
-            # d(1 - cos)/d out = -(x / (|x| |out|) - cos · out / |out|²), averaged over the batch
-            grad_cos = (cos[:, None, :] / norm_out.pow(2)) * out_t - x_t / (norm_x * norm_out)
-            grad_cos *= (cos_coef / b)[:, None, None]
-            grad_out = grad_cos if grad_out is None else grad_out + grad_cos
-        grad_y = grad_out * std_t  # [M, d, B]
+            scale = (cos_coef / b)[:, None, None] * std_t / norm_out  # [M, 1, B]
+            grad_y.addcmul_(out_t, scale * cos[:, None, :] / norm_out)
+            grad_y.addcmul_(x_t, scale / -norm_x)
         aux = self.fast_auxiliary(xs_t, pre_t, y_t, dec_w, terms)
         if aux is not None:
-            grad_y = grad_y + aux[3]
+            grad_y += aux[3]
         # decoder: y = dec_w^T code + dec_b (and the auxiliary reconstruction through the dead latents)
         grad_dec_w = torch.bmm(code_t, grad_y.transpose(1, 2))
         grad_dec_b = grad_y.sum(-1)
@@ -372,12 +369,12 @@ class _Stack:
             if fewest < self.aux_k:  # some model has fewer dead latents: drop its live picks
                 values = torch.where(torch.gather(dead[:, :, None].expand_as(relu_t), 1, top.indices), values, 0.0)
             aux_t, dec_aux, dead_rows = torch.zeros_like(relu_t).scatter_(1, top.indices, values), dec_w, None
-        residual = xs_t - (y_t + torch.bmm(dec_aux.transpose(1, 2), aux_t))
+        residual = xs_t - torch.baddbmm(y_t, dec_aux.transpose(1, 2), aux_t)
         b, d = xs_t.shape[1], xs_t.shape[0]
         some = n_dead > 0
         terms["Auxiliary"] = torch.where(some, residual.pow(2).mean(dim=(1, 2)), terms["Auxiliary"])
         coef = torch.where(some, self.aux_coef, 0.0)
-        return aux_t, dec_aux, dead_rows, (coef * (-2.0 / (b * d)))[:, None, None] * residual
+        return aux_t, dec_aux, dead_rows, residual.mul_((coef * (-2.0 / (b * d)))[:, None, None])
 
     # ------------------------------------------------------------------ step (SAE.train_step + Adam, stacked)
     @torch.no_grad()
