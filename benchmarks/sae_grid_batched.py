@@ -8,7 +8,10 @@ at small sizes so it runs on a CPU in minutes. Three ways, each on the same data
   start-up);
 - ``by_width``: one stack per width (3 stacks of 6 models, ``fit_stack``);
 - ``one_stack``: all 18 in one stack (smaller widths padded to the largest): what
-  ``train_sae_grid`` does with ``sae.batch_grid: true``.
+  ``train_sae_grid`` does on a GPU;
+- ``stacks_of_one``: 18 stacks of one model each (``fit_stack`` on one model): the hand-written
+  step of the stacked code without any batching, to show how much of the gain comes from the
+  step itself and how much from stacking.
 
 Early stopping is off (patience above the epoch count), so every model trains every epoch: the
 ratio is the one of a full grid. Timed by wall clock (``time.perf_counter``) and by the process's
@@ -58,7 +61,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--modes", nargs="+", default=["alone", "by_width", "one_stack"])
+    parser.add_argument("--modes", nargs="+", default=["alone", "by_width", "one_stack", "stacks_of_one"])
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
     if args.threads:
@@ -89,7 +92,8 @@ def main() -> None:
                 fit(model, train, valid, lr=lr, patience=patience, **common)
                 out.append(model)
         else:
-            groups = [[v for v in grid if v["width"] == w] for w in args.widths] if mode == "by_width" else [grid]
+            groups = ([[v for v in grid if v["width"] == w] for w in args.widths] if mode == "by_width"
+                      else [[v] for v in grid] if mode == "stacks_of_one" else [grid])  # fmt: skip
             out = []
             for variants in groups:
                 stack = models(variants)

@@ -110,14 +110,19 @@ class _Stack:
         self.any_contrastive = bool((self.con_coef > 0).any())
         self.any_l2 = bool(self.l2.any())
         self.any_cosine = not bool(self.l2.all())
-        # top_k's blocks: runs of models with one k, at most ~1 MiB of int64 keys each (cache-sized)
+        self.any_l1 = bool((self.l1_coef != 0).any())
+        # top_k's blocks of models, at most ~1 MiB of float64 keys each (cache-sized at batch 1024), and in
+        # each the number of models with k > j, j = 0, 1, ... (a prefix of the block when k descends)
         ks, per_block = self.k.tolist(), max(1, (1 << 20) // (8 * self.width * 1024))
         self.k_blocks = []
         for i, k in enumerate(ks):
-            if self.k_blocks and self.k_blocks[-1][2] == k and i - self.k_blocks[-1][0] < per_block:
-                self.k_blocks[-1][1] = i + 1
+            block = self.k_blocks[-1] if self.k_blocks else None
+            if block is None or i - block[0] >= per_block or k > ks[i - 1]:
+                self.k_blocks.append([i, i + 1, [1] * k])
             else:
-                self.k_blocks.append([i, i + 1, k])
+                block[1] = i + 1
+                for j in range(k):
+                    block[2][j] += 1
 
     def buffer(self, name: str, shape: tuple, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """A work tensor kept from step to step (fresh large allocations cost page faults on a CPU)."""
@@ -248,21 +253,23 @@ class _Stack:
         every other and come back as 0), so one ``amax`` over the latents (a vectorised reduction
         in this layout, where ``torch.topk`` sorts row by row) yields value and index of the
         largest; that one is struck out and the next found, ``k`` times. Equal values go to the
-        higher index. Models with the same ``k`` are done together, a cache-sized block at a time.
+        higher index. The models are done a cache-sized block at a time; in a block ordered by ``k``
+        descending (as :func:`fit_stack` orders the stack) the ``j``-th pass runs over the models
+        with ``k > j`` only.
         """
         n, h, b = pre_t.shape
         bits = max(1, (h - 1).bit_length())
         low = (1 << bits) - 1
         latent = torch.arange(h, dtype=torch.int64, device=pre_t.device).view(1, h, 1)
         top = self.buffer("top", (n, self.k_max, b), torch.float64).zero_()  # unused slots: latent 0, value 0
-        for start, stop, k in self.k_blocks:
+        for start, stop, rows in self.k_blocks:
             keys = self.buffer("keys", (stop - start, h, b), torch.float64)
             keys.copy_(pre_t[start:stop])
             keys.view(torch.int64).bitwise_or_(latent)
-            for j in range(k):
-                largest = torch.amax(keys, dim=1, keepdim=True, out=top[start:stop, j : j + 1])
-                if j + 1 < k:
-                    keys.scatter_(1, largest.view(torch.int64) & low, -math.inf)
+            for j, r in enumerate(rows):  # the j-th largest, for the first r models of the block (those with k > j)
+                largest = torch.amax(keys[:r], dim=1, keepdim=True, out=top[start : start + r, j : j + 1])
+                if j + 1 < len(rows):
+                    keys[:r].scatter_(1, largest.view(torch.int64) & low, -math.inf)
         index = top.view(torch.int64) & low
         return top.float().clamp_min_(0.0), index
 
@@ -290,9 +297,8 @@ class _Stack:
         values, index = self.top_k(pre_t)
         code_t = self.buffer("code", shape).zero_().scatter_add_(1, index, values)
         kept = values.sign()  # 1 where a kept value is positive (values >= 0)
-        if track:  # a latent is active if some input keeps it with a positive value
-            active = torch.zeros(n, self.width, device=x.device).scatter_add_(1, index.view(n, -1), kept.view(n, -1))
-            self.inactive.add_(1).masked_fill_(active > 0, 0)
+        if track:  # a latent is active if some input keeps it with a positive value (code >= 0)
+            self.inactive.add_(1).masked_fill_(code_t.amax(dim=2) > 0, 0)
         y_t = torch.baddbmm(dec_b[:, :, None], dec_w.transpose(1, 2), code_t)  # standardised reconstruction
         out_t = torch.addcmul(mean_t, y_t, std_t)
         diff = out_t - x_t
@@ -325,10 +331,11 @@ class _Stack:
         grad_dec_w = torch.bmm(code_t, grad_y.transpose(1, 2))
         grad_dec_b = grad_y.sum(-1)
         grad_code = torch.bmm(dec_w, grad_y, out=self.buffer("grad_code", shape))  # [M, h, B]
-        grad_kept = torch.gather(grad_code, 1, index)
-        grad_kept += (self.l1_coef / b)[:, None, None]
-        grad_pre = self.buffer("grad_pre", shape).zero_()
-        grad_pre.scatter_add_(1, index, grad_kept.mul_(kept))  # ReLU and TopK: only the kept latents
+        if self.any_l1:
+            grad_code += (self.l1_coef / b)[:, None, None]  # d|code|/d code = 1 where code > 0
+        # ReLU and TopK: the gradient reaches only the kept latents, those with code > 0
+        grad_pre = torch.ops.aten.threshold_backward.grad_input(grad_code, code_t, 0.0,
+                                                                grad_input=self.buffer("grad_pre", shape))  # fmt: skip
         if aux is not None:  # through the dead latents' decoder rows and pre-activations
             aux_t, dec_aux, dead_rows, grad_r = aux
             grad_aux_w = torch.bmm(aux_t, grad_r.transpose(1, 2))
@@ -338,7 +345,7 @@ class _Stack:
         # encoder: pre = relu(enc_w^T (xs - dec_b) + enc_b)
         grad_enc_w = torch.bmm(grad_pre, z_t.transpose(1, 2)).transpose(1, 2)
         grad_enc_b = grad_pre.sum(-1)
-        grad_dec_b -= torch.bmm(enc_w, grad_pre).sum(-1)
+        grad_dec_b -= torch.bmm(enc_w, grad_enc_b[:, :, None])[:, :, 0]  # sum over B of enc_w @ grad_pre
         terms["Loss"] = (self.rec_coef * torch.where(self.l2, terms["L2"], terms["Cosine"]) + self.l1_coef * terms["L1"]
                          + self.aux_coef * terms["Auxiliary"] + self.con_coef * terms["Contrastive"])  # fmt: skip
         return terms, [grad_enc_w, grad_enc_b, grad_dec_w, grad_dec_b]
