@@ -337,11 +337,11 @@ class _Stack:
         grad_pre = torch.ops.aten.threshold_backward.grad_input(grad_code, code_t, 0.0,
                                                                 grad_input=self.buffer("grad_pre", shape))  # fmt: skip
         if aux is not None:  # through the dead latents' decoder rows and pre-activations
-            aux_t, dec_aux, dead_rows, grad_r = aux
-            grad_aux_w = torch.bmm(aux_t, grad_r.transpose(1, 2))
-            grad_dec_w += grad_aux_w if dead_rows is None else grad_aux_w.mul_(dead_rows)
-            grad_aux = torch.bmm(dec_aux, grad_r, out=self.buffer("grad_aux", shape))
-            grad_pre += torch.ops.aten.threshold_backward(grad_aux, aux_t, 0.0)  # the ReLU's: where aux_t > 0
+            dead_index, aux_d, dec_dead, grad_r = aux
+            rows = dead_index[:, :, None]
+            grad_dec_w.scatter_add_(1, rows.expand_as(dec_dead), torch.bmm(aux_d, grad_r.transpose(1, 2)))
+            grad_aux = torch.ops.aten.threshold_backward(torch.bmm(dec_dead, grad_r), aux_d, 0.0)  # where aux_d > 0
+            grad_pre.scatter_add_(1, rows.expand_as(aux_d), grad_aux)
         # encoder: pre = relu(enc_w^T (xs - dec_b) + enc_b)
         grad_enc_w = torch.bmm(grad_pre, z_t.transpose(1, 2)).transpose(1, 2)
         grad_enc_b = grad_pre.sum(-1)
@@ -351,13 +351,11 @@ class _Stack:
         return terms, [grad_enc_w, grad_enc_b, grad_dec_w, grad_dec_b]
 
     def fast_auxiliary(self, xs_t, pre_t, y_t, dec_w, terms) -> tuple | None:
-        """The auxiliary loss (into ``terms``) and what its backward pass needs: ``(aux_t, dec_aux,
-        dead_rows, grad_r)`` with ``recon = y + dec_aux^T aux_t`` and ``grad_r`` = d Loss / d recon;
-        None while no model has dead latents.
-
-        When every dead latent is kept (``aux_k`` >= their number), ``aux_t`` is the ReLU of all
-        pre-activations and ``dec_aux`` the decoder with its live rows zeroed (``dead_rows``):
-        a mask on ``[M, h, d]`` instead of one on ``[M, h, B]``.
+        """The auxiliary loss (into ``terms``) and what its backward pass needs, on the dead latents only:
+        ``(dead_index, aux_d, dec_dead, grad_r)`` — each model's dead latents ``[M, D]`` (``D`` the
+        most any model has; a model with fewer repeats live latents there, with code 0), their
+        auxiliary codes ``[M, D, B]`` and decoder rows ``[M, D, d]``, and d Loss / d recon for
+        ``recon = y + dec_dead^T aux_d``; None while no model has dead latents.
         """
         dead = self.dead()
         n_dead = dead.sum(-1)
@@ -365,23 +363,27 @@ class _Stack:
         fewest, most = int(fewest), int(most)  # one host sync per step, as SAE.auxiliary_loss has
         if most == 0:
             return None
-        relu_t = torch.clamp_min(pre_t, 0.0, out=self.buffer("relu", pre_t.shape))  # top_k took pre before the ReLU
+        n, b = pre_t.shape[0], pre_t.shape[2]
+        # each model's dead latents first, in latent order (as SAE.auxiliary_loss's pre[:, dead])
+        dead_index = torch.sort(dead.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :most]
+        is_dead = torch.arange(most, device=pre_t.device) < n_dead[:, None]  # [M, D]: False where padding
+        pre_d = torch.gather(pre_t, 1, dead_index[:, :, None].expand(n, most, b)).clamp_min_(0.0)  # the ReLU
         if self.aux_k >= most:  # every dead latent is kept
-            dead_rows = dead.to(dec_w.dtype)[:, :, None]
-            aux_t, dec_aux = relu_t, dec_w * dead_rows
+            aux_d = pre_d.mul_(is_dead.to(pre_d.dtype)[:, :, None])
         else:
-            candidates = torch.where(dead[:, :, None], relu_t, -1.0)
+            candidates = torch.where(is_dead[:, :, None], pre_d, -1.0)
             top = torch.topk(candidates, self.aux_k, dim=1)
             values = top.values
             if fewest < self.aux_k:  # some model has fewer dead latents: drop its live picks
-                values = torch.where(torch.gather(dead[:, :, None].expand_as(relu_t), 1, top.indices), values, 0.0)
-            aux_t, dec_aux, dead_rows = torch.zeros_like(relu_t).scatter_(1, top.indices, values), dec_w, None
-        residual = xs_t - torch.baddbmm(y_t, dec_aux.transpose(1, 2), aux_t)
-        b, d = xs_t.shape[1], xs_t.shape[0]
+                values = torch.where(torch.gather(is_dead[:, :, None].expand(n, most, b), 1, top.indices), values, 0.0)
+            aux_d = torch.zeros_like(pre_d).scatter_(1, top.indices, values)
+        dec_dead = torch.gather(dec_w, 1, dead_index[:, :, None].expand(n, most, dec_w.shape[2]))
+        residual = xs_t - torch.baddbmm(y_t, dec_dead.transpose(1, 2), aux_d)
+        d = xs_t.shape[0]
         some = n_dead > 0
         terms["Auxiliary"] = torch.where(some, residual.pow(2).mean(dim=(1, 2)), terms["Auxiliary"])
         coef = torch.where(some, self.aux_coef, 0.0)
-        return aux_t, dec_aux, dead_rows, residual.mul_((coef * (-2.0 / (b * d)))[:, None, None])
+        return dead_index, aux_d, dec_dead, residual.mul_((coef * (-2.0 / (b * d)))[:, None, None])
 
     # ------------------------------------------------------------------ step (SAE.train_step + Adam, stacked)
     @torch.no_grad()
