@@ -99,9 +99,10 @@ def test_stack_with_dead_latents_research_switches_and_contrastive_views(cluster
 
 def test_fast_top_k_equals_torch_topk():
     """_Stack.top_k (float64 keys, amax passes) keeps exactly torch.topk's latents of relu(pre), per model's k,
-    whatever the order of the models' k; negative pre-activations come back as 0."""
+    whatever the order of the models' k; negative pre-activations come back as 0. Also its torch.topk branch
+    (k above AMAX_TOP_K_MAX)."""
     gen = torch.Generator().manual_seed(3)
-    for ks in ([8, 8, 4, 2, 1], [2, 5, 3]):
+    for ks in ([8, 8, 4, 2, 1], [2, 5, 3], [12, 3, 9]):
         stack = _Stack([SAE(4, 16, k=k, seed=i) for i, k in enumerate(ks)], [1e-3] * len(ks), torch.device("cpu"))
         pre = torch.randn(len(ks), 16, 50, generator=gen)
         pre[0, :, 0] = -1.0  # no positive pre-activation at all for one input

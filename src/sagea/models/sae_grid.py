@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 #: Variants that can join a stack.
 STACKABLE_VARIANTS = ("topk", "basic")
+#: Largest k for which _Stack.top_k finds the top k by k passes of ``amax`` on a CPU (measured on
+#: batches of 1024: 3x faster than ``torch.topk`` at width 64 and k 8, even at k 16, slower beyond).
+AMAX_TOP_K_MAX = 8
 #: The ``eps`` of ``F.cosine_similarity`` (its lower bound on each norm).
 COSINE_EPS = 1e-8
 #: Model hyperparameters every member of a stack shares.
@@ -255,9 +258,14 @@ class _Stack:
         largest; that one is struck out and the next found, ``k`` times. Equal values go to the
         higher index. The models are done a cache-sized block at a time; in a block ordered by ``k``
         descending (as :func:`fit_stack` orders the stack) the ``j``-th pass runs over the models
-        with ``k > j`` only.
+        with ``k > j`` only. With a ``k`` above :data:`AMAX_TOP_K_MAX`, or off the CPU, it is
+        ``torch.topk`` (sorted).
         """
         n, h, b = pre_t.shape
+        if pre_t.device.type != "cpu" or self.k_max > AMAX_TOP_K_MAX:  # torch.topk is the faster there
+            top = torch.topk(pre_t, self.k_max, dim=1)  # sorted: slot j holds the (j+1)-th largest
+            keep = (torch.arange(self.k_max, device=pre_t.device) < self.k[:, None])[:, :, None]
+            return top.values.clamp_min(0.0).mul_(keep.to(pre_t.dtype)), top.indices
         bits = max(1, (h - 1).bit_length())
         low = (1 << bits) - 1
         latent = torch.arange(h, dtype=torch.int64, device=pre_t.device).view(1, h, 1)
