@@ -102,7 +102,7 @@ def test_fast_top_k_equals_torch_topk():
     whatever the order of the models' k; negative pre-activations come back as 0. Also its torch.topk branch
     (k above AMAX_TOP_K_MAX)."""
     gen = torch.Generator().manual_seed(3)
-    for ks in ([8, 8, 4, 2, 1], [2, 5, 3], [12, 3, 9]):
+    for ks in ([8, 8, 4, 2, 1], [2, 5, 3], [12, 3, 9], [9, 8, 2]):
         stack = _Stack([SAE(4, 16, k=k, seed=i) for i, k in enumerate(ks)], [1e-3] * len(ks), torch.device("cpu"))
         pre = torch.randn(len(ks), 16, 50, generator=gen)
         pre[0, :, 0] = -1.0  # no positive pre-activation at all for one input

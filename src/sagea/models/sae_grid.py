@@ -116,11 +116,15 @@ class _Stack:
         self.any_l1 = bool((self.l1_coef != 0).any())
         # top_k's blocks of models, at most ~1 MiB of float64 keys each (cache-sized at batch 1024), and in
         # each the number of models with k > j, j = 0, 1, ... (a prefix of the block when k descends)
-        ks, per_block = self.k.tolist(), max(1, (1 << 20) // (8 * self.width * 1024))
+        # (off the CPU one block: no cache to fit); models with k above AMAX_TOP_K_MAX in blocks of their own
+        on_cpu = self.encoder_w.device.type == "cpu"
+        ks = self.k.tolist()
+        per_block = max(1, (1 << 20) // (8 * self.width * 1024)) if on_cpu else len(ks)
         self.k_blocks = []
         for i, k in enumerate(ks):
             block = self.k_blocks[-1] if self.k_blocks else None
-            if block is None or i - block[0] >= per_block or k > ks[i - 1]:
+            if (block is None or i - block[0] >= per_block or k > ks[i - 1]
+                    or (k > AMAX_TOP_K_MAX) != (ks[i - 1] > AMAX_TOP_K_MAX)):  # fmt: skip
                 self.k_blocks.append([i, i + 1, [1] * k])
             else:
                 block[1] = i + 1
@@ -262,24 +266,31 @@ class _Stack:
         ``torch.topk`` (sorted).
         """
         n, h, b = pre_t.shape
-        if pre_t.device.type != "cpu" or self.k_max > AMAX_TOP_K_MAX:  # torch.topk is the faster there
-            top = torch.topk(pre_t, self.k_max, dim=1)  # sorted: slot j holds the (j+1)-th largest
-            keep = (torch.arange(self.k_max, device=pre_t.device) < self.k[:, None])[:, :, None]
-            return top.values.clamp_min(0.0).mul_(keep.to(pre_t.dtype)), top.indices
+        device = pre_t.device
         bits = max(1, (h - 1).bit_length())
         low = (1 << bits) - 1
-        latent = torch.arange(h, dtype=torch.int64, device=pre_t.device).view(1, h, 1)
-        top = self.buffer("top", (n, self.k_max, b), torch.float64).zero_()  # unused slots: latent 0, value 0
+        latent = torch.arange(h, dtype=torch.int64, device=device).view(1, h, 1)
+        values = self.buffer("top_values", (n, self.k_max, b)).zero_()  # unused slots: latent 0, value 0
+        index = self.buffer("top_index", (n, self.k_max, b), torch.int64).zero_()
         for start, stop, rows in self.k_blocks:
+            k = len(rows)  # the block's largest k
+            if device.type != "cpu" or k > AMAX_TOP_K_MAX:  # torch.topk is the faster there
+                top = torch.topk(pre_t[start:stop], k, dim=1)  # sorted: slot j holds the (j+1)-th largest
+                keep = torch.arange(k, device=device)[None, :, None] < self.k[start:stop, None, None]
+                values[start:stop, :k] = top.values.clamp_min_(0.0).mul_(keep.to(values.dtype))
+                index[start:stop, :k] = top.indices
+                continue
             keys = self.buffer("keys", (stop - start, h, b), torch.float64)
             keys.copy_(pre_t[start:stop])
             keys.view(torch.int64).bitwise_or_(latent)
+            top = self.buffer("top_keys", (stop - start, k, b), torch.float64).zero_()
             for j, r in enumerate(rows):  # the j-th largest, for the first r models of the block (those with k > j)
-                largest = torch.amax(keys[:r], dim=1, keepdim=True, out=top[start : start + r, j : j + 1])
-                if j + 1 < len(rows):
+                largest = torch.amax(keys[:r], dim=1, keepdim=True, out=top[:r, j : j + 1])
+                if j + 1 < k:
                     keys[:r].scatter_(1, largest.view(torch.int64) & low, -math.inf)
-        index = top.view(torch.int64) & low
-        return top.float().clamp_min_(0.0), index
+            values[start:stop, :k] = top.float().clamp_min_(0.0)
+            index[start:stop, :k] = top.view(torch.int64) & low
+        return values, index
 
     def fast_gradients(self, x: torch.Tensor, track: bool) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
         """:meth:`losses` and the gradients of ``Loss.sum()`` by a hand-written backward pass.
