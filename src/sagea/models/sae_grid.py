@@ -98,13 +98,14 @@ class _Stack:
         self.aux_coef = column([p["aux_coef"] for p in hp])
         self.con_coef = column([p["contrastive_coef"] for p in hp])
         self.lr = lrs
-        self._buffers: dict[str, torch.Tensor] = {}
         self._summarise()
         self.dead_after, self.aux_k = hp[0]["dead_after"], hp[0]["aux_k"]
         self.more_than = hp[0]["dead_rule"] == "more_than"
 
     def _summarise(self) -> None:
         """Per-stack facts read on every step, kept on the host (no device sync per step)."""
+        self._buffers: dict[tuple, torch.Tensor] = {}  # work tensors (their shapes follow the stack's)
+        self._top_k_plans: dict[tuple, list] = {}
         self.k_max = int(self.k.max())
         self.all_topk = bool(self.topk.all())
         self.one_k = self.all_topk and int(self.k.min()) == self.k_max  # every model TopK with one k
@@ -114,6 +115,10 @@ class _Stack:
         self.any_l2 = bool(self.l2.any())
         self.any_cosine = not bool(self.l2.all())
         self.any_l1 = bool((self.l1_coef != 0).any())
+        # Loss = term_coefs · (L2, Cosine, L1, L0, Auxiliary, Contrastive) per model
+        l2_rec = torch.where(self.l2, self.rec_coef, 0.0)
+        self.term_coefs = torch.stack([l2_rec, self.rec_coef - l2_rec, self.l1_coef, torch.zeros_like(self.l1_coef),
+                                       self.aux_coef, self.con_coef])  # fmt: skip
         # top_k's blocks of models, at most ~1 MiB of float64 keys each (cache-sized at batch 1024), and in
         # each the number of models with k > j, j = 0, 1, ... (a prefix of the block when k descends)
         # (off the CPU one block: no cache to fit); models with k above AMAX_TOP_K_MAX in blocks of their own
@@ -133,10 +138,10 @@ class _Stack:
 
     def buffer(self, name: str, shape: tuple, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """A work tensor kept from step to step (fresh large allocations cost page faults on a CPU)."""
-        shape = tuple(shape)
-        held = self._buffers.get(name)
-        if held is None or held.shape != shape or held.dtype != dtype:
-            held = self._buffers[name] = torch.empty(shape, dtype=dtype, device=self.encoder_w.device)
+        key = (name, tuple(shape), dtype)  # one per batch size (an epoch's last batch may be smaller)
+        held = self._buffers.get(key)
+        if held is None:
+            held = self._buffers[key] = torch.empty(key[1], dtype=dtype, device=self.encoder_w.device)
         return held
 
     def params(self) -> list[torch.Tensor]:
@@ -265,32 +270,49 @@ class _Stack:
         with ``k > j`` only. With a ``k`` above :data:`AMAX_TOP_K_MAX`, or off the CPU, it is
         ``torch.topk`` (sorted).
         """
+        key = (pre_t.shape, pre_t.data_ptr())  # fast_gradients passes one buffer per batch size
+        plan = self._top_k_plans.get(key)
+        if plan is None:
+            plan = self._top_k_plans[key] = self._top_k_plan(pre_t)
+        values, index, blocks, latent, low = plan
+        for k, pre_block, keys, passes, top, out_values, out_index, keep in blocks:
+            if keys is None:  # torch.topk, sorted: slot j holds the (j+1)-th largest
+                top_values, top_index = torch.topk(pre_block, k, dim=1)
+                out_values.copy_(top_values.clamp_min_(0.0).mul_(keep))
+                out_index.copy_(top_index)
+                continue
+            keys.copy_(pre_block)
+            keys.view(torch.int64).bitwise_or_(latent)
+            for j, (keys_j, top_j, top_j_bits) in enumerate(passes):
+                torch.amax(keys_j, dim=1, keepdim=True, out=top_j)
+                if j + 1 < k:
+                    keys_j.scatter_(1, top_j_bits & low, -math.inf)
+            out_values.copy_(top).clamp_min_(0.0)
+            torch.bitwise_and(top.view(torch.int64), low, out=out_index)
+        return values, index
+
+    def _top_k_plan(self, pre_t: torch.Tensor) -> tuple:
+        """The views :meth:`top_k` works on for pre-activations shaped like ``pre_t`` (made once per shape:
+        slots a model never fills stay 0)."""
         n, h, b = pre_t.shape
         device = pre_t.device
-        bits = max(1, (h - 1).bit_length())
-        low = (1 << bits) - 1
-        latent = torch.arange(h, dtype=torch.int64, device=device).view(1, h, 1)
         values = self.buffer("top_values", (n, self.k_max, b)).zero_()  # unused slots: latent 0, value 0
         index = self.buffer("top_index", (n, self.k_max, b), torch.int64).zero_()
+        blocks = []
         for start, stop, rows in self.k_blocks:
             k = len(rows)  # the block's largest k
+            pre_block, out_values, out_index = pre_t[start:stop], values[start:stop, :k], index[start:stop, :k]
             if device.type != "cpu" or k > AMAX_TOP_K_MAX:  # torch.topk is the faster there
-                top = torch.topk(pre_t[start:stop], k, dim=1)  # sorted: slot j holds the (j+1)-th largest
-                keep = torch.arange(k, device=device)[None, :, None] < self.k[start:stop, None, None]
-                values[start:stop, :k] = top.values.clamp_min_(0.0).mul_(keep.to(values.dtype))
-                index[start:stop, :k] = top.indices
+                keep = (torch.arange(k, device=device)[None, :, None] < self.k[start:stop, None, None]).float()
+                blocks.append((k, pre_block, None, None, None, out_values, out_index, keep))
                 continue
-            keys = self.buffer("keys", (stop - start, h, b), torch.float64)
-            keys.copy_(pre_t[start:stop])
-            keys.view(torch.int64).bitwise_or_(latent)
-            top = self.buffer("top_keys", (stop - start, k, b), torch.float64).zero_()
-            for j, r in enumerate(rows):  # the j-th largest, for the first r models of the block (those with k > j)
-                largest = torch.amax(keys[:r], dim=1, keepdim=True, out=top[:r, j : j + 1])
-                if j + 1 < k:
-                    keys[:r].scatter_(1, largest.view(torch.int64) & low, -math.inf)
-            values[start:stop, :k] = top.float().clamp_min_(0.0)
-            index[start:stop, :k] = top.view(torch.int64) & low
-        return values, index
+            keys = torch.empty(stop - start, h, b, dtype=torch.float64, device=device)
+            top = torch.zeros(stop - start, k, b, dtype=torch.float64, device=device)
+            # pass j: the (j+1)-th largest of the first r models of the block (those with k > j)
+            passes = [(keys[:r], top[:r, j : j + 1], top[:r, j : j + 1].view(torch.int64)) for j, r in enumerate(rows)]
+            blocks.append((k, pre_block, keys, passes, top, out_values, out_index, None))
+        latent = torch.arange(h, dtype=torch.int64, device=device).view(1, h, 1)
+        return values, index, blocks, latent, (1 << max(1, (h - 1).bit_length())) - 1
 
     def fast_gradients(self, x: torch.Tensor, track: bool) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
         """:meth:`losses` and the gradients of ``Loss.sum()`` by a hand-written backward pass.
@@ -321,19 +343,18 @@ class _Stack:
         y_t = torch.baddbmm(dec_b[:, :, None], dec_w.transpose(1, 2), code_t)  # standardised reconstruction
         out_t = torch.addcmul(mean_t, y_t, std_t)
         diff = out_t - x_t
-        zero = x.new_zeros(n)
         # F.cosine_similarity's formula (norms clamped at 1e-8), with the sums over d along batch rows
         norm_x = x_t.pow(2).sum(0).sqrt_().clamp_min_(COSINE_EPS)  # [B]
         norm_out = out_t.pow(2).sum(1, keepdim=True).sqrt_().clamp_min_(COSINE_EPS)  # [M, 1, B]
         cos = (x_t * out_t).sum(1) / (norm_x * norm_out[:, 0])  # [M, B]
-        terms = {
-            "L2": diff.pow(2).mean(dim=(1, 2)),
-            "Cosine": (1 - cos).mean(-1),
-            "L1": values.sum(dim=(1, 2)) / b,
-            "L0": kept.sum(dim=(1, 2)) / b,
-            "Auxiliary": zero,
-            "Contrastive": zero,
-        }
+        # the terms after "Loss", in LOSS_TERMS order (stacked: one tensor [6, M], Loss below)
+        parts = torch.empty(len(LOSS_TERMS) - 1, n, device=x.device)
+        torch.mean(diff.pow(2), dim=(1, 2), out=parts[0])
+        torch.mean(1 - cos, dim=-1, out=parts[1])
+        torch.sum(values, dim=(1, 2), out=parts[2]).div_(b)
+        torch.sum(kept, dim=(1, 2), out=parts[3]).div_(b)
+        parts[4:].zero_()  # Auxiliary (set while latents are dead) and Contrastive (not on this path)
+        terms = dict(zip(LOSS_TERMS[1:], parts))
         # d Loss / d y = std · d Loss / d out, for the reconstruction term each model weights:
         # L2: 2 (out - x) / (B d); Cosine: d(1 - cos)/d out = cos · out / |out|² - x / (|x| |out|), over B
         l2_coef = torch.where(self.l2, self.rec_coef, 0.0)
@@ -365,8 +386,7 @@ class _Stack:
         grad_enc_w = torch.bmm(grad_pre, z_t.transpose(1, 2)).transpose(1, 2)
         grad_enc_b = grad_pre.sum(-1)
         grad_dec_b -= torch.bmm(enc_w, grad_enc_b[:, :, None])[:, :, 0]  # sum over B of enc_w @ grad_pre
-        terms["Loss"] = (self.rec_coef * torch.where(self.l2, terms["L2"], terms["Cosine"]) + self.l1_coef * terms["L1"]
-                         + self.aux_coef * terms["Auxiliary"] + self.con_coef * terms["Contrastive"])  # fmt: skip
+        terms = {"Loss": (self.term_coefs * parts).sum(0), **terms}  # the weighted sum of losses()
         return terms, [grad_enc_w, grad_enc_b, grad_dec_w, grad_dec_b]
 
     def fast_auxiliary(self, xs_t, pre_t, y_t, dec_w, terms) -> tuple | None:
@@ -400,7 +420,7 @@ class _Stack:
         residual = xs_t - torch.baddbmm(y_t, dec_dead.transpose(1, 2), aux_d)
         d = xs_t.shape[0]
         some = n_dead > 0
-        terms["Auxiliary"] = torch.where(some, residual.pow(2).mean(dim=(1, 2)), terms["Auxiliary"])
+        terms["Auxiliary"].copy_(torch.where(some, residual.pow(2).mean(dim=(1, 2)), 0.0))
         coef = torch.where(some, self.aux_coef, 0.0)
         return dead_index, aux_d, dec_dead, residual.mul_((coef * (-2.0 / (b * d)))[:, None, None])
 
@@ -432,7 +452,9 @@ class _Stack:
         torch._foreach_mul_(update, [neg_step.view(-1, *[1] * (p.dim() - 1)) for p in params])
         torch._foreach_add_(params, update)
 
-    def train_step(self, x, x_positive, step: int, beta1: float, beta2: float, research_step_order: bool):
+    def train_step(self, x, x_positive, step: int, beta1: float, beta2: float,
+                   research_step_order: bool) -> torch.Tensor:  # fmt: skip
+        """One Adam step of every model; returns the loss terms ``[len(LOSS_TERMS), M]`` (LOSS_TERMS order)."""
         if self.fast:
             terms, grads = self.fast_gradients(x, track=True)
             for p, grad in zip(self.params(), grads):
@@ -450,7 +472,7 @@ class _Stack:
             self.project_decoder_grad()
             self.adam(step, beta1, beta2)
             self.normalize_decoder()
-        return {name: value.detach() for name, value in terms.items()}
+        return torch.stack([terms[name].detach() for name in LOSS_TERMS])
 
 
 def fit_stack(
@@ -504,12 +526,12 @@ def fit_stack(
     for epoch in bar:
         if not live:
             break
-        sums: dict[str, torch.Tensor] = {}
+        sums = None  # [len(LOSS_TERMS), models]: each term summed over the epoch's users
         for index, x, x_pos in epoch_batches(train, batch_size, seed, epoch, device):
             step += 1
-            for name, value in stack.train_step(x, x_pos, step, beta1, beta2, research_step_order).items():
-                sums[name] = sums.get(name, 0.0) + value * len(index)
-        per_model = {name: (value / n).tolist() for name, value in sums.items()}
+            weighted = stack.train_step(x, x_pos, step, beta1, beta2, research_step_order) * len(index)
+            sums = weighted if sums is None else sums + weighted
+        per_model = dict(zip(LOSS_TERMS, (sums / n).tolist()))
         for row, i in enumerate(live):
             results[i].epochs_run = epoch
             if not math.isfinite(per_model["Loss"][row]):
@@ -523,7 +545,7 @@ def fit_stack(
         for row, i in enumerate(live):
             model = models[i]
             stack.write_back(row, model)
-            epoch_terms = {name: float(sums[name][row]) / n for name in LOSS_TERMS}
+            epoch_terms = {name: float(sums[t, row]) / n for t, name in enumerate(LOSS_TERMS)}
             score, history_row = validation_row(model, valid, epoch, epoch_terms, batch_size, seed, device,
                                                 on_validation[i], started)  # fmt: skip
             model.train()
