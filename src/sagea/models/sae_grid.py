@@ -45,6 +45,8 @@ STACKABLE_VARIANTS = ("topk", "basic")
 #: Largest k for which _Stack.top_k finds the top k by k passes of ``amax`` on a CPU (measured on
 #: batches of 1024: 3x faster than ``torch.topk`` at width 64 and k 8, even at k 16, slower beyond).
 AMAX_TOP_K_MAX = 8
+#: Bytes of float64 keys _Stack.top_k works on at a time on a CPU (at batch 1024; to stay in the cache).
+TOP_K_BLOCK_BYTES = 1 << 19
 #: The ``eps`` of ``F.cosine_similarity`` (its lower bound on each norm).
 COSINE_EPS = 1e-8
 #: Model hyperparameters every member of a stack shares.
@@ -119,12 +121,12 @@ class _Stack:
         l2_rec = torch.where(self.l2, self.rec_coef, 0.0)
         self.term_coefs = torch.stack([l2_rec, self.rec_coef - l2_rec, self.l1_coef, torch.zeros_like(self.l1_coef),
                                        self.aux_coef, self.con_coef])  # fmt: skip
-        # top_k's blocks of models, at most ~1 MiB of float64 keys each (cache-sized at batch 1024), and in
+        # top_k's blocks of models, at most TOP_K_BLOCK_BYTES of float64 keys each (cache-sized at batch 1024), and in
         # each the number of models with k > j, j = 0, 1, ... (a prefix of the block when k descends)
         # (off the CPU one block: no cache to fit); models with k above AMAX_TOP_K_MAX in blocks of their own
         on_cpu = self.encoder_w.device.type == "cpu"
         ks = self.k.tolist()
-        per_block = max(1, (1 << 20) // (8 * self.width * 1024)) if on_cpu else len(ks)
+        per_block = max(1, TOP_K_BLOCK_BYTES // (8 * self.width * 1024)) if on_cpu else len(ks)
         self.k_blocks = []
         for i, k in enumerate(ks):
             block = self.k_blocks[-1] if self.k_blocks else None
@@ -344,12 +346,12 @@ class _Stack:
         out_t = torch.addcmul(mean_t, y_t, std_t)
         diff = out_t - x_t
         # F.cosine_similarity's formula (norms clamped at 1e-8), with the sums over d along batch rows
-        norm_x = x_t.pow(2).sum(0).sqrt_().clamp_min_(COSINE_EPS)  # [B]
-        norm_out = out_t.pow(2).sum(1, keepdim=True).sqrt_().clamp_min_(COSINE_EPS)  # [M, 1, B]
+        norm_x = (x_t * x_t).sum(0).sqrt_().clamp_min_(COSINE_EPS)  # [B]
+        norm_out = (out_t * out_t).sum(1, keepdim=True).sqrt_().clamp_min_(COSINE_EPS)  # [M, 1, B]
         cos = (x_t * out_t).sum(1) / (norm_x * norm_out[:, 0])  # [M, B]
         # the terms after "Loss", in LOSS_TERMS order (stacked: one tensor [6, M], Loss below)
         parts = torch.empty(len(LOSS_TERMS) - 1, n, device=x.device)
-        torch.mean(diff.pow(2), dim=(1, 2), out=parts[0])
+        torch.mean(diff * diff, dim=(1, 2), out=parts[0])
         torch.mean(1 - cos, dim=-1, out=parts[1])
         torch.sum(values, dim=(1, 2), out=parts[2]).div_(b)
         torch.sum(kept, dim=(1, 2), out=parts[3]).div_(b)
@@ -420,7 +422,7 @@ class _Stack:
         residual = xs_t - torch.baddbmm(y_t, dec_dead.transpose(1, 2), aux_d)
         d = xs_t.shape[0]
         some = n_dead > 0
-        terms["Auxiliary"].copy_(torch.where(some, residual.pow(2).mean(dim=(1, 2)), 0.0))
+        terms["Auxiliary"].copy_(torch.where(some, (residual * residual).mean(dim=(1, 2)), 0.0))
         coef = torch.where(some, self.aux_coef, 0.0)
         return dead_index, aux_d, dec_dead, residual.mul_((coef * (-2.0 / (b * d)))[:, None, None])
 
@@ -432,7 +434,8 @@ class _Stack:
 
     @torch.no_grad()
     def normalize_decoder(self) -> None:
-        self.decoder_w.copy_(F.normalize(self.decoder_w, dim=-1))
+        w = self.decoder_w  # in place, as F.normalize: w / max(|w|, 1e-12)
+        w.div_(w.norm(dim=-1, keepdim=True).clamp_min_(1e-12))
 
     @torch.no_grad()
     def adam(self, step: int, beta1: float, beta2: float, eps: float = 1e-8) -> None:
