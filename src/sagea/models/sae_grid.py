@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from sagea.io import NonFiniteError
-from sagea.models.sae import LOSS_TERMS, NON_FINITE_HINT, SAE, STD_EPS, validation_row
+from sagea.models.sae import LOSS_TERMS, NON_FINITE_HINT, SAE, validation_row
 from sagea.models.sae_data import TrainData, epoch_batches
 from sagea.models.training import EARLY_STOP_UNITS, EarlyStopping, FitResult
 from sagea.runtime import progress
@@ -328,15 +328,14 @@ class _Stack:
         n, b = len(self.k), x.shape[0]
         d = x.shape[1]
         enc_w, enc_b, dec_w, dec_b = (p.detach() for p in self.params())
-        x_t = x.t().contiguous()  # [d, B]
-        mean_t = x_t.mean(dim=0, keepdim=True)  # SAE.standardize along the batch rows: [1, B]
-        centred = x_t - mean_t
-        std_t = (centred * centred).sum(dim=0, keepdim=True).div_(d - 1).sqrt_().add_(STD_EPS)  # unbiased std
-        xs_t = centred / std_t
-        z_t = xs_t - dec_b[:, :, None]  # [M, d, B]
+        # the pre-activations exactly as each model alone computes them (same operations, bit for bit), so
+        # that the discrete decisions made on them (top-k, ReLU, dead latents) are the same too
+        xs, mean, std = SAE.standardize(x)
+        z = xs - dec_b[:, None]  # [M, B, d]
+        pre = torch.bmm(z, enc_w, out=self.buffer("pre", (n, b, self.width))).add_(enc_b[:, None])  # before the ReLU
+        pre_t = pre.transpose(1, 2)  # [M, h, B]; top_k ranks negative values last and returns them as 0
+        x_t, xs_t, mean_t, std_t = x.t().contiguous(), xs.t().contiguous(), mean.t(), std.t()  # [d, B], [1, B]
         shape = (n, self.width, b)
-        # before the ReLU: top_k ranks negative values last and returns them as 0
-        pre_t = torch.baddbmm(enc_b[:, :, None], enc_w.transpose(1, 2), z_t, out=self.buffer("pre", shape))
         values, index = self.top_k(pre_t)
         code_t = self.buffer("code", shape).zero_().scatter_add_(1, index, values)
         kept = values.sign()  # 1 where a kept value is positive (values >= 0)
@@ -385,7 +384,7 @@ class _Stack:
             grad_aux = torch.ops.aten.threshold_backward(torch.bmm(dec_dead, grad_r), aux_d, 0.0)  # where aux_d > 0
             grad_pre.scatter_add_(1, rows.expand_as(aux_d), grad_aux)
         # encoder: pre = relu(enc_w^T (xs - dec_b) + enc_b)
-        grad_enc_w = torch.bmm(grad_pre, z_t.transpose(1, 2)).transpose(1, 2)
+        grad_enc_w = torch.bmm(grad_pre, z).transpose(1, 2)
         grad_enc_b = grad_pre.sum(-1)
         grad_dec_b -= torch.bmm(enc_w, grad_enc_b[:, :, None])[:, :, 0]  # sum over B of enc_w @ grad_pre
         terms = {"Loss": (self.term_coefs * parts).sum(0), **terms}  # the weighted sum of losses()
