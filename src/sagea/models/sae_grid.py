@@ -328,14 +328,15 @@ class _Stack:
         n, b = len(self.k), x.shape[0]
         d = x.shape[1]
         enc_w, enc_b, dec_w, dec_b = (p.detach() for p in self.params())
-        # the pre-activations exactly as each model alone computes them (same operations, bit for bit), so
-        # that the discrete decisions made on them (top-k, ReLU, dead latents) are the same too
+        # the pre-activations as each model alone computes them — the same standardisation, and the same
+        # products (bit for bit with the BLAS here, tests/test_sae_grid.py) — so that the discrete decisions
+        # made on them (top-k, ReLU, dead latents) are the same too: a flip would be amplified by Adam
         xs, mean, std = SAE.standardize(x)
-        z = xs - dec_b[:, None]  # [M, B, d]
-        pre = torch.bmm(z, enc_w, out=self.buffer("pre", (n, b, self.width))).add_(enc_b[:, None])  # before the ReLU
-        pre_t = pre.transpose(1, 2)  # [M, h, B]; top_k ranks negative values last and returns them as 0
         x_t, xs_t, mean_t, std_t = x.t().contiguous(), xs.t().contiguous(), mean.t(), std.t()  # [d, B], [1, B]
+        z_t = xs_t - dec_b[:, :, None]  # [M, d, B]
         shape = (n, self.width, b)
+        # before the ReLU: top_k ranks negative values last and returns them as 0
+        pre_t = torch.baddbmm(enc_b[:, :, None], enc_w.transpose(1, 2), z_t, out=self.buffer("pre", shape))
         values, index = self.top_k(pre_t)
         code_t = self.buffer("code", shape).zero_().scatter_add_(1, index, values)
         kept = values.sign()  # 1 where a kept value is positive (values >= 0)
@@ -384,7 +385,7 @@ class _Stack:
             grad_aux = torch.ops.aten.threshold_backward(torch.bmm(dec_dead, grad_r), aux_d, 0.0)  # where aux_d > 0
             grad_pre.scatter_add_(1, rows.expand_as(aux_d), grad_aux)
         # encoder: pre = relu(enc_w^T (xs - dec_b) + enc_b)
-        grad_enc_w = torch.bmm(grad_pre, z).transpose(1, 2)
+        grad_enc_w = torch.bmm(grad_pre, z_t.transpose(1, 2)).transpose(1, 2)
         grad_enc_b = grad_pre.sum(-1)
         grad_dec_b -= torch.bmm(enc_w, grad_enc_b[:, :, None])[:, :, 0]  # sum over B of enc_w @ grad_pre
         terms = {"Loss": (self.term_coefs * parts).sum(0), **terms}  # the weighted sum of losses()
