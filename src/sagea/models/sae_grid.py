@@ -3,9 +3,9 @@
 Grid variants that see the same batches — same input embeddings (one ELSA run), training users,
 seed, batch size and epochs — are trained as a stack: their parameters are stacked along a
 leading model axis (variants of smaller width are padded with latents that stay exactly zero),
-and every step is one batched computation (``torch.matmul`` over the model axis) instead of one
-pass per model. Per step the cost of launching operations is paid once for the stack, which is
-where a small model's time goes.
+and every step is one batched computation over the model axis instead of one pass per model.
+Per step the cost of launching operations is paid once for the stack, which is where a small
+model's time goes.
 
 What each variant may choose on its own: ``width``, ``k``, ``variant`` (``topk`` or ``basic``),
 ``reconstruction_loss``, ``l1_coef``, ``aux_coef``, ``contrastive_coef``, ``normalize``, ``lr``,
@@ -13,13 +13,33 @@ What each variant may choose on its own: ``width``, ``k``, ``variant`` (``topk``
 is not stacked: its threshold is a running statistic of a batch-wide top-k, so it trains alone
 (:func:`sagea.models.sae.fit`).
 
+Two ways to compute a step:
+
+- the fast path (:meth:`_Stack.fast_gradients`), taken when every model of the stack is TopK,
+  none normalises its code and none has a contrastive term — the paper's grid: a hand-written
+  forward and backward pass in a latent-major layout (``[models, latents, batch]``, so that
+  reductions over latents and over the input dimension run along contiguous batch rows). The
+  top-k is exact and needs no sort (:meth:`_Stack.top_k`: ``k`` vectorised ``amax`` passes over
+  float64 keys that carry each latent's index; ``torch.topk`` above k 8 or off the CPU); the
+  gradient reaches only the kept latents; only the terms a model weights get a backward pass
+  (L2 or Cosine, L1 when some model weights it, the auxiliary loss while latents are dead, on
+  the dead latents only); every logged term is still computed. Adam runs over the stacked
+  tensors (``torch._foreach_*``) with one learning rate per model;
+- otherwise autograd over the stacked loss (:meth:`_Stack.losses`): basic SAEs, ``normalize``,
+  contrastive views.
+
 Equivalence with one-at-a-time training (:func:`sagea.models.sae.fit`): the batches come from
 the same ``(seed, epoch)`` stream (shared by construction: the variants of a stack have one seed
 and the draws do not depend on the model), each variant starts from its own initialisation,
 the loss terms, the dead-latent rule, the decoder constraint and Adam follow the same formulas
 in the same order, and each variant validates, stops early and restores its best weights on its
-own (a stopped variant leaves the stack). Only the order of floating-point summation inside the
-batched products differs, so the weights agree to float tolerance, not bit for bit.
+own (a stopped variant leaves the stack). Only the order of floating-point summation differs,
+so the weights agree to float tolerance, not bit for bit. The fast path computes the
+pre-activations with the same standardisation and products as a model alone (bit for bit with
+the BLAS we test on), because the decisions taken on them — which latents the top-k keeps, the
+sign at the ReLU, which latents are dead — are discontinuous: decided differently by rounding,
+one of them moves a rarely-updated weight by about the learning rate (Adam normalises its
+step). Later steps see weights that differ by rounding, so such a flip can still happen, rarely.
 """
 
 from __future__ import annotations
@@ -275,6 +295,8 @@ class _Stack:
         key = (pre_t.shape, pre_t.data_ptr())  # fast_gradients passes one buffer per batch size
         plan = self._top_k_plans.get(key)
         if plan is None:
+            if len(self._top_k_plans) >= 4:  # a plan holds its input alive: keep few (fast_gradients needs two)
+                self._top_k_plans.clear()
             plan = self._top_k_plans[key] = self._top_k_plan(pre_t)
         values, index, blocks, latent, low = plan
         for k, pre_block, keys, passes, top, out_values, out_index, keep in blocks:
