@@ -16,9 +16,11 @@ at small sizes so it runs on a CPU in minutes. Three ways, each on the same data
 Early stopping is off (patience above the epoch count), so every model trains every epoch: the
 ratio is the one of a full grid. Timed by wall clock (``time.perf_counter``) and by the process's
 CPU time (``time.process_time``: less sensitive to other jobs on a shared machine); also prints the
-largest weight difference between ``alone`` and the stacks (float rounding only).
+largest weight difference between ``alone`` and the stacks (float rounding; rarely a top-k near-tie
+decided differently, which Adam amplifies to about the learning rate).
 
-    SAGEA_PROGRESS=0 python benchmarks/sae_grid_batched.py --threads 2
+    SAGEA_PROGRESS=0 python benchmarks/sae_grid_batched.py --threads 1 --epochs 20 --validate-every 10 \\
+        --users 4096 --dim 16 --widths 16 32 64 --ks 2 4 8
     SAGEA_PROGRESS=0 python benchmarks/sae_grid_batched.py --device cuda --users 71000 --dim 256 \\
         --widths 1024 2048 4096 --ks 32 64 128 --epochs 5
 """
