@@ -128,6 +128,7 @@ class _Stack:
         """Per-stack facts read on every step, kept on the host (no device sync per step)."""
         self._buffers: dict[tuple, torch.Tensor] = {}  # work tensors (their shapes follow the stack's)
         self._top_k_plans: dict[tuple, list] = {}
+        self._scales: dict[tuple, tuple] = {}
         self.k_max = int(self.k.max())
         self.all_topk = bool(self.topk.all())
         self.one_k = self.all_topk and int(self.k.min()) == self.k_max  # every model TopK with one k
@@ -164,6 +165,19 @@ class _Stack:
         held = self._buffers.get(key)
         if held is None:
             held = self._buffers[key] = torch.empty(key[1], dtype=dtype, device=self.encoder_w.device)
+        return held
+
+    def scales(self, b: int, d: int) -> tuple[torch.Tensor, ...]:
+        """Per-model factors of the hand-written gradients for a batch of ``b`` (kept per batch size):
+        d Loss/d out of L2 per (out - x), of Cosine per its unit term, of L1 per kept latent, and of
+        the auxiliary loss per residual."""
+        held = self._scales.get((b, d))
+        if held is None:
+            l2_coef = torch.where(self.l2, self.rec_coef, 0.0)
+            held = self._scales[(b, d)] = (
+                (l2_coef * (2.0 / (b * d)))[:, None, None], ((self.rec_coef - l2_coef) / b)[:, None, None],
+                (self.l1_coef / b)[:, None, None], self.aux_coef * (-2.0 / (b * d)),
+            )  # fmt: skip
         return held
 
     def params(self) -> list[torch.Tensor]:
@@ -381,14 +395,13 @@ class _Stack:
         terms = dict(zip(LOSS_TERMS[1:], parts))
         # d Loss / d y = std · d Loss / d out, for the reconstruction term each model weights:
         # L2: 2 (out - x) / (B d); Cosine: d(1 - cos)/d out = cos · out / |out|² - x / (|x| |out|), over B
-        l2_coef = torch.where(self.l2, self.rec_coef, 0.0)
-        cos_coef = self.rec_coef - l2_coef
-        grad_y = diff * ((l2_coef * (2.0 / (b * d)))[:, None, None] * std_t)  # [M, d, B]
+        l2_scale, cos_scale, l1_grad, aux_scale = self.scales(b, d)
+        grad_y = diff * (l2_scale * std_t)  # [M, d, B]
         if self.any_cosine:
-            scale = (cos_coef / b)[:, None, None] * std_t / norm_out  # [M, 1, B]
+            scale = cos_scale * std_t / norm_out  # [M, 1, B]
             grad_y.addcmul_(out_t, scale * cos[:, None, :] / norm_out)
             grad_y.addcmul_(x_t, scale / -norm_x)
-        aux = self.fast_auxiliary(xs_t, pre_t, y_t, dec_w, terms)
+        aux = self.fast_auxiliary(xs_t, pre_t, y_t, dec_w, terms, aux_scale)
         if aux is not None:
             grad_y += aux[3]
         # decoder: y = dec_w^T code + dec_b (and the auxiliary reconstruction through the dead latents)
@@ -396,7 +409,7 @@ class _Stack:
         grad_dec_b = grad_y.sum(-1)
         grad_code = torch.bmm(dec_w, grad_y, out=self.buffer("grad_code", shape))  # [M, h, B]
         if self.any_l1:
-            grad_code += (self.l1_coef / b)[:, None, None]  # d|code|/d code = 1 where code > 0
+            grad_code += l1_grad  # d|code|/d code = 1 where code > 0
         # ReLU and TopK: the gradient reaches only the kept latents, those with code > 0
         grad_pre = torch.ops.aten.threshold_backward.grad_input(grad_code, code_t, 0.0,
                                                                 grad_input=self.buffer("grad_pre", shape))  # fmt: skip
@@ -413,7 +426,7 @@ class _Stack:
         terms = {"Loss": (self.term_coefs * parts).sum(0), **terms}  # the weighted sum of losses()
         return terms, [grad_enc_w, grad_enc_b, grad_dec_w, grad_dec_b]
 
-    def fast_auxiliary(self, xs_t, pre_t, y_t, dec_w, terms) -> tuple | None:
+    def fast_auxiliary(self, xs_t, pre_t, y_t, dec_w, terms, aux_scale) -> tuple | None:
         """The auxiliary loss (into ``terms``) and what its backward pass needs, on the dead latents only:
         ``(dead_index, aux_d, dec_dead, grad_r)`` — each model's dead latents ``[M, D]`` (``D`` the
         most any model has; a model with fewer repeats live latents there, with code 0), their
@@ -442,11 +455,9 @@ class _Stack:
             aux_d = torch.zeros_like(pre_d).scatter_(1, top.indices, values)
         dec_dead = torch.gather(dec_w, 1, dead_index[:, :, None].expand(n, most, dec_w.shape[2]))
         residual = xs_t - torch.baddbmm(y_t, dec_dead.transpose(1, 2), aux_d)
-        d = xs_t.shape[0]
         some = n_dead > 0
         terms["Auxiliary"].copy_(torch.where(some, (residual * residual).mean(dim=(1, 2)), 0.0))
-        coef = torch.where(some, self.aux_coef, 0.0)
-        return dead_index, aux_d, dec_dead, residual.mul_((coef * (-2.0 / (b * d)))[:, None, None])
+        return dead_index, aux_d, dec_dead, residual.mul_(torch.where(some, aux_scale, 0.0)[:, None, None])
 
     # ------------------------------------------------------------------ step (SAE.train_step + Adam, stacked)
     @torch.no_grad()
