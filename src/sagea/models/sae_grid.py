@@ -62,8 +62,8 @@ log = logging.getLogger(__name__)
 
 #: Variants that can join a stack.
 STACKABLE_VARIANTS = ("topk", "basic")
-#: Largest k for which _Stack.top_k finds the top k by k passes of ``amax`` on a CPU (measured on
-#: batches of 1024: 3x faster than ``torch.topk`` at width 64 and k 8, even at k 16, slower beyond).
+#: Largest k for which _Stack.top_k finds the top k by k passes of ``amax`` on a CPU (batches of 1024,
+#: one thread: 3x faster than ``torch.topk`` at width 64 and k 8; about even at k 16, slower at width 256).
 AMAX_TOP_K_MAX = 8
 #: Bytes of float64 keys _Stack.top_k works on at a time on a CPU (at batch 1024; to stay in the cache).
 TOP_K_BLOCK_BYTES = 1 << 19
@@ -142,9 +142,10 @@ class _Stack:
         l2_rec = torch.where(self.l2, self.rec_coef, 0.0)
         self.term_coefs = torch.stack([l2_rec, self.rec_coef - l2_rec, self.l1_coef, torch.zeros_like(self.l1_coef),
                                        self.aux_coef, self.con_coef])  # fmt: skip
-        # top_k's blocks of models, at most TOP_K_BLOCK_BYTES of float64 keys each (cache-sized at batch 1024), and in
-        # each the number of models with k > j, j = 0, 1, ... (a prefix of the block when k descends)
-        # (off the CPU one block: no cache to fit); models with k above AMAX_TOP_K_MAX in blocks of their own
+        # top_k's blocks of models: [start, stop, number of models with k > j for j = 0, 1, ...] (a prefix
+        # of the block when k descends); on a CPU at most TOP_K_BLOCK_BYTES of float64 keys each at batch
+        # 1024 (off the CPU one block: no cache to fit); models with k above AMAX_TOP_K_MAX in blocks of
+        # their own
         on_cpu = self.encoder_w.device.type == "cpu"
         ks = self.k.tolist()
         per_block = max(1, TOP_K_BLOCK_BYTES // (8 * self.width * 1024)) if on_cpu else len(ks)
