@@ -17,7 +17,7 @@ import torch
 from sae_fixtures import clustered_elsa, clustered_matrix, embeddings_of, write_stage_inputs
 from sagea.models.sae import SAE, fit
 from sagea.models.sae_data import EmbeddingData, InteractionData
-from sagea.models.sae_grid import fit_stack, stack_key
+from sagea.models.sae_grid import _Stack, fit_stack, stack_key
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
@@ -95,6 +95,110 @@ def test_stack_with_dead_latents_research_switches_and_contrastive_views(cluster
     _assert_same(alone, stacked)
     assert all(r.history[-1]["Auxiliary_train"] > 0 for _, r in alone)  # dead latents were revived
     assert all(r.history[-1]["Contrastive_train"] > 0 for _, r in alone)
+
+
+def test_fast_top_k_equals_torch_topk():
+    """_Stack.top_k (float64 keys, amax passes) keeps exactly torch.topk's latents of relu(pre), per model's k,
+    whatever the order of the models' k; negative pre-activations come back as 0. Also its torch.topk branch
+    (k above AMAX_TOP_K_MAX)."""
+    gen = torch.Generator().manual_seed(3)
+    for ks in ([8, 8, 4, 2, 1], [2, 5, 3], [12, 3, 9], [9, 8, 2]):
+        stack = _Stack([SAE(4, 16, k=k, seed=i) for i, k in enumerate(ks)], [1e-3] * len(ks), torch.device("cpu"))
+        pre = torch.randn(len(ks), 16, 50, generator=gen)
+        pre[0, :, 0] = -1.0  # no positive pre-activation at all for one input
+        values, index = stack.top_k(pre)
+        for m, k in enumerate(ks):
+            expected = torch.topk(pre[m].relu().t(), k, dim=-1).values.t()  # [k, B], descending
+            torch.testing.assert_close(values[m, :k], expected, rtol=0, atol=0)
+            positive = values[m, :k] > 0
+            assert torch.equal(pre[m].gather(0, index[m, :k])[positive], values[m, :k][positive])
+            assert not values[m, k:].any()
+        assert not values[0, :, 0].any()
+
+
+@pytest.mark.parametrize(
+    "variants, aux_k",
+    [
+        ([dict(width=32, k=4), dict(width=32, k=2)], 512),  # L2 only
+        ([dict(width=32, k=4, reconstruction_loss="cosine"), dict(width=24, k=3, reconstruction_loss="cosine")], 512),
+        ([dict(width=32, k=8), dict(width=32, k=4, reconstruction_loss="cosine", l1_coef=0.0, aux_coef=0.1),
+          dict(width=16, k=2, l1_coef=0.05)], 512),  # mixed losses, widths (padding) and coefficients
+        ([dict(width=32, k=4), dict(width=20, k=2, reconstruction_loss="cosine")], 3),  # aux_k below the dead count
+    ],
+)
+def test_hand_written_gradients_equal_autograd(variants, aux_k):
+    """The fast path's loss terms and gradients equal autograd's on the same stacked loss (_Stack.losses),
+    with dead latents (auxiliary loss) and without, on random weights and inputs."""
+    gen = torch.Generator().manual_seed(7)
+    for with_dead in (False, True):
+        models = [SAE(8, seed=i, aux_k=aux_k, **v) for i, v in enumerate(variants)]
+        with torch.no_grad():  # move off the initialisation (decoder = encoder transpose)
+            for model in models:
+                for p in model.parameters():
+                    p.add_(0.1 * torch.randn(p.shape, generator=gen))
+                if with_dead:  # every third latent rarely wins a top-k slot, but has positive pre-activations
+                    model.encoder_b[::3] -= 1.0
+        reference, fast = (_Stack(models, [1e-3] * len(models), torch.device("cpu")) for _ in range(2))
+        assert fast.fast
+        if with_dead:  # every third latent has been inactive long enough
+            for stack in (reference, fast):
+                stack.inactive[:, ::3] = 10
+        x = 2 * torch.randn(64, 8, generator=gen) + 0.5
+        terms = reference.losses(x, None, track=True)
+        terms["Loss"].sum().backward()
+        fast_terms, grads = fast.fast_gradients(x, track=True)
+        assert torch.equal(fast.inactive, reference.inactive)
+        for name, value in terms.items():
+            torch.testing.assert_close(fast_terms[name], value.detach(), rtol=1e-5, atol=1e-6, msg=name)
+        for param, grad in zip(reference.params(), grads):
+            torch.testing.assert_close(grad, param.grad, rtol=1e-5, atol=1e-6)
+        dead = fast.dead()
+        assert bool(dead.any()) == with_dead and torch.equal(terms["Auxiliary"] > 0, dead.any(-1))
+        if with_dead:  # the auxiliary loss reaches the dead latents' encoder (through their pre-activations)
+            assert bool((grads[1][dead] != 0).any())
+
+
+@pytest.mark.parametrize("aux_k", [512, 2])
+def test_paper_shaped_grid_takes_the_fast_path_and_equals_one_at_a_time(clustered, monkeypatch, aux_k):
+    """TopK, L2 and Cosine, several k, two widths in one (padded) stack, dead latents reviving: trained by the
+    hand-written step (the autograd loss is never called in training), equal to one at a time."""
+    emb = clustered[2]
+    variants = [dict(width=w, k=k, reconstruction_loss=loss, dead_after=2, aux_k=aux_k)
+                for w in (32, 64) for k in (2, 4) for loss in ("l2", "cosine")]  # fmt: skip
+    autograd_calls = []
+    original = _Stack.losses
+    monkeypatch.setattr(_Stack, "losses", lambda self, *a, **kw: autograd_calls.append(1) or original(self, *a, **kw))
+    alone, stacked = _both_ways(
+        variants, lambda: (EmbeddingData(emb[:240]), EmbeddingData(emb[240:270])), lrs=[3e-3] * 8,
+        patiences=[100] * 8, units=["validations"] * 8, batch_size=32, epochs=20, validate_every=5, seed=0,
+    )  # fmt: skip
+    assert not autograd_calls
+    _assert_same(alone, stacked)
+    assert all(any(h["Auxiliary_train"] > 0 for h in r.history) for _, r in alone)  # dead latents occurred
+
+
+def test_fast_path_makes_the_same_discrete_decisions_over_a_longer_run():
+    """Over 200 steps of a width-256 TopK SAE (k 8, batch 256) the stacked step keeps the same latents, ReLU
+    signs and dead latents as the model alone: its pre-activations are computed bit for bit as alone, so the
+    weights still agree within 1e-5 (computed in another order, a top-k near-tie or a pre-activation at 0
+    flips now and then, and Adam turns such a flip into a weight difference of the order of the lr)."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((16, 64))
+    emb = centres[rng.integers(0, 16, 2700)] + 0.3 * rng.standard_normal((2700, 64))
+    emb = torch.as_tensor(emb, dtype=torch.float32)
+    variants = [dict(width=256, k=8), dict(width=256, k=4, reconstruction_loss="cosine")]
+    alone = []
+    for v in variants:
+        model = SAE(64, seed=0, **v)
+        fit(model, EmbeddingData(emb[:2400]), EmbeddingData(emb[2400:]), lr=1e-3, patience=30, batch_size=256,
+            epochs=20, validate_every=10, seed=0)  # fmt: skip
+        alone.append(model)
+    stacked = [SAE(64, seed=0, **v) for v in variants]
+    fit_stack(stacked, EmbeddingData(emb[:2400]), EmbeddingData(emb[2400:]), lrs=[1e-3] * 2, patiences=[30] * 2,
+              early_stop_units=["validations"] * 2, batch_size=256, epochs=20, validate_every=10, seed=0)  # fmt: skip
+    for a, b in zip(alone, stacked):
+        for name, value in a.state_dict().items():
+            torch.testing.assert_close(b.state_dict()[name], value, atol=ATOL, rtol=0, msg=name)
 
 
 def test_batchtopk_and_mismatched_models_are_not_stacked():

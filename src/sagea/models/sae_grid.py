@@ -3,9 +3,9 @@
 Grid variants that see the same batches — same input embeddings (one ELSA run), training users,
 seed, batch size and epochs — are trained as a stack: their parameters are stacked along a
 leading model axis (variants of smaller width are padded with latents that stay exactly zero),
-and every step is one batched computation (``torch.matmul`` over the model axis) instead of one
-pass per model. Per step the cost of launching operations is paid once for the stack, which is
-where a small model's time goes.
+and every step is one batched computation over the model axis instead of one pass per model.
+Per step the cost of launching operations is paid once for the stack, which is where a small
+model's time goes.
 
 What each variant may choose on its own: ``width``, ``k``, ``variant`` (``topk`` or ``basic``),
 ``reconstruction_loss``, ``l1_coef``, ``aux_coef``, ``contrastive_coef``, ``normalize``, ``lr``,
@@ -13,13 +13,33 @@ What each variant may choose on its own: ``width``, ``k``, ``variant`` (``topk``
 is not stacked: its threshold is a running statistic of a batch-wide top-k, so it trains alone
 (:func:`sagea.models.sae.fit`).
 
+Two ways to compute a step:
+
+- the fast path (:meth:`_Stack.fast_gradients`), taken when every model of the stack is TopK,
+  none normalises its code and none has a contrastive term — the paper's grid: a hand-written
+  forward and backward pass in a latent-major layout (``[models, latents, batch]``, so that
+  reductions over latents and over the input dimension run along contiguous batch rows). The
+  top-k is exact and needs no sort (:meth:`_Stack.top_k`: ``k`` vectorised ``amax`` passes over
+  float64 keys that carry each latent's index; ``torch.topk`` above k 8 or off the CPU); the
+  gradient reaches only the kept latents; only the terms a model weights get a backward pass
+  (L2 or Cosine, L1 when some model weights it, the auxiliary loss while latents are dead, on
+  the dead latents only); every logged term is still computed. Adam runs over the stacked
+  tensors (``torch._foreach_*``) with one learning rate per model;
+- otherwise autograd over the stacked loss (:meth:`_Stack.losses`): basic SAEs, ``normalize``,
+  contrastive views.
+
 Equivalence with one-at-a-time training (:func:`sagea.models.sae.fit`): the batches come from
 the same ``(seed, epoch)`` stream (shared by construction: the variants of a stack have one seed
 and the draws do not depend on the model), each variant starts from its own initialisation,
 the loss terms, the dead-latent rule, the decoder constraint and Adam follow the same formulas
 in the same order, and each variant validates, stops early and restores its best weights on its
-own (a stopped variant leaves the stack). Only the order of floating-point summation inside the
-batched products differs, so the weights agree to float tolerance, not bit for bit.
+own (a stopped variant leaves the stack). Only the order of floating-point summation differs,
+so the weights agree to float tolerance, not bit for bit. The fast path computes the
+pre-activations with the same standardisation and products as a model alone (bit for bit with
+the BLAS we test on), because the decisions taken on them — which latents the top-k keeps, the
+sign at the ReLU, which latents are dead — are discontinuous: decided differently by rounding,
+one of them moves a rarely-updated weight by about the learning rate (Adam normalises its
+step). Later steps see weights that differ by rounding, so such a flip can still happen, rarely.
 """
 
 from __future__ import annotations
@@ -42,6 +62,13 @@ log = logging.getLogger(__name__)
 
 #: Variants that can join a stack.
 STACKABLE_VARIANTS = ("topk", "basic")
+#: Largest k for which _Stack.top_k finds the top k by k passes of ``amax`` on a CPU (batches of 1024,
+#: one thread: 3x faster than ``torch.topk`` at width 64 and k 8; about even at k 16, slower at width 256).
+AMAX_TOP_K_MAX = 8
+#: Bytes of float64 keys _Stack.top_k works on at a time on a CPU (at batch 1024; to stay in the cache).
+TOP_K_BLOCK_BYTES = 1 << 19
+#: The ``eps`` of ``F.cosine_similarity`` (its lower bound on each norm).
+COSINE_EPS = 1e-8
 #: Model hyperparameters every member of a stack shares.
 SHARED_MODEL_KEYS = ("input_dim", "dead_after", "aux_k", "dead_rule")
 
@@ -99,12 +126,60 @@ class _Stack:
 
     def _summarise(self) -> None:
         """Per-stack facts read on every step, kept on the host (no device sync per step)."""
+        self._buffers: dict[tuple, torch.Tensor] = {}  # work tensors (their shapes follow the stack's)
+        self._top_k_plans: dict[tuple, list] = {}
+        self._scales: dict[tuple, tuple] = {}
         self.k_max = int(self.k.max())
         self.all_topk = bool(self.topk.all())
         self.one_k = self.all_topk and int(self.k.min()) == self.k_max  # every model TopK with one k
         self.any_normalize = bool(self.normalize.any())
         self.all_normalize = bool(self.normalize.all())
         self.any_contrastive = bool((self.con_coef > 0).any())
+        self.any_l2 = bool(self.l2.any())
+        self.any_cosine = not bool(self.l2.all())
+        self.any_l1 = bool((self.l1_coef != 0).any())
+        # Loss = term_coefs · (L2, Cosine, L1, L0, Auxiliary, Contrastive) per model
+        l2_rec = torch.where(self.l2, self.rec_coef, 0.0)
+        self.term_coefs = torch.stack([l2_rec, self.rec_coef - l2_rec, self.l1_coef, torch.zeros_like(self.l1_coef),
+                                       self.aux_coef, self.con_coef])  # fmt: skip
+        # top_k's blocks of models: [start, stop, number of models with k > j for j = 0, 1, ...] (a prefix
+        # of the block when k descends); on a CPU at most TOP_K_BLOCK_BYTES of float64 keys each at batch
+        # 1024 (off the CPU one block: no cache to fit); models with k above AMAX_TOP_K_MAX in blocks of
+        # their own
+        on_cpu = self.encoder_w.device.type == "cpu"
+        ks = self.k.tolist()
+        per_block = max(1, TOP_K_BLOCK_BYTES // (8 * self.width * 1024)) if on_cpu else len(ks)
+        self.k_blocks = []
+        for i, k in enumerate(ks):
+            block = self.k_blocks[-1] if self.k_blocks else None
+            if (block is None or i - block[0] >= per_block or k > ks[i - 1]
+                    or (k > AMAX_TOP_K_MAX) != (ks[i - 1] > AMAX_TOP_K_MAX)):  # fmt: skip
+                self.k_blocks.append([i, i + 1, [1] * k])
+            else:
+                block[1] = i + 1
+                for j in range(k):
+                    block[2][j] += 1
+
+    def buffer(self, name: str, shape: tuple, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """A work tensor kept from step to step (fresh large allocations cost page faults on a CPU)."""
+        key = (name, tuple(shape), dtype)  # one per batch size (an epoch's last batch may be smaller)
+        held = self._buffers.get(key)
+        if held is None:
+            held = self._buffers[key] = torch.empty(key[1], dtype=dtype, device=self.encoder_w.device)
+        return held
+
+    def scales(self, b: int, d: int) -> tuple[torch.Tensor, ...]:
+        """Per-model factors of the hand-written gradients for a batch of ``b`` (kept per batch size):
+        d Loss/d out of L2 per (out - x), of Cosine per its unit term, of L1 per kept latent, and of
+        the auxiliary loss per residual."""
+        held = self._scales.get((b, d))
+        if held is None:
+            l2_coef = torch.where(self.l2, self.rec_coef, 0.0)
+            held = self._scales[(b, d)] = (
+                (l2_coef * (2.0 / (b * d)))[:, None, None], ((self.rec_coef - l2_coef) / b)[:, None, None],
+                (self.l1_coef / b)[:, None, None], self.aux_coef * (-2.0 / (b * d)),
+            )  # fmt: skip
+        return held
 
     def params(self) -> list[torch.Tensor]:
         return [self.encoder_w, self.encoder_b, self.decoder_w, self.decoder_b]
@@ -211,6 +286,180 @@ class _Stack:
 
         return (cross_entropy(logits) + cross_entropy(logits.transpose(1, 2))) / 2
 
+    # ------------------------------------------------------------------ fast path: hand-written step
+    @property
+    def fast(self) -> bool:
+        """Whether :meth:`fast_gradients` applies: every model TopK, none normalised, no contrastive term."""
+        return self.all_topk and not self.any_normalize and not self.any_contrastive
+
+    def top_k(self, pre_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each model's ``k`` largest pre-activations per input, in the latent-major layout ``[M, h, B]``.
+
+        Returns values and latent indices ``[M, K, B]`` (``K`` the largest ``k``; slot ``j`` holds
+        the ``j+1``-th largest, and 0 in slots ``j >= k`` of a model) of ``relu(pre_t)``, given
+        ``pre_t`` before the ReLU. Exact, as ``torch.topk``: each float32 value is widened to
+        float64, whose 29 extra mantissa bits carry the latent's index (negative values stay below
+        every other and come back as 0), so one ``amax`` over the latents (a vectorised reduction
+        in this layout, where ``torch.topk`` sorts row by row) yields value and index of the
+        largest; that one is struck out and the next found, ``k`` times. Equal values go to the
+        higher index. The models are done a cache-sized block at a time; in a block ordered by ``k``
+        descending (as :func:`fit_stack` orders the stack) the ``j``-th pass runs over the models
+        with ``k > j`` only. With a ``k`` above :data:`AMAX_TOP_K_MAX`, or off the CPU, it is
+        ``torch.topk`` (sorted).
+        """
+        key = (pre_t.shape, pre_t.data_ptr())  # fast_gradients passes one buffer per batch size
+        plan = self._top_k_plans.get(key)
+        if plan is None:
+            if len(self._top_k_plans) >= 4:  # a plan holds its input alive: keep few (fast_gradients needs two)
+                self._top_k_plans.clear()
+            plan = self._top_k_plans[key] = self._top_k_plan(pre_t)
+        values, index, blocks, latent, low = plan
+        for k, pre_block, keys, passes, top, out_values, out_index, keep in blocks:
+            if keys is None:  # torch.topk, sorted: slot j holds the (j+1)-th largest
+                top_values, top_index = torch.topk(pre_block, k, dim=1)
+                out_values.copy_(top_values.clamp_min_(0.0).mul_(keep))
+                out_index.copy_(top_index)
+                continue
+            keys.copy_(pre_block)
+            keys.view(torch.int64).bitwise_or_(latent)
+            for j, (keys_j, top_j, top_j_bits) in enumerate(passes):
+                torch.amax(keys_j, dim=1, keepdim=True, out=top_j)
+                if j + 1 < k:
+                    keys_j.scatter_(1, top_j_bits & low, -math.inf)
+            out_values.copy_(top).clamp_min_(0.0)
+            torch.bitwise_and(top.view(torch.int64), low, out=out_index)
+        return values, index
+
+    def _top_k_plan(self, pre_t: torch.Tensor) -> tuple:
+        """The views :meth:`top_k` works on for pre-activations shaped like ``pre_t`` (made once per shape:
+        slots a model never fills stay 0)."""
+        n, h, b = pre_t.shape
+        device = pre_t.device
+        values = self.buffer("top_values", (n, self.k_max, b)).zero_()  # unused slots: latent 0, value 0
+        index = self.buffer("top_index", (n, self.k_max, b), torch.int64).zero_()
+        blocks = []
+        for start, stop, rows in self.k_blocks:
+            k = len(rows)  # the block's largest k
+            pre_block, out_values, out_index = pre_t[start:stop], values[start:stop, :k], index[start:stop, :k]
+            if device.type != "cpu" or k > AMAX_TOP_K_MAX:  # torch.topk is the faster there
+                keep = (torch.arange(k, device=device)[None, :, None] < self.k[start:stop, None, None]).float()
+                blocks.append((k, pre_block, None, None, None, out_values, out_index, keep))
+                continue
+            keys = torch.empty(stop - start, h, b, dtype=torch.float64, device=device)
+            top = torch.zeros(stop - start, k, b, dtype=torch.float64, device=device)
+            # pass j: the (j+1)-th largest of the first r models of the block (those with k > j)
+            passes = [(keys[:r], top[:r, j : j + 1], top[:r, j : j + 1].view(torch.int64)) for j, r in enumerate(rows)]
+            blocks.append((k, pre_block, keys, passes, top, out_values, out_index, None))
+        latent = torch.arange(h, dtype=torch.int64, device=device).view(1, h, 1)
+        return values, index, blocks, latent, (1 << max(1, (h - 1).bit_length())) - 1
+
+    def fast_gradients(self, x: torch.Tensor, track: bool) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+        """:meth:`losses` and the gradients of ``Loss.sum()`` by a hand-written backward pass.
+
+        The TopK gradient flows only through the kept latents (gather/scatter over the ``k``
+        slots); only the terms a model weights get gradients (L2 or Cosine, L1, the auxiliary
+        loss while latents are dead). Every logged term's value is computed as :meth:`losses` does.
+        Layout: latent-major ``[M, h, B]`` / ``[M, d, B]``, so the reductions over latents and over
+        the input dimension run along contiguous batch rows.
+        """
+        n, b = len(self.k), x.shape[0]
+        d = x.shape[1]
+        enc_w, enc_b, dec_w, dec_b = (p.detach() for p in self.params())
+        # the pre-activations as each model alone computes them — the same standardisation, and the same
+        # products (bit for bit with the BLAS here, tests/test_sae_grid.py) — so that the discrete decisions
+        # made on them (top-k, ReLU, dead latents) are the same too: a flip would be amplified by Adam
+        xs, mean, std = SAE.standardize(x)
+        x_t, xs_t, mean_t, std_t = x.t().contiguous(), xs.t().contiguous(), mean.t(), std.t()  # [d, B], [1, B]
+        z_t = xs_t - dec_b[:, :, None]  # [M, d, B]
+        shape = (n, self.width, b)
+        # before the ReLU: top_k ranks negative values last and returns them as 0
+        pre_t = torch.baddbmm(enc_b[:, :, None], enc_w.transpose(1, 2), z_t, out=self.buffer("pre", shape))
+        values, index = self.top_k(pre_t)
+        code_t = self.buffer("code", shape).zero_().scatter_add_(1, index, values)
+        kept = values.sign()  # 1 where a kept value is positive (values >= 0)
+        if track:  # a latent is active if some input keeps it with a positive value (code >= 0)
+            self.inactive.add_(1).masked_fill_(code_t.amax(dim=2) > 0, 0)
+        y_t = torch.baddbmm(dec_b[:, :, None], dec_w.transpose(1, 2), code_t)  # standardised reconstruction
+        out_t = torch.addcmul(mean_t, y_t, std_t)
+        diff = out_t - x_t
+        # F.cosine_similarity's formula (norms clamped at 1e-8), with the sums over d along batch rows
+        norm_x = (x_t * x_t).sum(0).sqrt_().clamp_min_(COSINE_EPS)  # [B]
+        norm_out = (out_t * out_t).sum(1, keepdim=True).sqrt_().clamp_min_(COSINE_EPS)  # [M, 1, B]
+        cos = (x_t * out_t).sum(1) / (norm_x * norm_out[:, 0])  # [M, B]
+        # the terms after "Loss", in LOSS_TERMS order (stacked: one tensor [6, M], Loss below)
+        parts = torch.empty(len(LOSS_TERMS) - 1, n, device=x.device)
+        torch.mean(diff * diff, dim=(1, 2), out=parts[0])
+        torch.mean(1 - cos, dim=-1, out=parts[1])
+        torch.sum(values, dim=(1, 2), out=parts[2]).div_(b)
+        torch.sum(kept, dim=(1, 2), out=parts[3]).div_(b)
+        parts[4:].zero_()  # Auxiliary (set while latents are dead) and Contrastive (not on this path)
+        terms = dict(zip(LOSS_TERMS[1:], parts))
+        # d Loss / d y = std · d Loss / d out, for the reconstruction term each model weights:
+        # L2: 2 (out - x) / (B d); Cosine: d(1 - cos)/d out = cos · out / |out|² - x / (|x| |out|), over B
+        l2_scale, cos_scale, l1_grad, aux_scale = self.scales(b, d)
+        grad_y = diff * (l2_scale * std_t)  # [M, d, B]
+        if self.any_cosine:
+            scale = cos_scale * std_t / norm_out  # [M, 1, B]
+            grad_y.addcmul_(out_t, scale * cos[:, None, :] / norm_out)
+            grad_y.addcmul_(x_t, scale / -norm_x)
+        aux = self.fast_auxiliary(xs_t, pre_t, y_t, dec_w, terms, aux_scale)
+        if aux is not None:
+            grad_y += aux[3]
+        # decoder: y = dec_w^T code + dec_b (and the auxiliary reconstruction through the dead latents)
+        grad_dec_w = torch.bmm(code_t, grad_y.transpose(1, 2))
+        grad_dec_b = grad_y.sum(-1)
+        grad_code = torch.bmm(dec_w, grad_y, out=self.buffer("grad_code", shape))  # [M, h, B]
+        if self.any_l1:
+            grad_code += l1_grad  # d|code|/d code = 1 where code > 0
+        # ReLU and TopK: the gradient reaches only the kept latents, those with code > 0
+        grad_pre = torch.ops.aten.threshold_backward.grad_input(grad_code, code_t, 0.0,
+                                                                grad_input=self.buffer("grad_pre", shape))  # fmt: skip
+        if aux is not None:  # through the dead latents' decoder rows and pre-activations
+            dead_index, aux_d, dec_dead, grad_r = aux
+            rows = dead_index[:, :, None]
+            grad_dec_w.scatter_add_(1, rows.expand_as(dec_dead), torch.bmm(aux_d, grad_r.transpose(1, 2)))
+            grad_aux = torch.ops.aten.threshold_backward(torch.bmm(dec_dead, grad_r), aux_d, 0.0)  # where aux_d > 0
+            grad_pre.scatter_add_(1, rows.expand_as(aux_d), grad_aux)
+        # encoder: pre = relu(enc_w^T (xs - dec_b) + enc_b)
+        grad_enc_w = torch.bmm(grad_pre, z_t.transpose(1, 2)).transpose(1, 2)
+        grad_enc_b = grad_pre.sum(-1)
+        grad_dec_b -= torch.bmm(enc_w, grad_enc_b[:, :, None])[:, :, 0]  # sum over B of enc_w @ grad_pre
+        terms = {"Loss": (self.term_coefs * parts).sum(0), **terms}  # the weighted sum of losses()
+        return terms, [grad_enc_w, grad_enc_b, grad_dec_w, grad_dec_b]
+
+    def fast_auxiliary(self, xs_t, pre_t, y_t, dec_w, terms, aux_scale) -> tuple | None:
+        """The auxiliary loss (into ``terms``) and what its backward pass needs, on the dead latents only:
+        ``(dead_index, aux_d, dec_dead, grad_r)`` — each model's dead latents ``[M, D]`` (``D`` the
+        most any model has; a model with fewer repeats live latents there, with code 0), their
+        auxiliary codes ``[M, D, B]`` and decoder rows ``[M, D, d]``, and d Loss / d recon for
+        ``recon = y + dec_dead^T aux_d``; None while no model has dead latents.
+        """
+        dead = self.dead()
+        n_dead = dead.sum(-1)
+        fewest, most = n_dead.aminmax()
+        fewest, most = int(fewest), int(most)  # one host sync per step, as SAE.auxiliary_loss has
+        if most == 0:
+            return None
+        n, b = pre_t.shape[0], pre_t.shape[2]
+        # each model's dead latents first, in latent order (as SAE.auxiliary_loss's pre[:, dead])
+        dead_index = torch.sort(dead.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :most]
+        is_dead = torch.arange(most, device=pre_t.device) < n_dead[:, None]  # [M, D]: False where padding
+        pre_d = torch.gather(pre_t, 1, dead_index[:, :, None].expand(n, most, b)).clamp_min_(0.0)  # the ReLU
+        if self.aux_k >= most:  # every dead latent is kept
+            aux_d = pre_d.mul_(is_dead.to(pre_d.dtype)[:, :, None])
+        else:
+            candidates = torch.where(is_dead[:, :, None], pre_d, -1.0)
+            top = torch.topk(candidates, self.aux_k, dim=1)
+            values = top.values
+            if fewest < self.aux_k:  # some model has fewer dead latents: drop its live picks
+                values = torch.where(torch.gather(is_dead[:, :, None].expand(n, most, b), 1, top.indices), values, 0.0)
+            aux_d = torch.zeros_like(pre_d).scatter_(1, top.indices, values)
+        dec_dead = torch.gather(dec_w, 1, dead_index[:, :, None].expand(n, most, dec_w.shape[2]))
+        residual = xs_t - torch.baddbmm(y_t, dec_dead.transpose(1, 2), aux_d)
+        some = n_dead > 0
+        terms["Auxiliary"].copy_(torch.where(some, (residual * residual).mean(dim=(1, 2)), 0.0))
+        return dead_index, aux_d, dec_dead, residual.mul_(torch.where(some, aux_scale, 0.0)[:, None, None])
+
     # ------------------------------------------------------------------ step (SAE.train_step + Adam, stacked)
     @torch.no_grad()
     def project_decoder_grad(self) -> None:
@@ -219,7 +468,8 @@ class _Stack:
 
     @torch.no_grad()
     def normalize_decoder(self) -> None:
-        self.decoder_w.copy_(F.normalize(self.decoder_w, dim=-1))
+        w = self.decoder_w  # in place, as F.normalize: w / max(|w|, 1e-12)
+        w.div_(w.norm(dim=-1, keepdim=True).clamp_min_(1e-12))
 
     @torch.no_grad()
     def adam(self, step: int, beta1: float, beta2: float, eps: float = 1e-8) -> None:
@@ -227,18 +477,30 @@ class _Stack:
         bias_correction1 = 1 - beta1**step
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5
         neg_step = torch.tensor([-(lr / bias_correction1) for lr in self.lr], device=self.encoder_w.device)
-        for param, exp_avg, exp_avg_sq in zip(self.params(), self.exp_avg, self.exp_avg_sq):
-            grad = param.grad
-            exp_avg.lerp_(grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-            param.add_(neg_step.view(-1, *[1] * (param.dim() - 1)) * exp_avg / denom)
+        params = self.params()
+        grads = [p.grad for p in params]
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, bias_correction2_sqrt)
+        torch._foreach_add_(denom, eps)
+        update = torch._foreach_div(self.exp_avg, denom)  # param += -step_size * (exp_avg / denom), as addcdiv_
+        torch._foreach_mul_(update, [neg_step.view(-1, *[1] * (p.dim() - 1)) for p in params])
+        torch._foreach_add_(params, update)
 
-    def train_step(self, x, x_positive, step: int, beta1: float, beta2: float, research_step_order: bool):
-        terms = self.losses(x, x_positive, track=True)
-        for p in self.params():
-            p.grad = None
-        terms["Loss"].sum().backward()
+    def train_step(self, x, x_positive, step: int, beta1: float, beta2: float,
+                   research_step_order: bool) -> torch.Tensor:  # fmt: skip
+        """One Adam step of every model; returns the loss terms ``[len(LOSS_TERMS), M]`` (LOSS_TERMS order)."""
+        if self.fast:
+            terms, grads = self.fast_gradients(x, track=True)
+            for p, grad in zip(self.params(), grads):
+                p.grad = grad
+        else:
+            terms = self.losses(x, x_positive, track=True)
+            for p in self.params():
+                p.grad = None
+            terms["Loss"].sum().backward()
         if research_step_order:
             self.normalize_decoder()
             self.project_decoder_grad()
@@ -247,7 +509,7 @@ class _Stack:
             self.project_decoder_grad()
             self.adam(step, beta1, beta2)
             self.normalize_decoder()
-        return {name: value.detach() for name, value in terms.items()}
+        return torch.stack([terms[name].detach() for name in LOSS_TERMS])
 
 
 def fit_stack(
@@ -290,8 +552,9 @@ def fit_stack(
     n = len(train)
     if n == 0:
         raise ValueError("no training users for the SAE (empty train split)")
-    stack = _Stack(models, list(lrs), device)
-    live = list(range(len(models)))  # the models still in the stack, in stack order
+    # the models still in the stack, in stack order: by k descending (what _Stack.top_k runs fastest on)
+    live = sorted(range(len(models)), key=lambda i: -models[i].k if models[i].variant == "topk" else 0)
+    stack = _Stack([models[i] for i in live], [lrs[i] for i in live], device)
     stopping = [EarlyStopping(p, unit, "min") for p, unit in zip(patiences, early_stop_units)]
     results = [FitResult() for _ in models]
     started = time.perf_counter()
@@ -300,12 +563,12 @@ def fit_stack(
     for epoch in bar:
         if not live:
             break
-        sums: dict[str, torch.Tensor] = {}
+        sums = None  # [len(LOSS_TERMS), models]: each term summed over the epoch's users
         for index, x, x_pos in epoch_batches(train, batch_size, seed, epoch, device):
             step += 1
-            for name, value in stack.train_step(x, x_pos, step, beta1, beta2, research_step_order).items():
-                sums[name] = sums.get(name, 0.0) + value * len(index)
-        per_model = {name: (value / n).tolist() for name, value in sums.items()}
+            weighted = stack.train_step(x, x_pos, step, beta1, beta2, research_step_order) * len(index)
+            sums = weighted if sums is None else sums + weighted
+        per_model = dict(zip(LOSS_TERMS, (sums / n).tolist()))
         for row, i in enumerate(live):
             results[i].epochs_run = epoch
             if not math.isfinite(per_model["Loss"][row]):
@@ -319,7 +582,7 @@ def fit_stack(
         for row, i in enumerate(live):
             model = models[i]
             stack.write_back(row, model)
-            epoch_terms = {name: float(sums[name][row]) / n for name in LOSS_TERMS}
+            epoch_terms = {name: float(sums[t, row]) / n for t, name in enumerate(LOSS_TERMS)}
             score, history_row = validation_row(model, valid, epoch, epoch_terms, batch_size, seed, device,
                                                 on_validation[i], started)  # fmt: skip
             model.train()
