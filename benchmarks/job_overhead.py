@@ -218,6 +218,10 @@ def _rule_of(parts: tuple[str, ...]) -> str:
         return "sample_groups"
     if stem == "mlflow_log":
         return "mlflow_log"
+    if stem == "labels":
+        return "label_features"
+    if "explain" in parts:
+        return "explain_report" if stem.startswith("report") else "explain_groups"
     if "report" in parts:
         return "report_" + stem.split("-")[0]
     if "baselines" in parts:
