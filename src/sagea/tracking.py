@@ -581,14 +581,13 @@ def log_spooled(spools: Iterable[str | os.PathLike], retries: int = 5) -> list[d
         todo = [e for e in batch if (e[2].key, e[3]) not in present]
         for _, _, run, digest in todo:
             run.tags[RECORD_TAG] = digest
-        ids = iter(_log_runs(uri, [e[2] for e in todo], retries) if todo else [])
-        done = {id(e): next(ids) for e in todo}
-        for e in batch:
-            spool, _, run, digest = e
-            logged = "now" if id(e) in done else "before"
-            run_id = done[id(e)] if id(e) in done else present[(run.key, digest)]
+        new_ids = _log_runs(uri, [e[2] for e in todo], retries) if todo else []
+        now = {(e[2].key, e[3]): run_id for e, run_id in zip(todo, new_ids)}
+        for spool, _, run, digest in batch:
+            record = (run.key, digest)
             rows.append({"spool": spool, "key": run.key, "experiment": run.experiment, "run_name": run.run_name,
-                         "run_id": run_id, "logged": logged})  # fmt: skip
+                         "run_id": now.get(record) or present[record],
+                         "logged": "now" if record in now else "before"})  # fmt: skip
     log.info("MLflow: %d runs from %d spool files, %d logged now", len(rows), len(set(r["spool"] for r in rows)),
              sum(r["logged"] == "now" for r in rows))  # fmt: skip
     return rows
