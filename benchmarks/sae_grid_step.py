@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from sagea.models.sae import SAE
-from sagea.models.sae_grid import _Stack
+from sagea.models.sae_grid import PreparedData, _Stack
 
 
 def main() -> None:
@@ -35,6 +35,9 @@ def main() -> None:
     centres = rng.standard_normal((16, args.dim))
     x = centres[rng.integers(0, 16, 4096)] + 0.3 * rng.standard_normal((4096, args.dim))
     batches = list(torch.as_tensor(x, dtype=torch.float32).split(1024))
+    # the stack reads its batches prepared once for the whole training set, as fit_stack does
+    prepared = PreparedData(torch.as_tensor(x, dtype=torch.float32), torch.device("cpu"))
+    inputs = [prepared.batch(np.arange(i, i + 1024)) for i in range(0, 4096, 1024)]
 
     def per_step(step, first: int, n: int) -> float:
         tic = time.perf_counter()
@@ -48,7 +51,7 @@ def main() -> None:
         stack = _Stack(models, [1e-3] * len(models), torch.device("cpu"))
 
         def stack_step(s):
-            stack.train_step(batches[s % len(batches)], None, s, 0.9, 0.99, False)
+            stack.train_step(None, None, s, 0.9, 0.99, False, inputs[s % len(inputs)])
 
         per_step(stack_step, 1, args.warmup)
         stacked = per_step(stack_step, args.warmup + 1, args.steps)

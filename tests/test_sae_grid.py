@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from sae_fixtures import clustered_elsa, clustered_matrix, embeddings_of, write_stage_inputs
-from sagea.models.sae import SAE, fit
+from sagea.models.sae import LOSS_TERMS, SAE, fit
 from sagea.models.sae_data import EmbeddingData, InteractionData
-from sagea.models.sae_grid import _Stack, fit_stack, stack_key
+from sagea.models.sae_grid import Inputs, PreparedData, _Stack, fit_stack, stack_key
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
@@ -116,6 +116,24 @@ def test_fast_top_k_equals_torch_topk():
         assert not values[0, :, 0].any()
 
 
+def test_prepared_inputs_are_bit_for_bit_those_of_each_batch():
+    """PreparedData standardises every training input once; a batch's columns must be exactly what the
+    batch alone gives (Inputs.of, SAE.standardize), whatever the batch's size and rows: the fast path's
+    pre-activations, hence its discrete decisions, depend on them."""
+    rng = np.random.default_rng(5)
+    for d in (7, 16, 64):
+        emb = torch.as_tensor(rng.standard_normal((3000, d)) * rng.uniform(0.01, 20, (3000, 1)), dtype=torch.float32)
+        prepared = PreparedData(emb, torch.device("cpu"))
+        for size in (1, 33, 1024, 2999):
+            index = np.sort(rng.permutation(3000)[:size])
+            alone = Inputs.of(emb[torch.from_numpy(index)])
+            xs, mean, std = SAE.standardize(emb[torch.from_numpy(index)])
+            assert torch.equal(alone.xs_t, xs.t()) and torch.equal(alone.std_t, std.t())
+            for name, got, want in zip(Inputs._fields, prepared.batch(index), alone):
+                assert got.shape == want.shape and got.is_contiguous(), name
+                assert torch.equal(got, want), (d, size, name)
+
+
 @pytest.mark.parametrize(
     "variants, aux_k",
     [
@@ -146,12 +164,12 @@ def test_hand_written_gradients_equal_autograd(variants, aux_k):
         x = 2 * torch.randn(64, 8, generator=gen) + 0.5
         terms = reference.losses(x, None, track=True)
         terms["Loss"].sum().backward()
-        fast_terms, grads = fast.fast_gradients(x, track=True)
+        table, grads = fast.fast_gradients(x, track=True)
         assert torch.equal(fast.inactive, reference.inactive)
         for name, value in terms.items():
-            torch.testing.assert_close(fast_terms[name], value.detach(), rtol=1e-5, atol=1e-6, msg=name)
-        for param, grad in zip(reference.params(), grads):
-            torch.testing.assert_close(grad, param.grad, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(table[LOSS_TERMS.index(name)], value.detach(), rtol=1e-5, atol=1e-6, msg=name)
+        for expected, grad in zip(reference.views(reference.flat.grad), grads):  # autograd's, per parameter
+            torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-6)
         dead = fast.dead()
         assert bool(dead.any()) == with_dead and torch.equal(terms["Auxiliary"] > 0, dead.any(-1))
         if with_dead:  # the auxiliary loss reaches the dead latents' encoder (through their pre-activations)

@@ -100,9 +100,11 @@ class InteractionData:
 TrainData = EmbeddingData | InteractionData
 
 
-def epoch_batches(train: TrainData, batch_size: int, seed: int, epoch: int, device):
+def epoch_batches(train: TrainData, batch_size: int, seed: int, epoch: int, device, load: bool = True):
     """One epoch's batches ``(index, x, x_pos)``: a permutation drawn from ``default_rng([seed, epoch])``,
     cut into ``batch_size`` chunks (each sorted), whose positive views draw from the same generator.
+    ``load=False``: only the indices (``x`` and ``x_pos`` None), for data whose batches draw nothing
+    from the generator (:class:`EmbeddingData`).
 
     The one batch stream of SAE training: a single SAE (:func:`sagea.models.sae.fit`) and a stack of
     grid variants (:mod:`sagea.models.sae_grid`) see exactly the same batches.
@@ -111,7 +113,7 @@ def epoch_batches(train: TrainData, batch_size: int, seed: int, epoch: int, devi
     perm = rng.permutation(len(train))
     for start in range(0, len(train), batch_size):
         index = np.sort(perm[start : start + batch_size])
-        x, x_pos = train.batch(index, rng, device)
+        x, x_pos = train.batch(index, rng, device) if load else (None, None)
         yield index, x, x_pos
 
 

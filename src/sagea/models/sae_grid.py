@@ -47,14 +47,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from sagea.io import NonFiniteError
 from sagea.models.sae import LOSS_TERMS, NON_FINITE_HINT, SAE, validation_row
-from sagea.models.sae_data import TrainData, epoch_batches
+from sagea.models.sae_data import EmbeddingData, TrainData, epoch_batches
 from sagea.models.training import EARLY_STOP_UNITS, EarlyStopping, FitResult
 from sagea.runtime import progress
 
@@ -80,6 +80,39 @@ def stack_key(model: SAE) -> tuple | None:
     return tuple(model.hparams[key] for key in SHARED_MODEL_KEYS)
 
 
+class Inputs(NamedTuple):
+    """A batch as the fast path reads it, in the latent-major layout: ``x`` and its standardisation
+    (:meth:`SAE.standardize`) transposed to ``[d, B]``, and its per-input mean and std ``[1, B]``."""
+
+    x_t: torch.Tensor
+    xs_t: torch.Tensor
+    mean_t: torch.Tensor
+    std_t: torch.Tensor
+
+    @classmethod
+    def of(cls, x: torch.Tensor) -> "Inputs":
+        """The inputs of the batch ``x`` ``[B, d]``."""
+        xs, mean, std = SAE.standardize(x)
+        return cls(x.t().contiguous(), xs.t().contiguous(), mean.t().contiguous(), std.t().contiguous())
+
+    def columns(self, index: torch.Tensor) -> "Inputs":
+        """The inputs of the rows ``index`` (a batch of the data these inputs were prepared from)."""
+        return Inputs(*(t.index_select(-1, index) for t in self))
+
+
+class PreparedData:
+    """Every training input prepared once (:meth:`Inputs.of`) instead of batch by batch: the
+    standardisation is per input, so a batch's columns are bit for bit what
+    :meth:`Inputs.of` gives on the batch alone (tests/test_sae_grid.py)."""
+
+    def __init__(self, embeddings: torch.Tensor, device: torch.device) -> None:
+        self.inputs = Inputs.of(embeddings.to(device))
+        self.device = device
+
+    def batch(self, index) -> Inputs:
+        return self.inputs.columns(torch.from_numpy(index).to(self.device))
+
+
 class _Stack:
     """The stacked parameters, Adam moments, training buffers and per-model settings of a stack."""
 
@@ -87,10 +120,11 @@ class _Stack:
         d = models[0].hparams["input_dim"]
         self.width = max(m.hparams["width"] for m in models)
         n, h = len(models), self.width
-        self.encoder_w = torch.zeros(n, d, h, device=device)
-        self.encoder_b = torch.zeros(n, h, device=device)
-        self.decoder_w = torch.zeros(n, h, d, device=device)
-        self.decoder_b = torch.zeros(n, d, device=device)
+        self.device = device
+        # the four parameters of every model as views of one [models, P] tensor (model-major), so that the
+        # optimiser runs as a handful of operations over one tensor instead of a handful per parameter
+        self.shapes = [(d, h), (h,), (h, d), (d,)]  # encoder_w, encoder_b, decoder_w, decoder_b
+        self.flat = torch.zeros(n, sum(math.prod(s) for s in self.shapes), device=device)
         self.inactive = torch.zeros(n, h, dtype=torch.long, device=device)
         self.real = torch.zeros(n, h, dtype=torch.bool, device=device)  # False: padding latents
         with torch.no_grad():
@@ -102,10 +136,10 @@ class _Stack:
                 self.decoder_b[i] = model.decoder_b
                 self.inactive[i, :w] = model.inactive_batches
                 self.real[i, :w] = True
-        for p in self.params():
-            p.requires_grad_(True)
-        self.exp_avg = [torch.zeros_like(p) for p in self.params()]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params()]
+        self.flat.requires_grad_(True)  # autograd path (losses): gradients in flat.grad
+        self.grad = torch.zeros_like(self.flat)  # fast path: fast_gradients writes here
+        self.exp_avg = torch.zeros_like(self.flat)
+        self.exp_avg_sq = torch.zeros_like(self.flat)
 
         def column(values, dtype=torch.float32):
             return torch.tensor(values, dtype=dtype, device=device)
@@ -146,7 +180,7 @@ class _Stack:
         # of the block when k descends); on a CPU at most TOP_K_BLOCK_BYTES of float64 keys each at batch
         # 1024 (off the CPU one block: no cache to fit); models with k above AMAX_TOP_K_MAX in blocks of
         # their own
-        on_cpu = self.encoder_w.device.type == "cpu"
+        on_cpu = self.device.type == "cpu"
         ks = self.k.tolist()
         per_block = max(1, TOP_K_BLOCK_BYTES // (8 * self.width * 1024)) if on_cpu else len(ks)
         self.k_blocks = []
@@ -165,7 +199,7 @@ class _Stack:
         key = (name, tuple(shape), dtype)  # one per batch size (an epoch's last batch may be smaller)
         held = self._buffers.get(key)
         if held is None:
-            held = self._buffers[key] = torch.empty(key[1], dtype=dtype, device=self.encoder_w.device)
+            held = self._buffers[key] = torch.empty(key[1], dtype=dtype, device=self.device)
         return held
 
     def scales(self, b: int, d: int) -> tuple[torch.Tensor, ...]:
@@ -181,17 +215,40 @@ class _Stack:
             )  # fmt: skip
         return held
 
+    def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """``flat`` ``[models, P]`` as the four stacked parameters (encoder_w, encoder_b, decoder_w, decoder_b)."""
+        out, start = [], 0
+        for shape in self.shapes:
+            size = math.prod(shape)
+            out.append(flat[:, start : start + size].view(flat.shape[0], *shape))
+            start += size
+        return out
+
     def params(self) -> list[torch.Tensor]:
-        return [self.encoder_w, self.encoder_b, self.decoder_w, self.decoder_b]
+        return self.views(self.flat)
+
+    @property
+    def encoder_w(self) -> torch.Tensor:  # [M, d, h]
+        return self.params()[0]
+
+    @property
+    def encoder_b(self) -> torch.Tensor:  # [M, h]
+        return self.params()[1]
+
+    @property
+    def decoder_w(self) -> torch.Tensor:  # [M, h, d]
+        return self.params()[2]
+
+    @property
+    def decoder_b(self) -> torch.Tensor:  # [M, d]
+        return self.params()[3]
 
     def keep(self, rows: list[int]) -> None:
         """Drop every model but ``rows`` (stopped variants leave the stack)."""
-        index = torch.tensor(rows, device=self.encoder_w.device)
-        for name in ("encoder_w", "encoder_b", "decoder_w", "decoder_b"):
-            setattr(self, name, getattr(self, name).detach().index_select(0, index).requires_grad_(True))
-        self.exp_avg = [t.index_select(0, index) for t in self.exp_avg]
-        self.exp_avg_sq = [t.index_select(0, index) for t in self.exp_avg_sq]
-        for name in ("inactive", "real", "k", "topk", "normalize", "l2", "rec_coef", "l1_coef", "aux_coef", "con_coef"):
+        index = torch.tensor(rows, device=self.device)
+        self.flat = self.flat.detach().index_select(0, index).requires_grad_(True)
+        for name in ("grad", "exp_avg", "exp_avg_sq", "inactive", "real", "k", "topk", "normalize", "l2", "rec_coef",
+                     "l1_coef", "aux_coef", "con_coef"):  # fmt: skip
             setattr(self, name, getattr(self, name).index_select(0, index))
         self.lr = [self.lr[i] for i in rows]
         self._summarise()
@@ -322,12 +379,12 @@ class _Stack:
                 continue
             keys.copy_(pre_block)
             keys.view(torch.int64).bitwise_or_(latent)
-            for j, (keys_j, top_j, top_j_bits) in enumerate(passes):
+            for j, (keys_j, top_j, top_j_bits, index_j) in enumerate(passes):
                 torch.amax(keys_j, dim=1, keepdim=True, out=top_j)
+                torch.bitwise_and(top_j_bits, low, out=index_j)
                 if j + 1 < k:
-                    keys_j.scatter_(1, top_j_bits & low, -math.inf)
+                    keys_j.scatter_(1, index_j, -math.inf)
             out_values.copy_(top).clamp_min_(0.0)
-            torch.bitwise_and(top.view(torch.int64), low, out=out_index)
         return values, index
 
     def _top_k_plan(self, pre_t: torch.Tensor) -> tuple:
@@ -348,13 +405,19 @@ class _Stack:
             keys = torch.empty(stop - start, h, b, dtype=torch.float64, device=device)
             top = torch.zeros(stop - start, k, b, dtype=torch.float64, device=device)
             # pass j: the (j+1)-th largest of the first r models of the block (those with k > j)
-            passes = [(keys[:r], top[:r, j : j + 1], top[:r, j : j + 1].view(torch.int64)) for j, r in enumerate(rows)]
+            passes = [(keys[:r], top[:r, j : j + 1], top[:r, j : j + 1].view(torch.int64), out_index[:r, j : j + 1])
+                      for j, r in enumerate(rows)]  # fmt: skip
             blocks.append((k, pre_block, keys, passes, top, out_values, out_index, None))
         latent = torch.arange(h, dtype=torch.int64, device=device).view(1, h, 1)
-        return values, index, blocks, latent, (1 << max(1, (h - 1).bit_length())) - 1
+        low = torch.tensor((1 << max(1, (h - 1).bit_length())) - 1, device=device)  # the index bits of a key
+        return values, index, blocks, latent, low
 
-    def fast_gradients(self, x: torch.Tensor, track: bool) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+    def fast_gradients(self, x: torch.Tensor | Inputs, track: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """:meth:`losses` and the gradients of ``Loss.sum()`` by a hand-written backward pass.
+
+        Returns the loss terms ``[len(LOSS_TERMS), M]`` (LOSS_TERMS order) and the gradients, as
+        :meth:`params` (views of ``grad``, overwritten by the next call). ``x``: the batch, or the
+        batch already prepared (:class:`Inputs`).
 
         The TopK gradient flows only through the kept latents (gather/scatter over the ``k``
         slots); only the terms a model weights get gradients (L2 or Cosine, L1, the auxiliary
@@ -362,14 +425,12 @@ class _Stack:
         Layout: latent-major ``[M, h, B]`` / ``[M, d, B]``, so the reductions over latents and over
         the input dimension run along contiguous batch rows.
         """
-        n, b = len(self.k), x.shape[0]
-        d = x.shape[1]
-        enc_w, enc_b, dec_w, dec_b = (p.detach() for p in self.params())
-        # the pre-activations as each model alone computes them — the same standardisation, and the same
-        # products (bit for bit with the BLAS here, tests/test_sae_grid.py) — so that the discrete decisions
+        # the pre-activations as each model alone computes them — the same standardisation (Inputs), and the
+        # same products (bit for bit with the BLAS here, tests/test_sae_grid.py) — so that the discrete decisions
         # made on them (top-k, ReLU, dead latents) are the same too: a flip would be amplified by Adam
-        xs, mean, std = SAE.standardize(x)
-        x_t, xs_t, mean_t, std_t = x.t().contiguous(), xs.t().contiguous(), mean.t(), std.t()  # [d, B], [1, B]
+        x_t, xs_t, mean_t, std_t = Inputs.of(x) if isinstance(x, torch.Tensor) else x
+        n, (d, b) = len(self.k), x_t.shape
+        enc_w, enc_b, dec_w, dec_b = (p.detach() for p in self.params())
         z_t = xs_t - dec_b[:, :, None]  # [M, d, B]
         shape = (n, self.width, b)
         # before the ReLU: top_k ranks negative values last and returns them as 0
@@ -386,28 +447,28 @@ class _Stack:
         norm_x = (x_t * x_t).sum(0).sqrt_().clamp_min_(COSINE_EPS)  # [B]
         norm_out = (out_t * out_t).sum(1, keepdim=True).sqrt_().clamp_min_(COSINE_EPS)  # [M, 1, B]
         cos = (x_t * out_t).sum(1) / (norm_x * norm_out[:, 0])  # [M, B]
-        # the terms after "Loss", in LOSS_TERMS order (stacked: one tensor [6, M], Loss below)
-        parts = torch.empty(len(LOSS_TERMS) - 1, n, device=x.device)
-        torch.mean(diff * diff, dim=(1, 2), out=parts[0])
-        torch.mean(1 - cos, dim=-1, out=parts[1])
-        torch.sum(values, dim=(1, 2), out=parts[2]).div_(b)
-        torch.sum(kept, dim=(1, 2), out=parts[3]).div_(b)
-        parts[4:].zero_()  # Auxiliary (set while latents are dead) and Contrastive (not on this path)
-        terms = dict(zip(LOSS_TERMS[1:], parts))
+        # the terms in LOSS_TERMS order: Loss (below), then one row per term
+        table = torch.empty(len(LOSS_TERMS), n, device=x_t.device)
+        torch.mean(diff * diff, dim=(1, 2), out=table[1])
+        torch.mean(1 - cos, dim=-1, out=table[2])
+        torch.sum(values, dim=(1, 2), out=table[3]).div_(b)
+        torch.sum(kept, dim=(1, 2), out=table[4]).div_(b)
+        table[5:].zero_()  # Auxiliary (set while latents are dead) and Contrastive (not on this path)
         # d Loss / d y = std · d Loss / d out, for the reconstruction term each model weights:
         # L2: 2 (out - x) / (B d); Cosine: d(1 - cos)/d out = cos · out / |out|² - x / (|x| |out|), over B
         l2_scale, cos_scale, l1_grad, aux_scale = self.scales(b, d)
-        grad_y = diff * (l2_scale * std_t)  # [M, d, B]
+        grad_y = diff.mul_(l2_scale * std_t)  # [M, d, B]
         if self.any_cosine:
             scale = cos_scale * std_t / norm_out  # [M, 1, B]
             grad_y.addcmul_(out_t, scale * cos[:, None, :] / norm_out)
             grad_y.addcmul_(x_t, scale / -norm_x)
-        aux = self.fast_auxiliary(xs_t, pre_t, y_t, dec_w, terms, aux_scale)
+        aux = self.fast_auxiliary(xs_t, pre_t, y_t, dec_w, table[5], aux_scale)
         if aux is not None:
             grad_y += aux[3]
+        g_enc_w, g_enc_b, g_dec_w, g_dec_b = grads = self.views(self.grad)
         # decoder: y = dec_w^T code + dec_b (and the auxiliary reconstruction through the dead latents)
-        grad_dec_w = torch.bmm(code_t, grad_y.transpose(1, 2))
-        grad_dec_b = grad_y.sum(-1)
+        grad_dec_w = torch.bmm(code_t, grad_y.transpose(1, 2), out=self.buffer("grad_dec_w", g_dec_w.shape))
+        torch.sum(grad_y, -1, out=g_dec_b)
         grad_code = torch.bmm(dec_w, grad_y, out=self.buffer("grad_code", shape))  # [M, h, B]
         if self.any_l1:
             grad_code += l1_grad  # d|code|/d code = 1 where code > 0
@@ -420,15 +481,17 @@ class _Stack:
             grad_dec_w.scatter_add_(1, rows.expand_as(dec_dead), torch.bmm(aux_d, grad_r.transpose(1, 2)))
             grad_aux = torch.ops.aten.threshold_backward(torch.bmm(dec_dead, grad_r), aux_d, 0.0)  # where aux_d > 0
             grad_pre.scatter_add_(1, rows.expand_as(aux_d), grad_aux)
+        g_dec_w.copy_(grad_dec_w)
         # encoder: pre = relu(enc_w^T (xs - dec_b) + enc_b)
-        grad_enc_w = torch.bmm(grad_pre, z_t.transpose(1, 2)).transpose(1, 2)
-        grad_enc_b = grad_pre.sum(-1)
-        grad_dec_b -= torch.bmm(enc_w, grad_enc_b[:, :, None])[:, :, 0]  # sum over B of enc_w @ grad_pre
-        terms = {"Loss": (self.term_coefs * parts).sum(0), **terms}  # the weighted sum of losses()
-        return terms, [grad_enc_w, grad_enc_b, grad_dec_w, grad_dec_b]
+        g_enc_w.copy_(torch.bmm(grad_pre, z_t.transpose(1, 2), out=self.buffer("grad_enc_w", (n, self.width, d)))
+                      .transpose(1, 2))  # fmt: skip
+        torch.sum(grad_pre, -1, out=g_enc_b)
+        g_dec_b -= torch.bmm(enc_w, g_enc_b[:, :, None])[:, :, 0]  # sum over B of enc_w @ grad_pre
+        torch.sum(self.term_coefs * table[1:], 0, out=table[0])  # Loss: the weighted sum of losses()
+        return table, grads
 
-    def fast_auxiliary(self, xs_t, pre_t, y_t, dec_w, terms, aux_scale) -> tuple | None:
-        """The auxiliary loss (into ``terms``) and what its backward pass needs, on the dead latents only:
+    def fast_auxiliary(self, xs_t, pre_t, y_t, dec_w, out, aux_scale) -> tuple | None:
+        """The auxiliary loss (into ``out`` ``[M]``) and what its backward pass needs, on the dead latents only:
         ``(dead_index, aux_d, dec_dead, grad_r)`` — each model's dead latents ``[M, D]`` (``D`` the
         most any model has; a model with fewer repeats live latents there, with code 0), their
         auxiliary codes ``[M, D, B]`` and decoder rows ``[M, D, d]``, and d Loss / d recon for
@@ -457,13 +520,13 @@ class _Stack:
         dec_dead = torch.gather(dec_w, 1, dead_index[:, :, None].expand(n, most, dec_w.shape[2]))
         residual = xs_t - torch.baddbmm(y_t, dec_dead.transpose(1, 2), aux_d)
         some = n_dead > 0
-        terms["Auxiliary"].copy_(torch.where(some, (residual * residual).mean(dim=(1, 2)), 0.0))
+        out.copy_(torch.where(some, (residual * residual).mean(dim=(1, 2)), 0.0))
         return dead_index, aux_d, dec_dead, residual.mul_(torch.where(some, aux_scale, 0.0)[:, None, None])
 
     # ------------------------------------------------------------------ step (SAE.train_step + Adam, stacked)
     @torch.no_grad()
-    def project_decoder_grad(self) -> None:
-        g, w = self.decoder_w.grad, self.decoder_w
+    def project_decoder_grad(self, grad: torch.Tensor) -> None:
+        g, w = self.views(grad)[2], self.decoder_w
         g -= (g * w).sum(-1, keepdim=True) * w
 
     @torch.no_grad()
@@ -472,44 +535,40 @@ class _Stack:
         w.div_(w.norm(dim=-1, keepdim=True).clamp_min_(1e-12))
 
     @torch.no_grad()
-    def adam(self, step: int, beta1: float, beta2: float, eps: float = 1e-8) -> None:
+    def adam(self, grad: torch.Tensor, step: int, beta1: float, beta2: float, eps: float = 1e-8) -> None:
         """``torch.optim.Adam``'s update (single-tensor form, same operation order), one lr per model."""
         bias_correction1 = 1 - beta1**step
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-        neg_step = torch.tensor([-(lr / bias_correction1) for lr in self.lr], device=self.encoder_w.device)
-        params = self.params()
-        grads = [p.grad for p in params]
-        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
-        torch._foreach_mul_(self.exp_avg_sq, beta2)
-        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - beta2)
-        denom = torch._foreach_sqrt(self.exp_avg_sq)
-        torch._foreach_div_(denom, bias_correction2_sqrt)
-        torch._foreach_add_(denom, eps)
-        update = torch._foreach_div(self.exp_avg, denom)  # param += -step_size * (exp_avg / denom), as addcdiv_
-        torch._foreach_mul_(update, [neg_step.view(-1, *[1] * (p.dim() - 1)) for p in params])
-        torch._foreach_add_(params, update)
+        neg_step = torch.tensor([[-(lr / bias_correction1)] for lr in self.lr], device=self.device)
+        self.exp_avg.lerp_(grad, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = torch.sqrt(self.exp_avg_sq, out=self.buffer("denom", grad.shape))
+        denom.div_(bias_correction2_sqrt).add_(eps)
+        update = torch.div(self.exp_avg, denom, out=self.buffer("update", grad.shape))
+        self.flat.add_(update.mul_(neg_step))  # param += -step_size * (exp_avg / denom), as addcdiv_
 
     def train_step(self, x, x_positive, step: int, beta1: float, beta2: float,
-                   research_step_order: bool) -> torch.Tensor:  # fmt: skip
-        """One Adam step of every model; returns the loss terms ``[len(LOSS_TERMS), M]`` (LOSS_TERMS order)."""
+                   research_step_order: bool, inputs: Inputs | None = None) -> torch.Tensor:  # fmt: skip
+        """One Adam step of every model; returns the loss terms ``[len(LOSS_TERMS), M]`` (LOSS_TERMS order).
+
+        ``inputs``: the batch ``x`` already in the fast path's layout (:class:`PreparedData`), if it is taken."""
         if self.fast:
-            terms, grads = self.fast_gradients(x, track=True)
-            for p, grad in zip(self.params(), grads):
-                p.grad = grad
+            table = self.fast_gradients(x if inputs is None else inputs, track=True)[0]
+            grad = self.grad
         else:
+            self.flat.grad = None
             terms = self.losses(x, x_positive, track=True)
-            for p in self.params():
-                p.grad = None
             terms["Loss"].sum().backward()
+            table, grad = torch.stack([terms[name].detach() for name in LOSS_TERMS]), self.flat.grad
         if research_step_order:
             self.normalize_decoder()
-            self.project_decoder_grad()
-            self.adam(step, beta1, beta2)
+            self.project_decoder_grad(grad)
+            self.adam(grad, step, beta1, beta2)
         else:
-            self.project_decoder_grad()
-            self.adam(step, beta1, beta2)
+            self.project_decoder_grad(grad)
+            self.adam(grad, step, beta1, beta2)
             self.normalize_decoder()
-        return torch.stack([terms[name].detach() for name in LOSS_TERMS])
+        return table
 
 
 def fit_stack(
@@ -555,6 +614,9 @@ def fit_stack(
     # the models still in the stack, in stack order: by k descending (what _Stack.top_k runs fastest on)
     live = sorted(range(len(models)), key=lambda i: -models[i].k if models[i].variant == "topk" else 0)
     stack = _Stack([models[i] for i in live], [lrs[i] for i in live], device)
+    # precomputed embeddings for a stack on the fast path (it stays there as models leave): the inputs'
+    # standardisation once for every user, not in every step
+    prepared = PreparedData(train.embeddings, device) if stack.fast and isinstance(train, EmbeddingData) else None
     stopping = [EarlyStopping(p, unit, "min") for p, unit in zip(patiences, early_stop_units)]
     results = [FitResult() for _ in models]
     started = time.perf_counter()
@@ -564,9 +626,10 @@ def fit_stack(
         if not live:
             break
         sums = None  # [len(LOSS_TERMS), models]: each term summed over the epoch's users
-        for index, x, x_pos in epoch_batches(train, batch_size, seed, epoch, device):
+        for index, x, x_pos in epoch_batches(train, batch_size, seed, epoch, device, load=prepared is None):
             step += 1
-            weighted = stack.train_step(x, x_pos, step, beta1, beta2, research_step_order) * len(index)
+            inputs = None if prepared is None else prepared.batch(index)
+            weighted = stack.train_step(x, x_pos, step, beta1, beta2, research_step_order, inputs) * len(index)
             sums = weighted if sums is None else sums + weighted
         per_model = dict(zip(LOSS_TERMS, (sums / n).tolist()))
         for row, i in enumerate(live):
