@@ -472,15 +472,14 @@ class _Stack:
         grad_code = torch.bmm(dec_w, grad_y, out=self.buffer("grad_code", shape))  # [M, h, B]
         if self.any_l1:
             grad_code += l1_grad  # d|code|/d code = 1 where code > 0
-        # ReLU and TopK: the gradient reaches only the kept latents, those with code > 0
-        grad_pre = torch.ops.aten.threshold_backward.grad_input(grad_code, code_t, 0.0,
-                                                                grad_input=self.buffer("grad_pre", shape))  # fmt: skip
+        # ReLU and TopK: the gradient reaches only the kept latents, those with code > 0 (in place: a third
+        # large buffer costs more than the pass)
+        grad_pre = torch.ops.aten.threshold_backward.grad_input(grad_code, code_t, 0.0, grad_input=grad_code)
         if aux is not None:  # through the dead latents' decoder rows and pre-activations
-            dead_index, aux_d, dec_dead, grad_r = aux
-            rows = dead_index[:, :, None]
-            grad_dec_w.scatter_add_(1, rows.expand_as(dec_dead), torch.bmm(aux_d, grad_r.transpose(1, 2)))
+            rows, aux_d, dec_dead, grad_r = aux  # rows: of the [M·h, ·] views, model by model
+            grad_dec_w.view(-1, d).index_add_(0, rows, torch.bmm(aux_d, grad_r.transpose(1, 2)).view(-1, d))
             grad_aux = torch.ops.aten.threshold_backward(torch.bmm(dec_dead, grad_r), aux_d, 0.0)  # where aux_d > 0
-            grad_pre.scatter_add_(1, rows.expand_as(aux_d), grad_aux)
+            grad_pre.view(-1, b).index_add_(0, rows, grad_aux.view(-1, b))
         g_dec_w.copy_(grad_dec_w)
         # encoder: pre = relu(enc_w^T (xs - dec_b) + enc_b)
         g_enc_w.copy_(torch.bmm(grad_pre, z_t.transpose(1, 2), out=self.buffer("grad_enc_w", (n, self.width, d)))
@@ -492,9 +491,10 @@ class _Stack:
 
     def fast_auxiliary(self, xs_t, pre_t, y_t, dec_w, out, aux_scale) -> tuple | None:
         """The auxiliary loss (into ``out`` ``[M]``) and what its backward pass needs, on the dead latents only:
-        ``(dead_index, aux_d, dec_dead, grad_r)`` — each model's dead latents ``[M, D]`` (``D`` the
-        most any model has; a model with fewer repeats live latents there, with code 0), their
-        auxiliary codes ``[M, D, B]`` and decoder rows ``[M, D, d]``, and d Loss / d recon for
+        ``(rows, aux_d, dec_dead, grad_r)`` — each model's dead latents (``D`` of them, the most any
+        model has; a model with fewer repeats live latents there, with code 0) as rows of the
+        latent-major tensors viewed as ``[M·h, ·]`` (``[M·D]``, model by model), their auxiliary codes
+        ``[M, D, B]`` and decoder rows ``[M, D, d]``, and d Loss / d recon for
         ``recon = y + dec_dead^T aux_d``; None while no model has dead latents.
         """
         dead = self.dead()
@@ -507,7 +507,9 @@ class _Stack:
         # each model's dead latents first, in latent order (as SAE.auxiliary_loss's pre[:, dead])
         dead_index = torch.sort(dead.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :most]
         is_dead = torch.arange(most, device=pre_t.device) < n_dead[:, None]  # [M, D]: False where padding
-        pre_d = torch.gather(pre_t, 1, dead_index[:, :, None].expand(n, most, b)).clamp_min_(0.0)  # the ReLU
+        # whole rows of the [M·h, B] view (index_select copies rows: far faster than a gather along latents)
+        rows = (dead_index + torch.arange(0, n * pre_t.shape[1], pre_t.shape[1], device=pre_t.device)[:, None]).view(-1)
+        pre_d = pre_t.view(-1, b).index_select(0, rows).view(n, most, b).clamp_min_(0.0)  # the ReLU
         if self.aux_k >= most:  # every dead latent is kept
             aux_d = pre_d.mul_(is_dead.to(pre_d.dtype)[:, :, None])
         else:
@@ -521,7 +523,7 @@ class _Stack:
         residual = xs_t - torch.baddbmm(y_t, dec_dead.transpose(1, 2), aux_d)
         some = n_dead > 0
         out.copy_(torch.where(some, (residual * residual).mean(dim=(1, 2)), 0.0))
-        return dead_index, aux_d, dec_dead, residual.mul_(torch.where(some, aux_scale, 0.0)[:, None, None])
+        return rows, aux_d, dec_dead, residual.mul_(torch.where(some, aux_scale, 0.0)[:, None, None])
 
     # ------------------------------------------------------------------ step (SAE.train_step + Adam, stacked)
     @torch.no_grad()
