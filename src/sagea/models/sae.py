@@ -368,11 +368,14 @@ def _evaluate_loss(
 def validation_row(
     model: SAE, valid: TrainData, epoch: int, epoch_terms: dict[str, float], batch_size: int, seed: int, device,
     on_validation: Callable[[SAE, int], dict[str, float]] | None, started: float,
+    valid_terms: dict[str, float] | None = None,
 ) -> tuple[float, dict[str, Any]]:
     """A validation's score (the validation loss) and history row: train and valid loss terms, the share
-    of dead latents, seconds since ``started`` and what ``on_validation(model, epoch)`` adds."""
+    of dead latents, seconds since ``started`` and what ``on_validation(model, epoch)`` adds.
+    ``valid_terms``: the validation loss terms when already computed (a stack computes every model's at once)."""
     # without validation users the training loss decides (and early stopping rarely fires)
-    valid_terms = _evaluate_loss(model, valid, batch_size, seed, device) if len(valid) else dict(epoch_terms)
+    if valid_terms is None:
+        valid_terms = _evaluate_loss(model, valid, batch_size, seed, device) if len(valid) else dict(epoch_terms)
     row = {"epoch": epoch, **{f"{k}_train": epoch_terms[k] for k in LOSS_TERMS},
            **{f"{k}_valid": valid_terms[k] for k in LOSS_TERMS},
            "DeadLatents_train": float(model.dead_latents().float().mean()),

@@ -49,6 +49,7 @@ import math
 import time
 from typing import Any, Callable, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -66,7 +67,7 @@ STACKABLE_VARIANTS = ("topk", "basic")
 #: one thread: 3x faster than ``torch.topk`` at width 64 and k 8; about even at k 16, slower at width 256).
 AMAX_TOP_K_MAX = 8
 #: Bytes of float64 keys _Stack.top_k works on at a time on a CPU (at batch 1024; to stay in the cache).
-TOP_K_BLOCK_BYTES = 1 << 19
+TOP_K_BLOCK_BYTES = 1 << 20
 #: The ``eps`` of ``F.cosine_similarity`` (its lower bound on each norm).
 COSINE_EPS = 1e-8
 #: Model hyperparameters every member of a stack shares.
@@ -108,6 +109,9 @@ class PreparedData:
     def __init__(self, embeddings: torch.Tensor, device: torch.device) -> None:
         self.inputs = Inputs.of(embeddings.to(device))
         self.device = device
+
+    def __len__(self) -> int:
+        return self.inputs.x_t.shape[1]
 
     def batch(self, index) -> Inputs:
         return self.inputs.columns(torch.from_numpy(index).to(self.device))
@@ -161,6 +165,8 @@ class _Stack:
     def _summarise(self) -> None:
         """Per-stack facts read on every step, kept on the host (no device sync per step)."""
         self._buffers: dict[tuple, torch.Tensor] = {}  # work tensors (their shapes follow the stack's)
+        self._weights = self.views(self.flat.detach())  # the parameters outside autograd (same storage)
+        self._grads = self.views(self.grad)
         self._top_k_plans: dict[tuple, list] = {}
         self._scales: dict[tuple, tuple] = {}
         self.k_max = int(self.k.max())
@@ -412,12 +418,13 @@ class _Stack:
         low = torch.tensor((1 << max(1, (h - 1).bit_length())) - 1, device=device)  # the index bits of a key
         return values, index, blocks, latent, low
 
-    def fast_gradients(self, x: torch.Tensor | Inputs, track: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def fast_gradients(self, x: torch.Tensor | Inputs, track: bool,
+                       backward: bool = True) -> tuple[torch.Tensor, list[torch.Tensor] | None]:  # fmt: skip
         """:meth:`losses` and the gradients of ``Loss.sum()`` by a hand-written backward pass.
 
         Returns the loss terms ``[len(LOSS_TERMS), M]`` (LOSS_TERMS order) and the gradients, as
-        :meth:`params` (views of ``grad``, overwritten by the next call). ``x``: the batch, or the
-        batch already prepared (:class:`Inputs`).
+        :meth:`params` (views of ``grad``, overwritten by the next call; None without ``backward``).
+        ``x``: the batch, or the batch already prepared (:class:`Inputs`).
 
         The TopK gradient flows only through the kept latents (gather/scatter over the ``k``
         slots); only the terms a model weights get gradients (L2 or Cosine, L1, the auxiliary
@@ -430,7 +437,7 @@ class _Stack:
         # made on them (top-k, ReLU, dead latents) are the same too: a flip would be amplified by Adam
         x_t, xs_t, mean_t, std_t = Inputs.of(x) if isinstance(x, torch.Tensor) else x
         n, (d, b) = len(self.k), x_t.shape
-        enc_w, enc_b, dec_w, dec_b = (p.detach() for p in self.params())
+        enc_w, enc_b, dec_w, dec_b = self._weights
         z_t = xs_t - dec_b[:, :, None]  # [M, d, B]
         shape = (n, self.width, b)
         # before the ReLU: top_k ranks negative values last and returns them as 0
@@ -457,15 +464,18 @@ class _Stack:
         # d Loss / d y = std · d Loss / d out, for the reconstruction term each model weights:
         # L2: 2 (out - x) / (B d); Cosine: d(1 - cos)/d out = cos · out / |out|² - x / (|x| |out|), over B
         l2_scale, cos_scale, l1_grad, aux_scale = self.scales(b, d)
+        aux = self.fast_auxiliary(xs_t, pre_t, y_t, dec_w, table[5], aux_scale)
+        torch.sum(self.term_coefs * table[1:], 0, out=table[0])  # Loss: the weighted sum of losses()
+        if not backward:
+            return table, None
         grad_y = diff.mul_(l2_scale * std_t)  # [M, d, B]
         if self.any_cosine:
             scale = cos_scale * std_t / norm_out  # [M, 1, B]
             grad_y.addcmul_(out_t, scale * cos[:, None, :] / norm_out)
             grad_y.addcmul_(x_t, scale / -norm_x)
-        aux = self.fast_auxiliary(xs_t, pre_t, y_t, dec_w, table[5], aux_scale)
         if aux is not None:
             grad_y += aux[3]
-        g_enc_w, g_enc_b, g_dec_w, g_dec_b = grads = self.views(self.grad)
+        g_enc_w, g_enc_b, g_dec_w, g_dec_b = grads = self._grads
         # decoder: y = dec_w^T code + dec_b (and the auxiliary reconstruction through the dead latents)
         grad_dec_w = torch.bmm(code_t, grad_y.transpose(1, 2), out=self.buffer("grad_dec_w", g_dec_w.shape))
         torch.sum(grad_y, -1, out=g_dec_b)
@@ -486,7 +496,6 @@ class _Stack:
                       .transpose(1, 2))  # fmt: skip
         torch.sum(grad_pre, -1, out=g_enc_b)
         g_dec_b -= torch.bmm(enc_w, g_enc_b[:, :, None])[:, :, 0]  # sum over B of enc_w @ grad_pre
-        torch.sum(self.term_coefs * table[1:], 0, out=table[0])  # Loss: the weighted sum of losses()
         return table, grads
 
     def fast_auxiliary(self, xs_t, pre_t, y_t, dec_w, out, aux_scale) -> tuple | None:
@@ -525,15 +534,28 @@ class _Stack:
         out.copy_(torch.where(some, (residual * residual).mean(dim=(1, 2)), 0.0))
         return rows, aux_d, dec_dead, residual.mul_(torch.where(some, aux_scale, 0.0)[:, None, None])
 
+    @torch.no_grad()
+    def evaluate(self, data: PreparedData, batch_size: int) -> torch.Tensor:
+        """Every model's loss terms over ``data`` ``[len(LOSS_TERMS), M]`` (float64), as ``sae._evaluate_loss``
+        computes them for each model alone (eval mode, batches in order, size-weighted sums in float64):
+        on the fast path (a TopK model's eval-mode activation is its training one) without tracking."""
+        n = len(data)
+        totals = torch.zeros(len(LOSS_TERMS), len(self.k), dtype=torch.float64, device=self.device)
+        for start in range(0, n, batch_size):
+            index = np.arange(start, min(n, start + batch_size))
+            table = self.fast_gradients(data.batch(index), track=False, backward=False)[0]
+            totals += table.to(torch.float64) * len(index)
+        return totals / max(n, 1)
+
     # ------------------------------------------------------------------ step (SAE.train_step + Adam, stacked)
     @torch.no_grad()
     def project_decoder_grad(self, grad: torch.Tensor) -> None:
-        g, w = self.views(grad)[2], self.decoder_w
+        g, w = (self._grads if grad is self.grad else self.views(grad))[2], self._weights[2]
         g -= (g * w).sum(-1, keepdim=True) * w
 
     @torch.no_grad()
     def normalize_decoder(self) -> None:
-        w = self.decoder_w  # in place, as F.normalize: w / max(|w|, 1e-12)
+        w = self._weights[2]  # in place, as F.normalize: w / max(|w|, 1e-12)
         w.div_(w.norm(dim=-1, keepdim=True).clamp_min_(1e-12))
 
     @torch.no_grad()
@@ -619,6 +641,9 @@ def fit_stack(
     # precomputed embeddings for a stack on the fast path (it stays there as models leave): the inputs'
     # standardisation once for every user, not in every step
     prepared = PreparedData(train.embeddings, device) if stack.fast and isinstance(train, EmbeddingData) else None
+    # and the validation losses of every model at once (sae._evaluate_loss's batches and sums)
+    prepared_valid = (PreparedData(valid.embeddings, device)
+                      if prepared is not None and isinstance(valid, EmbeddingData) and len(valid) else None)  # fmt: skip
     stopping = [EarlyStopping(p, unit, "min") for p, unit in zip(patiences, early_stop_units)]
     results = [FitResult() for _ in models]
     started = time.perf_counter()
@@ -644,12 +669,14 @@ def fit_stack(
         if epoch % validate_every and epoch != epochs:
             continue
         leaving = []
+        valid_table = None if prepared_valid is None else stack.evaluate(prepared_valid, batch_size).tolist()
         for row, i in enumerate(live):
             model = models[i]
             stack.write_back(row, model)
             epoch_terms = {name: float(sums[t, row]) / n for t, name in enumerate(LOSS_TERMS)}
+            valid_terms = None if valid_table is None else {name: valid_table[t][row] for t, name in enumerate(LOSS_TERMS)}
             score, history_row = validation_row(model, valid, epoch, epoch_terms, batch_size, seed, device,
-                                                on_validation[i], started)  # fmt: skip
+                                                on_validation[i], started, valid_terms)  # fmt: skip
             model.train()
             results[i].history.append(history_row)
             if stopping[i].update(score, epoch, model):
