@@ -37,7 +37,7 @@ def main() -> None:
     batches = list(torch.as_tensor(x, dtype=torch.float32).split(1024))
     # the stack reads its batches prepared once for the whole training set, as fit_stack does
     prepared = PreparedData(torch.as_tensor(x, dtype=torch.float32), torch.device("cpu"))
-    inputs = [prepared.batch(np.arange(i, i + 1024)) for i in range(0, 4096, 1024)]
+    rows = [np.arange(i, i + 1024) for i in range(0, 4096, 1024)]
 
     def per_step(step, first: int, n: int) -> float:
         tic = time.perf_counter()
@@ -51,7 +51,7 @@ def main() -> None:
         stack = _Stack(models, [1e-3] * len(models), torch.device("cpu"))
 
         def stack_step(s):
-            stack.train_step(None, None, s, 0.9, 0.99, False, inputs[s % len(inputs)])
+            stack.train_step(None, None, s, 0.9, 0.99, False, prepared.batch(rows[s % len(rows)]))
 
         per_step(stack_step, 1, args.warmup)
         stacked = per_step(stack_step, args.warmup + 1, args.steps)

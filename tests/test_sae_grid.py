@@ -132,6 +132,10 @@ def test_prepared_inputs_are_bit_for_bit_those_of_each_batch():
             for name, got, want in zip(Inputs._fields, prepared.batch(index), alone):
                 assert got.shape == want.shape and got.is_contiguous(), name
                 assert torch.equal(got, want), (d, size, name)
+        # the batches come in kept tensors, each batch size its own: a batch is valid until the next of its size
+        first, other = prepared.batch(np.arange(10)), prepared.batch(np.arange(20, 25))
+        assert torch.equal(first.x_t, emb[:10].t()) and torch.equal(other.x_t, emb[20:25].t())
+        assert prepared.batch(np.arange(30, 40)).x_t.data_ptr() == first.x_t.data_ptr()
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,11 @@ Two ways to compute a step:
   float64 keys that carry each latent's index; ``torch.topk`` above k 8 or off the CPU); the
   gradient reaches only the kept latents; only the terms a model weights get a backward pass
   (L2 or Cosine, L1 when some model weights it, the auxiliary loss while latents are dead, on
-  the dead latents only); every logged term is still computed. Adam runs over the stacked
-  tensors (``torch._foreach_*``) with one learning rate per model;
+  the dead latents only); every logged term is still computed. The parameters of all models
+  live in one ``[models, P]`` tensor, so Adam is a handful of operations over it, with one
+  learning rate per model. With precomputed embeddings (:class:`PreparedData`) every input is
+  standardised once for the whole run, not in every step, and the validation losses of all
+  models come from one stacked pass (:meth:`_Stack.evaluate`);
 - otherwise autograd over the stacked loss (:meth:`_Stack.losses`): basic SAEs, ``normalize``,
   contrastive views.
 
@@ -96,9 +99,11 @@ class Inputs(NamedTuple):
         xs, mean, std = SAE.standardize(x)
         return cls(x.t().contiguous(), xs.t().contiguous(), mean.t().contiguous(), std.t().contiguous())
 
-    def columns(self, index: torch.Tensor) -> "Inputs":
-        """The inputs of the rows ``index`` (a batch of the data these inputs were prepared from)."""
-        return Inputs(*(t.index_select(-1, index) for t in self))
+    def columns(self, index: torch.Tensor, out: "Inputs | None" = None) -> "Inputs":
+        """The inputs of the rows ``index`` (a batch of the data these inputs were prepared from), into ``out``."""
+        if out is None:
+            return Inputs(*(t.index_select(-1, index) for t in self))
+        return Inputs(*(torch.index_select(t, -1, index, out=o) for t, o in zip(self, out)))
 
 
 class PreparedData:
@@ -109,12 +114,18 @@ class PreparedData:
     def __init__(self, embeddings: torch.Tensor, device: torch.device) -> None:
         self.inputs = Inputs.of(embeddings.to(device))
         self.device = device
+        self._out: dict[int, Inputs] = {}  # per batch size
 
     def __len__(self) -> int:
         return self.inputs.x_t.shape[1]
 
-    def batch(self, index) -> Inputs:
-        return self.inputs.columns(torch.from_numpy(index).to(self.device))
+    def batch(self, index: np.ndarray) -> Inputs:
+        """The batch of rows ``index``, in tensors kept from call to call (fresh large allocations cost page
+        faults on a CPU): valid until the next call with a batch of the same size."""
+        out = self._out.get(len(index))
+        if out is None:
+            out = self._out[len(index)] = Inputs(*(t.new_empty((*t.shape[:-1], len(index))) for t in self.inputs))
+        return self.inputs.columns(torch.from_numpy(index).to(self.device), out)
 
 
 class _Stack:
@@ -201,12 +212,22 @@ class _Stack:
                     block[2][j] += 1
 
     def buffer(self, name: str, shape: tuple, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """A work tensor kept from step to step (fresh large allocations cost page faults on a CPU)."""
+        """A work tensor kept from step to step: fresh large allocations cost page faults on a CPU (the
+        allocator may hand such blocks back to the system when freed; then every step faults them in)."""
         key = (name, tuple(shape), dtype)  # one per batch size (an epoch's last batch may be smaller)
         held = self._buffers.get(key)
         if held is None:
             held = self._buffers[key] = torch.empty(key[1], dtype=dtype, device=self.device)
         return held
+
+    def scratch(self, name: str, shape: tuple, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """A work tensor whose shape changes from step to step (with the number of dead latents): a view
+        of one kept tensor, grown to the largest shape asked so far."""
+        size = math.prod(shape)
+        held = self._buffers.get((name, dtype))
+        if held is None or held.numel() < size:
+            held = self._buffers[(name, dtype)] = torch.empty(size, dtype=dtype, device=self.device)
+        return held[:size].view(shape)
 
     def scales(self, b: int, d: int) -> tuple[torch.Tensor, ...]:
         """Per-model factors of the hand-written gradients for a batch of ``b`` (kept per batch size):
@@ -438,25 +459,27 @@ class _Stack:
         x_t, xs_t, mean_t, std_t = Inputs.of(x) if isinstance(x, torch.Tensor) else x
         n, (d, b) = len(self.k), x_t.shape
         enc_w, enc_b, dec_w, dec_b = self._weights
-        z_t = xs_t - dec_b[:, :, None]  # [M, d, B]
+        buf, small = self.buffer, (n, d, b)  # the [M, d, B] work tensors: z, y, out, diff, square
+        z_t = torch.sub(xs_t, dec_b[:, :, None], out=buf("z", small))
         shape = (n, self.width, b)
         # before the ReLU: top_k ranks negative values last and returns them as 0
-        pre_t = torch.baddbmm(enc_b[:, :, None], enc_w.transpose(1, 2), z_t, out=self.buffer("pre", shape))
+        pre_t = torch.baddbmm(enc_b[:, :, None], enc_w.transpose(1, 2), z_t, out=buf("pre", shape))
         values, index = self.top_k(pre_t)
-        code_t = self.buffer("code", shape).zero_().scatter_add_(1, index, values)
-        kept = values.sign()  # 1 where a kept value is positive (values >= 0)
+        code_t = buf("code", shape).zero_().scatter_add_(1, index, values)
+        kept = torch.sign(values, out=buf("kept", values.shape))  # 1 where a kept value is positive (values >= 0)
         if track:  # a latent is active if some input keeps it with a positive value (code >= 0)
             self.inactive.add_(1).masked_fill_(code_t.amax(dim=2) > 0, 0)
-        y_t = torch.baddbmm(dec_b[:, :, None], dec_w.transpose(1, 2), code_t)  # standardised reconstruction
-        out_t = torch.addcmul(mean_t, y_t, std_t)
-        diff = out_t - x_t
+        y_t = torch.baddbmm(dec_b[:, :, None], dec_w.transpose(1, 2), code_t, out=buf("y", small))  # standardised
+        out_t = torch.addcmul(mean_t, y_t, std_t, out=buf("out", small))
+        diff = torch.sub(out_t, x_t, out=buf("diff", small))
+        square = buf("square", small)
         # F.cosine_similarity's formula (norms clamped at 1e-8), with the sums over d along batch rows
         norm_x = (x_t * x_t).sum(0).sqrt_().clamp_min_(COSINE_EPS)  # [B]
-        norm_out = (out_t * out_t).sum(1, keepdim=True).sqrt_().clamp_min_(COSINE_EPS)  # [M, 1, B]
-        cos = (x_t * out_t).sum(1) / (norm_x * norm_out[:, 0])  # [M, B]
+        norm_out = torch.mul(out_t, out_t, out=square).sum(1, keepdim=True).sqrt_().clamp_min_(COSINE_EPS)  # [M, 1, B]
+        cos = torch.mul(x_t, out_t, out=square).sum(1) / (norm_x * norm_out[:, 0])  # [M, B]
         # the terms in LOSS_TERMS order: Loss (below), then one row per term
         table = torch.empty(len(LOSS_TERMS), n, device=x_t.device)
-        torch.mean(diff * diff, dim=(1, 2), out=table[1])
+        torch.mean(torch.mul(diff, diff, out=square), dim=(1, 2), out=table[1])
         torch.mean(1 - cos, dim=-1, out=table[2])
         torch.sum(values, dim=(1, 2), out=table[3]).div_(b)
         torch.sum(kept, dim=(1, 2), out=table[4]).div_(b)
@@ -477,9 +500,9 @@ class _Stack:
             grad_y += aux[3]
         g_enc_w, g_enc_b, g_dec_w, g_dec_b = grads = self._grads
         # decoder: y = dec_w^T code + dec_b (and the auxiliary reconstruction through the dead latents)
-        grad_dec_w = torch.bmm(code_t, grad_y.transpose(1, 2), out=self.buffer("grad_dec_w", g_dec_w.shape))
+        grad_dec_w = torch.bmm(code_t, grad_y.transpose(1, 2), out=buf("grad_dec_w", g_dec_w.shape))
         torch.sum(grad_y, -1, out=g_dec_b)
-        grad_code = torch.bmm(dec_w, grad_y, out=self.buffer("grad_code", shape))  # [M, h, B]
+        grad_code = torch.bmm(dec_w, grad_y, out=buf("grad_code", shape))  # [M, h, B]
         if self.any_l1:
             grad_code += l1_grad  # d|code|/d code = 1 where code > 0
         # ReLU and TopK: the gradient reaches only the kept latents, those with code > 0 (in place: a third
@@ -488,12 +511,12 @@ class _Stack:
         if aux is not None:  # through the dead latents' decoder rows and pre-activations
             rows, aux_d, dec_dead, grad_r = aux  # rows: of the [M·h, ·] views, model by model
             grad_dec_w.view(-1, d).index_add_(0, rows, torch.bmm(aux_d, grad_r.transpose(1, 2)).view(-1, d))
-            grad_aux = torch.ops.aten.threshold_backward(torch.bmm(dec_dead, grad_r), aux_d, 0.0)  # where aux_d > 0
-            grad_pre.view(-1, b).index_add_(0, rows, grad_aux.view(-1, b))
+            grad_aux = torch.bmm(dec_dead, grad_r, out=self.scratch("grad_aux", aux_d.shape))
+            grad_aux = torch.ops.aten.threshold_backward.grad_input(grad_aux, aux_d, 0.0, grad_input=grad_aux)
+            grad_pre.view(-1, b).index_add_(0, rows, grad_aux.view(-1, b))  # where aux_d > 0
         g_dec_w.copy_(grad_dec_w)
         # encoder: pre = relu(enc_w^T (xs - dec_b) + enc_b)
-        g_enc_w.copy_(torch.bmm(grad_pre, z_t.transpose(1, 2), out=self.buffer("grad_enc_w", (n, self.width, d)))
-                      .transpose(1, 2))  # fmt: skip
+        g_enc_w.copy_(torch.bmm(grad_pre, z_t.transpose(1, 2), out=buf("grad_enc_w", (n, self.width, d))).transpose(1, 2))
         torch.sum(grad_pre, -1, out=g_enc_b)
         g_dec_b -= torch.bmm(enc_w, g_enc_b[:, :, None])[:, :, 0]  # sum over B of enc_w @ grad_pre
         return table, grads
@@ -518,7 +541,8 @@ class _Stack:
         is_dead = torch.arange(most, device=pre_t.device) < n_dead[:, None]  # [M, D]: False where padding
         # whole rows of the [M·h, B] view (index_select copies rows: far faster than a gather along latents)
         rows = (dead_index + torch.arange(0, n * pre_t.shape[1], pre_t.shape[1], device=pre_t.device)[:, None]).view(-1)
-        pre_d = pre_t.view(-1, b).index_select(0, rows).view(n, most, b).clamp_min_(0.0)  # the ReLU
+        pre_d = torch.index_select(pre_t.view(-1, b), 0, rows, out=self.scratch("pre_d", (n * most, b)))
+        pre_d = pre_d.view(n, most, b).clamp_min_(0.0)  # the ReLU
         if self.aux_k >= most:  # every dead latent is kept
             aux_d = pre_d.mul_(is_dead.to(pre_d.dtype)[:, :, None])
         else:
@@ -527,11 +551,13 @@ class _Stack:
             values = top.values
             if fewest < self.aux_k:  # some model has fewer dead latents: drop its live picks
                 values = torch.where(torch.gather(is_dead[:, :, None].expand(n, most, b), 1, top.indices), values, 0.0)
-            aux_d = torch.zeros_like(pre_d).scatter_(1, top.indices, values)
+            aux_d = self.scratch("aux_d", pre_d.shape).zero_().scatter_(1, top.indices, values)
         dec_dead = torch.gather(dec_w, 1, dead_index[:, :, None].expand(n, most, dec_w.shape[2]))
-        residual = xs_t - torch.baddbmm(y_t, dec_dead.transpose(1, 2), aux_d)
+        residual = torch.baddbmm(y_t, dec_dead.transpose(1, 2), aux_d, out=self.buffer("residual", y_t.shape))
+        residual = torch.sub(xs_t, residual, out=residual)
         some = n_dead > 0
-        out.copy_(torch.where(some, (residual * residual).mean(dim=(1, 2)), 0.0))
+        square = torch.mul(residual, residual, out=self.buffer("square", y_t.shape))
+        out.copy_(torch.where(some, square.mean(dim=(1, 2)), 0.0))
         return rows, aux_d, dec_dead, residual.mul_(torch.where(some, aux_scale, 0.0)[:, None, None])
 
     @torch.no_grad()
