@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from sae_fixtures import clustered_elsa, clustered_matrix, embeddings_of, write_stage_inputs
-from sagea.models.sae import LOSS_TERMS, SAE, fit
+from sagea.models.sae import LOSS_TERMS, SAE, _evaluate_loss, fit
 from sagea.models.sae_data import EmbeddingData, InteractionData
 from sagea.models.sae_grid import Inputs, PreparedData, _Stack, fit_stack, stack_key
 
@@ -136,6 +136,30 @@ def test_prepared_inputs_are_bit_for_bit_those_of_each_batch():
         first, other = prepared.batch(np.arange(10)), prepared.batch(np.arange(20, 25))
         assert torch.equal(first.x_t, emb[:10].t()) and torch.equal(other.x_t, emb[20:25].t())
         assert prepared.batch(np.arange(30, 40)).x_t.data_ptr() == first.x_t.data_ptr()
+
+
+def test_stacked_validation_equals_each_model_alone():
+    """_Stack.evaluate (every model's validation losses in one pass, as fit_stack validates) equals
+    sae._evaluate_loss of each model alone: eval mode, batches in order (the last one smaller), size-weighted
+    sums; with dead latents (the auxiliary term), and without touching the dead-latent counters."""
+    gen = torch.Generator().manual_seed(11)
+    models = [SAE(8, w, k=k, reconstruction_loss=loss, seed=i)
+              for i, (w, k, loss) in enumerate([(32, 4, "l2"), (32, 2, "cosine"), (20, 3, "l2")])]  # fmt: skip
+    with torch.no_grad():
+        for model in models:
+            for p in model.parameters():
+                p.add_(0.1 * torch.randn(p.shape, generator=gen))
+            model.inactive_batches[::4] = model.hparams["dead_after"]  # a quarter of the latents dead
+    valid = 2 * torch.randn(70, 8, generator=gen) + 0.5
+    stack = _Stack(models, [1e-3] * 3, torch.device("cpu"))
+    inactive = stack.inactive.clone()
+    table = stack.evaluate(PreparedData(valid, torch.device("cpu")), batch_size=32)
+    assert table.dtype == torch.float64 and torch.equal(stack.inactive, inactive)
+    for m, model in enumerate(models):
+        alone = _evaluate_loss(model, EmbeddingData(valid), 32, 0, "cpu")
+        assert alone["Auxiliary"] > 0
+        for t, name in enumerate(LOSS_TERMS):
+            assert float(table[t, m]) == pytest.approx(alone[name], rel=1e-6, abs=1e-9), (m, name)
 
 
 @pytest.mark.parametrize(
