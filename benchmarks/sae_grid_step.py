@@ -1,7 +1,8 @@
 """One training step of a stack of SAEs against one SAE alone, per width (sagea.models.sae_grid).
 
 The paper grid's 6 models of one width (k 8/4/2 × L2/Cosine, TopK) as one ``_Stack`` (the
-hand-written step) and one model (k 4) through ``SAE.train_step`` with Adam, on the same
+hand-written step, its batches prepared once as ``fit_stack`` prepares them:
+``PreparedData``) and one model (k 4) through ``SAE.train_step`` with Adam, on the same
 clustered d-dimensional inputs, batch 1024, after warm-up steps (dead latents, hence the
 auxiliary loss, occur as in training). Prints ms per step and the ratio 6 × alone / stack; with
 ``--compile`` also the stack step under ``torch.compile`` (inductor) after its compilation.

@@ -516,7 +516,8 @@ class _Stack:
             grad_pre.view(-1, b).index_add_(0, rows, grad_aux.view(-1, b))  # where aux_d > 0
         g_dec_w.copy_(grad_dec_w)
         # encoder: pre = relu(enc_w^T (xs - dec_b) + enc_b)
-        g_enc_w.copy_(torch.bmm(grad_pre, z_t.transpose(1, 2), out=buf("grad_enc_w", (n, self.width, d))).transpose(1, 2))
+        grad_enc_w = torch.bmm(grad_pre, z_t.transpose(1, 2), out=buf("grad_enc_w", (n, self.width, d)))
+        g_enc_w.copy_(grad_enc_w.transpose(1, 2))
         torch.sum(grad_pre, -1, out=g_enc_b)
         g_dec_b -= torch.bmm(enc_w, g_enc_b[:, :, None])[:, :, 0]  # sum over B of enc_w @ grad_pre
         return table, grads
@@ -668,8 +669,8 @@ def fit_stack(
     # standardisation once for every user, not in every step
     prepared = PreparedData(train.embeddings, device) if stack.fast and isinstance(train, EmbeddingData) else None
     # and the validation losses of every model at once (sae._evaluate_loss's batches and sums)
-    prepared_valid = (PreparedData(valid.embeddings, device)
-                      if prepared is not None and isinstance(valid, EmbeddingData) and len(valid) else None)  # fmt: skip
+    stacked_valid = prepared is not None and isinstance(valid, EmbeddingData) and len(valid) > 0
+    prepared_valid = PreparedData(valid.embeddings, device) if stacked_valid else None
     stopping = [EarlyStopping(p, unit, "min") for p, unit in zip(patiences, early_stop_units)]
     results = [FitResult() for _ in models]
     started = time.perf_counter()
@@ -700,7 +701,7 @@ def fit_stack(
             model = models[i]
             stack.write_back(row, model)
             epoch_terms = {name: float(sums[t, row]) / n for t, name in enumerate(LOSS_TERMS)}
-            valid_terms = None if valid_table is None else {name: valid_table[t][row] for t, name in enumerate(LOSS_TERMS)}
+            valid_terms = None if valid_table is None else dict(zip(LOSS_TERMS, (v[row] for v in valid_table)))
             score, history_row = validation_row(model, valid, epoch, epoch_terms, batch_size, seed, device,
                                                 on_validation[i], started, valid_terms)  # fmt: skip
             model.train()
