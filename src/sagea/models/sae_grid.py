@@ -176,6 +176,7 @@ class _Stack:
     def _summarise(self) -> None:
         """Per-stack facts read on every step, kept on the host (no device sync per step)."""
         self._buffers: dict[tuple, torch.Tensor] = {}  # work tensors (their shapes follow the stack's)
+        self._dead_plan: tuple | None = None  # fast_auxiliary's, for the current dead latents
         self._weights = self.views(self.flat.detach())  # the parameters outside autograd (same storage)
         self._grads = self.views(self.grad)
         self._top_k_plans: dict[tuple, list] = {}
@@ -532,21 +533,17 @@ class _Stack:
         ``recon = y + dec_dead^T aux_d``; None while no model has dead latents.
         """
         dead = self.dead()
-        n_dead = dead.sum(-1)
-        fewest, most = n_dead.aminmax()
-        fewest, most = int(fewest), int(most)  # one host sync per step, as SAE.auxiliary_loss has
+        plan = self._dead_plan  # what follows from the dead latents, kept while they stay the same
+        if plan is None or not torch.equal(plan[0], dead):  # one host sync per step, as SAE.auxiliary_loss has
+            plan = self._dead_plan = self._plan_dead(dead)
+        _, fewest, most, dead_index, is_dead, keep, rows = plan
         if most == 0:
             return None
         n, b = pre_t.shape[0], pre_t.shape[2]
-        # each model's dead latents first, in latent order (as SAE.auxiliary_loss's pre[:, dead])
-        dead_index = torch.sort(dead.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :most]
-        is_dead = torch.arange(most, device=pre_t.device) < n_dead[:, None]  # [M, D]: False where padding
-        # whole rows of the [M·h, B] view (index_select copies rows: far faster than a gather along latents)
-        rows = (dead_index + torch.arange(0, n * pre_t.shape[1], pre_t.shape[1], device=pre_t.device)[:, None]).view(-1)
         pre_d = torch.index_select(pre_t.view(-1, b), 0, rows, out=self.scratch("pre_d", (n * most, b)))
         pre_d = pre_d.view(n, most, b).clamp_min_(0.0)  # the ReLU
         if self.aux_k >= most:  # every dead latent is kept
-            aux_d = pre_d.mul_(is_dead.to(pre_d.dtype)[:, :, None])
+            aux_d = pre_d.mul_(keep)
         else:
             candidates = torch.where(is_dead[:, :, None], pre_d, -1.0)
             top = torch.topk(candidates, self.aux_k, dim=1)
@@ -557,10 +554,24 @@ class _Stack:
         dec_dead = torch.gather(dec_w, 1, dead_index[:, :, None].expand(n, most, dec_w.shape[2]))
         residual = torch.baddbmm(y_t, dec_dead.transpose(1, 2), aux_d, out=self.buffer("residual", y_t.shape))
         residual = torch.sub(xs_t, residual, out=residual)
-        some = n_dead > 0
         square = torch.mul(residual, residual, out=self.buffer("square", y_t.shape))
+        some = is_dead[:, 0]  # the models with dead latents (the others' term and gradient are 0)
         out.copy_(torch.where(some, square.mean(dim=(1, 2)), 0.0))
         return rows, aux_d, dec_dead, residual.mul_(torch.where(some, aux_scale, 0.0)[:, None, None])
+
+    def _plan_dead(self, dead: torch.Tensor) -> tuple:
+        """For the dead latents ``dead`` ``[M, h]``: ``(dead, fewest, most, dead_index, is_dead, keep, rows)`` —
+        the fewest and most dead latents of a model, each model's dead latents first in latent order (as
+        SAE.auxiliary_loss's ``pre[:, dead]``) ``[M, most]``, which of those slots hold a dead latent (bool,
+        and as a float factor ``[M, most, 1]``), and the slots as rows of the ``[M·h, ·]`` views (``index_select`` copies rows: far faster than a gather
+        along latents)."""
+        n_dead = dead.sum(-1)
+        fewest, most = (int(v) for v in n_dead.aminmax())
+        dead_index = torch.sort(dead.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :most]
+        is_dead = torch.arange(most, device=dead.device) < n_dead[:, None]  # [M, D]: False where padding
+        h = dead.shape[1]
+        rows = (dead_index + torch.arange(0, len(dead) * h, h, device=dead.device)[:, None]).view(-1)
+        return dead.clone(), fewest, most, dead_index, is_dead, is_dead.to(torch.float32)[:, :, None], rows
 
     @torch.no_grad()
     def evaluate(self, data: PreparedData, batch_size: int) -> torch.Tensor:
