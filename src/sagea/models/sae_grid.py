@@ -47,6 +47,7 @@ step). Later steps see weights that differ by rounding, so such a flip can still
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -138,8 +139,10 @@ class _Stack:
         self.device = device
         # the four parameters of every model as views of one [models, P] tensor (model-major), so that the
         # optimiser runs as a handful of operations over one tensor instead of a handful per parameter
-        self.shapes = [(d, h), (h,), (h, d), (d,)]  # encoder_w, encoder_b, decoder_w, decoder_b
-        self.flat = torch.zeros(n, sum(math.prod(s) for s in self.shapes), device=device)
+        shapes = [(d, h), (h,), (h, d), (d,)]  # encoder_w, encoder_b, decoder_w, decoder_b
+        ends = list(itertools.accumulate(math.prod(s) for s in shapes))
+        self.layout = [(end - math.prod(s), end, s) for end, s in zip(ends, shapes)]  # columns of flat per parameter
+        self.flat = torch.zeros(n, ends[-1], device=device)
         self.inactive = torch.zeros(n, h, dtype=torch.long, device=device)
         self.real = torch.zeros(n, h, dtype=torch.bool, device=device)  # False: padding latents
         with torch.no_grad():
@@ -245,31 +248,31 @@ class _Stack:
 
     def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """``flat`` ``[models, P]`` as the four stacked parameters (encoder_w, encoder_b, decoder_w, decoder_b)."""
-        out, start = [], 0
-        for shape in self.shapes:
-            size = math.prod(shape)
-            out.append(flat[:, start : start + size].view(flat.shape[0], *shape))
-            start += size
-        return out
+        return [self.view(flat, i) for i in range(len(self.layout))]
+
+    def view(self, flat: torch.Tensor, i: int) -> torch.Tensor:
+        """Parameter ``i`` (:meth:`views` order) of ``flat``."""
+        start, stop, shape = self.layout[i]
+        return flat[:, start:stop].view(flat.shape[0], *shape)
 
     def params(self) -> list[torch.Tensor]:
         return self.views(self.flat)
 
     @property
     def encoder_w(self) -> torch.Tensor:  # [M, d, h]
-        return self.params()[0]
+        return self.view(self.flat, 0)
 
     @property
     def encoder_b(self) -> torch.Tensor:  # [M, h]
-        return self.params()[1]
+        return self.view(self.flat, 1)
 
     @property
     def decoder_w(self) -> torch.Tensor:  # [M, h, d]
-        return self.params()[2]
+        return self.view(self.flat, 2)
 
     @property
     def decoder_b(self) -> torch.Tensor:  # [M, d]
-        return self.params()[3]
+        return self.view(self.flat, 3)
 
     def keep(self, rows: list[int]) -> None:
         """Drop every model but ``rows`` (stopped variants leave the stack)."""
@@ -589,7 +592,7 @@ class _Stack:
     # ------------------------------------------------------------------ step (SAE.train_step + Adam, stacked)
     @torch.no_grad()
     def project_decoder_grad(self, grad: torch.Tensor) -> None:
-        g, w = (self._grads if grad is self.grad else self.views(grad))[2], self._weights[2]
+        g, w = self._grads[2] if grad is self.grad else self.view(grad, 2), self._weights[2]
         g -= (g * w).sum(-1, keepdim=True) * w
 
     @torch.no_grad()
