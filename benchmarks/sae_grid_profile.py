@@ -9,12 +9,17 @@
 - ``ops``: top-level operations per step (``torch.profiler``), for the paper grid as one stack of
   18 (widths 1024/2048/4096 padded, k 128/64/32) and for one SAE alone (width 4096, k 128) — the
   number of kernel launches a GPU step pays for;
-- ``micro``: the single operations compared in this round, on the width-64 stack's shapes.
+- ``micro``: the single operations compared in this round, on the width-64 stack's shapes;
+- ``dump FILE`` / ``compare OLD NEW``: 18 stacked SAEs trained with early stopping (models leave
+  their stack), saved, and compared with those of another checkout: are the weights bit for bit equal.
 
     SAGEA_PROGRESS=0 python benchmarks/sae_grid_profile.py faults [--processes 6]
     SAGEA_PROGRESS=0 python benchmarks/sae_grid_profile.py sections
     SAGEA_PROGRESS=0 python benchmarks/sae_grid_profile.py ops
     SAGEA_PROGRESS=0 python benchmarks/sae_grid_profile.py micro
+    SAGEA_PROGRESS=0 PYTHONPATH=<old checkout>/src python benchmarks/sae_grid_profile.py dump old.pt
+    SAGEA_PROGRESS=0 PYTHONPATH=src python benchmarks/sae_grid_profile.py dump new.pt
+    python benchmarks/sae_grid_profile.py compare old.pt new.pt
 
 One thread throughout. ``faults`` runs whatever ``sagea`` is importable: point ``PYTHONPATH`` at an
 older checkout's ``src`` to measure it.
@@ -33,11 +38,12 @@ import numpy as np
 import torch
 
 from sagea.models.sae import SAE
-from sagea.models.sae_grid import PreparedData, _Stack
 
 
 def _paper_stack(d: int, widths, ks, batch: int, n_batches: int = 4, **hp):
     """A stack of TopK SAEs (every width × k × L2/Cosine, k descending as fit_stack orders them) and its batches."""
+    from sagea.models.sae_grid import PreparedData, _Stack  # here: `dump` also runs on checkouts without them
+
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((16, d))
     x = centres[rng.integers(0, 16, n_batches * batch)] + 0.3 * rng.standard_normal((n_batches * batch, d))
@@ -164,12 +170,47 @@ def micro() -> None:
         print(f"{name}: {best(f):.1f} µs")
 
 
+def dump(path: str) -> None:
+    """Train the 18 SAEs (widths 16/32/64, k 2/4/8, L2/Cosine; d 16; 60 epochs, lr 1e-2, patience 1–2
+    validations so that models stop early and leave their stack) by width stacks; save weights and histories."""
+    from sagea.models.sae_data import EmbeddingData
+    from sagea.models.sae_grid import fit_stack
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((16, 16))
+    x = centres[rng.integers(0, 16, 5120)] + 0.3 * rng.standard_normal((5120, 16))
+    x = torch.as_tensor(x, dtype=torch.float32)
+    train, valid = EmbeddingData(x[:4096]), EmbeddingData(x[4096:])
+    out = {}
+    for width in (16, 32, 64):
+        models = [SAE(16, width, k=k, reconstruction_loss=loss, seed=0, dead_after=5) for k in (2, 4, 8)
+                  for loss in ("l2", "cosine")]  # fmt: skip
+        results = fit_stack(models, train, valid, lrs=[1e-2] * 6, patiences=[1, 2] * 3,
+                            early_stop_units=["validations"] * 6, epochs=60, validate_every=5, seed=0)  # fmt: skip
+        for i, (model, result) in enumerate(zip(models, results)):
+            history = [{k: v for k, v in row.items() if k != "seconds"} for row in result.history]
+            out[f"{width}/{i}"] = (model.state_dict(), history, result.best_epoch, result.epochs_run)
+    torch.save(out, path)
+
+
+def compare(a_path: str, b_path: str) -> None:
+    a, b = torch.load(a_path, weights_only=False), torch.load(b_path, weights_only=False)
+    same_weights = sum(all(torch.equal(a[k][0][n], b[k][0][n]) for n in a[k][0]) for k in a)
+    same_stops = sum(a[k][2:] == b[k][2:] for k in a)
+    rel = max((abs(rb[n] - ra[n]) / max(abs(ra[n]), 1e-12) for k in a for ra, rb in zip(a[k][1], b[k][1]) for n in ra),
+              default=0.0)  # fmt: skip
+    print(f"{len(a)} SAEs: weights bit for bit equal {same_weights}, same best epoch and epochs run {same_stops} "
+          f"(epochs run: {sorted({a[k][3] for k in a})}); largest relative history difference {rel:.1e}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["faults", "sections", "ops", "micro", "faults-one"])
+    parser.add_argument("what", choices=["faults", "sections", "ops", "micro", "dump", "compare", "faults-one"])
+    parser.add_argument("paths", nargs="*", help="dump: the file to write; compare: two such files")
     parser.add_argument("--processes", type=int, default=6)
     args = parser.parse_args()
-    if args.what != "faults-one":
+    if args.what not in ("faults-one", "compare"):
         print(f"torch {torch.__version__}, 1 thread", flush=True)
     if args.what == "faults":  # fresh processes: the allocator's state differs from one to the next
         for _ in range(args.processes):
@@ -178,6 +219,10 @@ def main() -> None:
         faults_one()
     elif args.what == "sections":
         sections()
+    elif args.what == "dump":
+        dump(*args.paths)
+    elif args.what == "compare":
+        compare(*args.paths)
     elif args.what == "ops":
         ops()
     else:
